@@ -1,0 +1,375 @@
+"""The HTTP core: every request of every public class goes through ``MetasoClient``.
+
+Building a request, retrying, mapping errors and parsing the answer live here once, in
+``MetasoClient._exchange``, a generator that never does I/O itself: it yields
+``(delay, request)`` steps and is sent back each outcome. ``request`` (sync) and
+``arequest`` (async) drive it and differ only in the lines that sleep and send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import httpx
+from pydantic import SecretStr
+
+from langchain_metaso.errors import (
+    MetasoAPIError,
+    MetasoAuthenticationError,
+    MetasoConnectionError,
+    MetasoError,
+    MetasoInsufficientCreditsError,
+    MetasoRateLimitError,
+    MetasoResponseError,
+    MetasoServerError,
+    MetasoTimeoutError,
+)
+
+__all__ = ["Call", "ConnectionPool", "MetasoClient"]
+
+logger = logging.getLogger("langchain_metaso")
+
+T = TypeVar("T")
+
+USER_AGENT = "langchain-metaso"
+EXCERPT_CHARS = 300
+MAX_BACKOFF = 20.0
+# A Retry-After longer than this is not waited out inside one call: the error goes
+# back to the caller (an agent can decide to do something else meanwhile).
+MAX_RETRY_AFTER = 60.0
+_CREDITS_WORDS = re.compile(r"balance|insufficient|credit|quota|余额|积分不足|额度", re.IGNORECASE)
+_RETRYABLE = (MetasoConnectionError, MetasoRateLimitError, MetasoServerError)
+
+Outcome = httpx.Response | httpx.TransportError
+Step = tuple[float, httpx.Request]
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One API call: where it goes, what it sends, how its answer is read.
+
+    ``parse`` gets the decoded answer (a JSON object when ``expect`` is ``"json"``,
+    the text otherwise) and raises ``ValueError`` if its shape is unusable.
+    """
+
+    endpoint: str
+    body: Mapping[str, Any]
+    parse: Callable[[Any], T]
+    expect: Literal["json", "text"] = "json"
+
+
+class ConnectionPool:
+    """Lazily created ``httpx`` clients, shared by an instance and its shallow copies.
+
+    Async clients are kept per event loop, because connections belong to the loop that
+    opened them: a new ``asyncio.run`` gets fresh ones, a long-lived (Jupyter) loop
+    keeps reusing its own. Copies made by ``copy.deepcopy`` and pickling start empty.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: dict[tuple[Any, int], httpx.Client] = {}
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[Any, int], httpx.AsyncClient]
+        ] = weakref.WeakKeyDictionary()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionPool:
+        return ConnectionPool()
+
+    def __reduce__(self) -> tuple[type[ConnectionPool], tuple[()]]:
+        return ConnectionPool, ()
+
+    @staticmethod
+    def _limits(max_concurrency: int) -> httpx.Limits:
+        # The pool size bounds the requests in flight: extra ones wait for a connection.
+        return httpx.Limits(
+            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+        )
+
+    def sync_client(self, transport: Any, max_concurrency: int) -> httpx.Client:
+        key = (transport, max_concurrency)
+        with self._lock:
+            client = self._sync.get(key)
+            if client is None:
+                client = httpx.Client(transport=transport, limits=self._limits(max_concurrency))
+                self._sync[key] = client
+            return client
+
+    def async_client(self, transport: Any, max_concurrency: int) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        key = (transport, max_concurrency)
+        with self._lock:
+            clients = self._async.setdefault(loop, {})
+            client = clients.get(key)
+            if client is None:
+                client = httpx.AsyncClient(
+                    transport=transport, limits=self._limits(max_concurrency)
+                )
+                clients[key] = client
+            return client
+
+    def close(self) -> None:
+        """Close the sync connections; async ones close with ``aclose``."""
+        with self._lock:
+            clients, self._sync = list(self._sync.values()), {}
+        for client in clients:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the connections of both kinds opened in the running loop."""
+        self.close()
+        with self._lock:
+            clients = self._async.pop(asyncio.get_running_loop(), {})
+        for client in clients.values():
+            await client.aclose()
+
+
+@dataclass(frozen=True)
+class MetasoClient:
+    """A snapshot of one instance's settings, with the instance's connection pool.
+
+    Made afresh for each call (it is a few attribute copies), so a ``model_copy`` with
+    a new ``base_url`` or ``timeout`` talks to the new settings at once.
+    """
+
+    api_key: SecretStr
+    base_url: str
+    timeout: float
+    max_retries: int
+    retry_backoff: float
+    max_concurrency: int
+    transport: Any
+    pool: ConnectionPool
+
+    def request(self, call: Call[T]) -> T:
+        """Run ``call`` synchronously, with retries; raise a ``MetasoError`` on failure."""
+        client = self.pool.sync_client(self.transport, self.max_concurrency)
+        flow = self._exchange(call)
+        outcome: Outcome | None = None
+        try:
+            while True:
+                delay, request = flow.send(outcome)
+                if delay:
+                    time.sleep(delay)
+                try:
+                    outcome = client.send(request)
+                except httpx.TransportError as exc:
+                    outcome = exc
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    async def arequest(self, call: Call[T]) -> T:
+        """Run ``call`` on the running event loop, with retries."""
+        client = self.pool.async_client(self.transport, self.max_concurrency)
+        flow = self._exchange(call)
+        outcome: Outcome | None = None
+        try:
+            while True:
+                delay, request = flow.send(outcome)
+                if delay:
+                    await asyncio.sleep(delay)
+                try:
+                    outcome = await client.send(request)
+                except httpx.TransportError as exc:
+                    outcome = exc
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+    # --- everything below is shared by sync and async, and does no I/O ---
+
+    def url(self, endpoint: str) -> str:
+        return f"{self.base_url.rstrip('/')}/{endpoint}"
+
+    def _exchange(self, call: Call[T]) -> Generator[Step, Outcome | None, T]:
+        request = self._build(call)
+        delay = 0.0
+        attempt = 0
+        while True:
+            outcome = yield delay, request
+            assert outcome is not None  # the drivers always send one back
+            try:
+                return self._interpret(call, outcome)
+            except _RETRYABLE as exc:
+                if attempt >= self.max_retries or not self._may_retry(exc):
+                    raise
+                delay = self._backoff(attempt, exc)
+                attempt += 1
+                logger.info(
+                    "Metaso %s: attempt %d failed (%s); retrying in %.2f s",
+                    call.endpoint,
+                    attempt,
+                    type(exc).__name__,
+                    delay,
+                )
+
+    def _build(self, call: Call[Any]) -> httpx.Request:
+        accept = "application/json" if call.expect == "json" else "text/plain"
+        return httpx.Request(
+            "POST",
+            self.url(call.endpoint),
+            headers={
+                "Authorization": f"Bearer {self.api_key.get_secret_value()}",
+                "Content-Type": "application/json",
+                "Accept": accept,
+                "User-Agent": USER_AGENT,
+            },
+            # Unescaped Chinese is a third of the bytes of its \uXXXX form.
+            content=json.dumps(call.body, ensure_ascii=False).encode("utf-8"),
+            # No pool timeout: waiting for a free connection is how max_concurrency
+            # queues requests, and each request ahead is bounded by its own timeout.
+            extensions={"timeout": httpx.Timeout(self.timeout, pool=None).as_dict()},
+        )
+
+    def _interpret(self, call: Call[T], outcome: Outcome) -> T:
+        url = self.url(call.endpoint)
+        if isinstance(outcome, httpx.TransportError):
+            kind = (
+                MetasoTimeoutError
+                if isinstance(outcome, httpx.TimeoutException)
+                else MetasoConnectionError
+            )
+            problem = (
+                f"{type(outcome).__name__}: {outcome}" if str(outcome) else type(outcome).__name__
+            )
+            raise kind(self._redact(problem), endpoint=call.endpoint, url=url) from outcome
+        response = outcome
+        logger.debug("Metaso %s: HTTP %d from %s", call.endpoint, response.status_code, url)
+        if response.status_code >= 300:
+            raise self._http_error(call.endpoint, url, response)
+        if call.expect == "text":
+            decoded: Any = response.text
+        else:
+            decoded = self._decode_json(call.endpoint, url, response)
+        try:
+            return call.parse(decoded)
+        except ValueError as exc:
+            raise MetasoResponseError(
+                self._redact(str(exc)), endpoint=call.endpoint, body_excerpt=self._excerpt(response)
+            ) from exc
+
+    def _decode_json(self, endpoint: str, url: str, response: httpx.Response) -> Any:
+        try:
+            payload = json.loads(response.content)
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+            content_type = response.headers.get("content-type", "no content type")
+            raise MetasoResponseError(
+                f"the body is not JSON ({content_type})",
+                endpoint=endpoint,
+                body_excerpt=self._excerpt(response),
+            ) from exc
+        if not isinstance(payload, dict):
+            raise MetasoResponseError(
+                f"expected a JSON object, got {type(payload).__name__}",
+                endpoint=endpoint,
+                body_excerpt=self._excerpt(response),
+            )
+        code = payload.get("errCode", payload.get("err_code"))
+        if code not in (None, 0, "0") or isinstance(payload.get("error"), dict):
+            raise self._api_error(endpoint, url, response.status_code, payload)
+        return payload
+
+    def _http_error(self, endpoint: str, url: str, response: httpx.Response) -> MetasoError:
+        try:
+            payload: Any = json.loads(response.content)
+        except (ValueError, RecursionError):
+            payload = None
+        if not isinstance(payload, dict):
+            payload = {"message": self._excerpt(response) or response.reason_phrase}
+        return self._api_error(
+            endpoint, url, response.status_code, payload, retry_after=_retry_after(response)
+        )
+
+    def _api_error(
+        self,
+        endpoint: str,
+        url: str,
+        status: int,
+        payload: dict[str, Any],
+        *,
+        retry_after: float | None = None,
+    ) -> MetasoAPIError:
+        error = payload.get("error")
+        source = error if isinstance(error, dict) else payload
+        message = next(
+            (
+                str(source[key])
+                for key in ("errMsg", "message", "msg", "detail", "error")
+                if isinstance(source.get(key), str | int) and str(source[key])
+            ),
+            "",
+        )
+        code = next(
+            (
+                source[key]
+                for key in ("errCode", "err_code", "code")
+                if isinstance(source.get(key), str | int)
+            ),
+            None,
+        )
+        args: dict[str, Any] = {
+            "status_code": status,
+            "endpoint": endpoint,
+            "url": url,
+            "code": code,
+        }
+        message = self._redact(message)
+        if status == 429:
+            return MetasoRateLimitError(message, retry_after=retry_after, **args)
+        if status in (401, 403):
+            return MetasoAuthenticationError(message, **args)
+        if status == 402 or _CREDITS_WORDS.search(message):
+            return MetasoInsufficientCreditsError(message, **args)
+        if status >= 500:
+            return MetasoServerError(message, **args)
+        return MetasoAPIError(message, **args)
+
+    def _may_retry(self, exc: MetasoError) -> bool:
+        # A server that asks for a long pause is answered at once: waiting a minute
+        # inside a tool call would stall the agent.
+        retry_after = getattr(exc, "retry_after", None)
+        return retry_after is None or retry_after <= MAX_RETRY_AFTER
+
+    def _backoff(self, attempt: int, exc: MetasoError) -> float:
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after)
+        ceiling = min(MAX_BACKOFF, self.retry_backoff * 2**attempt)
+        # Equal jitter: at least half the ceiling, so retries spread without collapsing to 0.
+        return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 (not crypto)
+
+    def _excerpt(self, response: httpx.Response) -> str:
+        text = response.content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+        text = self._redact(text)
+        return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
+
+    def _redact(self, text: str) -> str:
+        secret = self.api_key.get_secret_value()
+        return text.replace(secret, "***") if secret else text
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

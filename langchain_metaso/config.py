@@ -1,0 +1,112 @@
+"""Settings shared by every public class, defined once, and the search call they share."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+
+from langchain_metaso.client import Call, ConnectionPool, MetasoClient
+from langchain_metaso.models import SearchRequest, SearchResponse
+
+__all__ = ["DEFAULT_BASE_URL", "METASO_CN_BASE_URL", "MetasoConfig"]
+
+DEFAULT_BASE_URL = "https://api.302.ai/metaso"
+"""302.AI, the provider documented in the seed; its keys start with ``sk-``."""
+METASO_CN_BASE_URL = "https://metaso.cn/api/v1"
+"""Metaso itself; its keys start with ``mk-``."""
+
+
+class MetasoConfig(BaseModel):
+    """Connection settings and the pooled HTTP client behind them.
+
+    A mixin of every public class, so they are configured the same way and
+    raise the same errors.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    metaso_api_key: SecretStr = Field(
+        default_factory=secret_from_env("METASO_API_KEY", default=""), validate_default=True
+    )
+    """API key; read from the ``METASO_API_KEY`` environment variable if not given."""
+    base_url: str = Field(
+        default_factory=from_env("METASO_BASE_URL", default=DEFAULT_BASE_URL), validate_default=True
+    )
+    """API root, e.g. ``https://api.302.ai/metaso`` or ``https://metaso.cn/api/v1``;
+    read from ``METASO_BASE_URL`` if not given."""
+    timeout: float = Field(default=30.0, gt=0)
+    """Seconds to wait for each attempt (connect, send, read)."""
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """Retries after a transient failure (connection error, timeout, 429, 5xx)."""
+    retry_backoff: float = Field(default=0.5, ge=0)
+    """First backoff in seconds; it doubles each retry (with jitter), unless the
+    server's ``Retry-After`` says otherwise."""
+    max_concurrency: int = Field(default=16, ge=1, le=1000)
+    """Requests in flight at once from this instance and its copies; more wait."""
+    transport: Any = Field(default=None, exclude=True, repr=False)
+    """An ``httpx`` transport to send through instead of the network (e.g.
+    ``MetasoEmulator().transport()`` for offline tests)."""
+
+    _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
+
+    @field_validator("metaso_api_key")
+    @classmethod
+    def _require_key(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError(
+                "No Metaso API key: set the METASO_API_KEY environment variable or pass "
+                "metaso_api_key=... (get a key at https://302.ai or https://metaso.cn)"
+            )
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r} or "
+                f"{METASO_CN_BASE_URL!r}, got {value!r}"
+            )
+        return value
+
+    @property
+    def client(self) -> MetasoClient:
+        """The HTTP core, with this instance's current settings and connection pool."""
+        return MetasoClient(
+            api_key=self.metaso_api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            retry_backoff=self.retry_backoff,
+            max_concurrency=self.max_concurrency,
+            transport=self.transport,
+            pool=self._pool,
+        )
+
+    def close(self) -> None:
+        """Close pooled sync connections now, rather than when garbage collected."""
+        self._pool.close()
+
+    async def aclose(self) -> None:
+        """Close pooled connections, async ones of the running loop included."""
+        await self._pool.aclose()
+
+    def _search(self, request: SearchRequest) -> SearchResponse:
+        return self.client.request(_search_call(request))
+
+    async def _asearch(self, request: SearchRequest) -> SearchResponse:
+        return await self.client.arequest(_search_call(request))
+
+
+def _search_call(request: SearchRequest) -> Call[SearchResponse]:
+    return Call(
+        endpoint="search",
+        body=request.to_body(),
+        parse=partial(SearchResponse.from_payload, scope=request.scope),
+    )

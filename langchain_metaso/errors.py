@@ -1,0 +1,141 @@
+"""Typed errors raised by every public class of ``langchain_metaso``.
+
+Messages say what failed, the provider's own words and what to do next. They are
+built from data that never includes the API key (the HTTP core also redacts the key
+from anything the server echoes back).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MetasoAPIError",
+    "MetasoAuthenticationError",
+    "MetasoConnectionError",
+    "MetasoError",
+    "MetasoInsufficientCreditsError",
+    "MetasoRateLimitError",
+    "MetasoResponseError",
+    "MetasoServerError",
+    "MetasoTimeoutError",
+]
+
+
+class MetasoError(Exception):
+    """Base class of every error raised by ``langchain_metaso``."""
+
+
+class MetasoAPIError(MetasoError):
+    """The server answered, and the answer is an error.
+
+    Attributes:
+        status_code: HTTP status (200 for a business error carried in the body).
+        code: The provider's own error code (``errCode``, ``err_code``), if any.
+        provider_message: The provider's own message, if any.
+        endpoint: The endpoint that failed, e.g. ``"search"``.
+    """
+
+    hint = "Check the request parameters against the Metaso API reference."
+
+    def __init__(
+        self,
+        provider_message: str,
+        *,
+        status_code: int,
+        endpoint: str,
+        url: str = "",
+        code: int | str | None = None,
+    ) -> None:
+        self.provider_message = provider_message
+        self.status_code = status_code
+        self.endpoint = endpoint
+        self.url = url
+        self.code = code
+        where = f" ({url})" if url else ""
+        code_part = f", code {code}" if code is not None else ""
+        super().__init__(
+            f"Metaso {endpoint} failed with HTTP {status_code}{code_part}{where}: "
+            f"{provider_message or 'no message'}. {self.hint}"
+        )
+
+
+class MetasoAuthenticationError(MetasoAPIError):
+    """HTTP 401 or 403: the API key is missing, wrong, or not valid for this base URL."""
+
+    hint = (
+        "Check that METASO_API_KEY (or metaso_api_key=) holds a valid key for this "
+        "base URL: 302.AI keys start with 'sk-' and go with https://api.302.ai/metaso, "
+        "metaso.cn keys start with 'mk-' and go with https://metaso.cn/api/v1."
+    )
+
+
+class MetasoInsufficientCreditsError(MetasoAPIError):
+    """HTTP 402, or a body saying the balance is short: the account is out of credits."""
+
+    hint = "Top up the account's balance (credits) with the provider, then retry."
+
+
+class MetasoRateLimitError(MetasoAPIError):
+    """HTTP 429: too many requests.
+
+    Attributes:
+        retry_after: Seconds the server asked to wait, if it said.
+    """
+
+    hint = "Wait and retry later, or lower max_concurrency."
+
+    def __init__(
+        self,
+        provider_message: str,
+        *,
+        status_code: int,
+        endpoint: str,
+        url: str = "",
+        code: int | str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.hint = f"Wait {retry_after:g} s (the server's Retry-After) and retry."
+        super().__init__(
+            provider_message, status_code=status_code, endpoint=endpoint, url=url, code=code
+        )
+
+
+class MetasoServerError(MetasoAPIError):
+    """HTTP 5xx: the provider (or a proxy in front of it) failed."""
+
+    hint = "This is on the provider's side; wait a moment and retry."
+
+
+class MetasoResponseError(MetasoError):
+    """The server answered with a body this package cannot use.
+
+    Attributes:
+        endpoint: The endpoint that answered.
+        body_excerpt: The start of what came back, cut short.
+    """
+
+    def __init__(self, problem: str, *, endpoint: str, body_excerpt: str = "") -> None:
+        self.endpoint = endpoint
+        self.body_excerpt = body_excerpt
+        shown = f" Received: {body_excerpt!r}" if body_excerpt else ""
+        super().__init__(
+            f"Metaso {endpoint} returned an unusable answer: {problem}.{shown} "
+            "Check that the base URL points at the Metaso API (not a proxy or web page)."
+        )
+
+
+class MetasoConnectionError(MetasoError):
+    """The server could not be reached, or stopped answering, even after retries."""
+
+    def __init__(self, problem: str, *, endpoint: str, url: str = "") -> None:
+        self.endpoint = endpoint
+        self.url = url
+        super().__init__(
+            f"Metaso {endpoint} could not reach {url or 'the server'}: {problem}. "
+            "Check the network and the base URL (METASO_BASE_URL), then retry."
+        )
+
+
+class MetasoTimeoutError(MetasoConnectionError):
+    """The server did not answer within ``timeout`` seconds, even after retries."""

@@ -1,0 +1,102 @@
+"""``MetasoRetriever``: Metaso search results as LangChain ``Document``s."""
+
+from __future__ import annotations
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import Field
+
+from langchain_metaso.config import MetasoConfig
+from langchain_metaso.models import MAX_SIZE, Scope, SearchRequest
+
+__all__ = ["MetasoRetriever"]
+
+
+class MetasoRetriever(MetasoConfig, BaseRetriever):
+    """Metaso (秘塔) AI search as a retriever: one ``Document`` a result.
+
+    Setup:
+        Install ``langchain-metaso`` and set ``METASO_API_KEY`` (a 302.AI ``sk-`` key;
+        for a metaso.cn ``mk-`` key also set ``METASO_BASE_URL=https://metaso.cn/api/v1``).
+
+        .. code-block:: bash
+
+            pip install -U langchain-metaso
+            export METASO_API_KEY="sk-..."
+
+    Key init args:
+        k: int
+            Results to return (1-100), also accepted by ``invoke(query, k=...)``.
+        scope: str
+            ``webpage`` (default), ``document``, ``scholar``, ``podcast``, ``video``
+            or ``image``; also accepted by ``invoke(query, scope=...)``.
+        include_summary: bool
+            Ask for an AI summary of each result (default ``True``).
+        include_raw_content: bool | None
+            Ask for each page's full text; it then becomes ``page_content``.
+        concise_snippet: bool | None
+            Ask for shorter snippets.
+        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
+            Connection settings, shared by every class of the package.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_metaso import MetasoRetriever
+
+            retriever = MetasoRetriever(k=5, scope="scholar")
+
+    Invoke:
+        .. code-block:: python
+
+            docs = retriever.invoke("大语言模型 幻觉 评测")
+            docs[0].page_content         # the summary (or snippet, or raw content)
+            docs[0].metadata["source"]   # the result's URL
+
+    ``page_content`` is the raw page text when asked for and returned, else the
+    summary, else the snippet, else the title. ``metadata`` holds every other field
+    of the result under its API name, plus ``source``, ``scope`` and ``query``.
+    Errors raise the typed exceptions of ``langchain_metaso.errors``.
+    """
+
+    k: int = Field(default=10, ge=1, le=MAX_SIZE)
+    scope: Scope = "webpage"
+    include_summary: bool = True
+    include_raw_content: bool | None = None
+    concise_snippet: bool | None = None
+
+    def _request(self, query: str, k: int | None, scope: str | None) -> SearchRequest:
+        return SearchRequest(
+            query=query,
+            scope=scope or self.scope,
+            size=self.k if k is None else k,
+            include_summary=self.include_summary,
+            include_raw_content=self.include_raw_content,
+            concise_snippet=self.concise_snippet,
+        )
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        scope: str | None = None,
+    ) -> list[Document]:
+        request = self._request(query, k, scope)
+        return self._search(request).to_documents(request)
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        scope: str | None = None,
+    ) -> list[Document]:
+        request = self._request(query, k, scope)
+        return (await self._asearch(request)).to_documents(request)

@@ -1,0 +1,213 @@
+"""``MetasoSearchTool``: Metaso search as a tool an agent can call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from langchain_core.documents import Document
+from langchain_core.tools import BaseTool, ToolException
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic.v1 import ValidationError as ValidationErrorV1
+
+from langchain_metaso.config import MetasoConfig
+from langchain_metaso.errors import MetasoError
+from langchain_metaso.models import (
+    MAX_SIZE,
+    SCOPES,
+    Scope,
+    SearchRequest,
+    SearchResponse,
+    check_query,
+)
+
+__all__ = [
+    "MetasoSearchInput",
+    "MetasoSearchTool",
+    "as_tool_error",
+    "explain_invalid_arguments",
+    "format_results",
+]
+
+
+class MetasoSearchInput(BaseModel):
+    """Arguments of a ``metaso_search`` call."""
+
+    query: str = Field(description="What to search for, in Chinese or English.")
+    scope: Scope | None = Field(
+        default=None,
+        description=(
+            "Where to search: 'webpage' (the web, default), 'document' (documents, 文库), "
+            "'scholar' (academic papers), 'podcast', 'video' or 'image'."
+        ),
+    )
+    size: int | None = Field(
+        default=None, ge=1, le=MAX_SIZE, description="How many results to return (1-100)."
+    )
+    page: int | None = Field(default=None, ge=1, description="Result page, starting at 1.")
+
+    _check_query = field_validator("query")(check_query)
+
+
+def explain_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str:
+    """Turn a validation error into a message a model can act on.
+
+    LangChain's own handler answers a fixed text that names nothing.
+    """
+    items = error.errors()
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'arguments'}: {item['msg']}"
+        for item in items
+    )
+    scopes = (
+        f" Valid scopes are {', '.join(SCOPES)}."
+        if any("scope" in item["loc"] for item in items)
+        else ""
+    )
+    return f"Invalid arguments: {problems}.{scopes} Fix the arguments and call the tool again."
+
+
+@contextmanager
+def as_tool_error() -> Iterator[None]:
+    """Re-raise our errors as ``ToolException``, the only kind LangChain hands back
+    to the agent as an error ``ToolMessage`` (``handle_tool_error``)."""
+    try:
+        yield
+    except MetasoError as exc:
+        raise ToolException(str(exc)) from exc
+
+
+def format_results(request: SearchRequest, response: SearchResponse) -> str:
+    """Compact text for a model: one numbered entry a result."""
+    if not response.results:
+        return f"No {request.scope} results found for {request.query!r}."
+    shown = min(len(response.results), request.size)
+    of_total = f" of {response.total}" if response.total else ""
+    lines = [f"Metaso {request.scope} search for {request.query!r}: {shown}{of_total} results."]
+    for index, result in enumerate(response.results[:shown], start=1):
+        number = result.position or index
+        details = [
+            part for part in (result.date, result.duration, ", ".join(result.authors or ())) if part
+        ]
+        lines.append(f"\n[{number}] {result.title or '(untitled)'}")
+        if result.link:
+            lines.append(result.link)
+        if details:
+            lines.append(" | ".join(details))
+        lines.append(result.text(prefer_content=bool(request.include_raw_content))[0].strip())
+    return "\n".join(lines)
+
+
+class MetasoSearchTool(MetasoConfig, BaseTool):
+    """Metaso (秘塔) AI search as an agent tool.
+
+    Setup:
+        Install ``langchain-metaso`` and set ``METASO_API_KEY`` (a 302.AI ``sk-`` key;
+        for a metaso.cn ``mk-`` key also set ``METASO_BASE_URL=https://metaso.cn/api/v1``).
+
+        .. code-block:: bash
+
+            pip install -U langchain-metaso
+            export METASO_API_KEY="sk-..."
+
+    Key init args:
+        scope: str
+            Default scope of a call: ``webpage``, ``document``, ``scholar``,
+            ``podcast``, ``video`` or ``image``. A call may pass its own.
+        size: int
+            Default number of results (1-100). A call may pass its own.
+        page: int | None
+            Default result page.
+        include_summary, include_raw_content, concise_snippet:
+            What each result carries (an AI summary, the page's full text, shorter
+            snippets).
+        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
+            Connection settings, shared by every class of the package.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_metaso import MetasoSearchTool
+
+            tool = MetasoSearchTool(size=5)
+
+    Invoke directly with args:
+        .. code-block:: python
+
+            tool.invoke({"query": "秘塔 AI 搜索", "scope": "webpage"})
+            # -> "Metaso webpage search for '秘塔 AI 搜索': 5 of 86 results.\\n\\n[1] ..."
+
+    Invoke with a tool call (as an agent does):
+        .. code-block:: python
+
+            message = tool.invoke(
+                {"name": "metaso_search", "args": {"query": "秘塔"}, "id": "1", "type": "tool_call"}
+            )
+            message.content    # compact text for the model
+            message.artifact   # list[Document], as MetasoRetriever builds them
+
+    Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
+    error ``ToolMessage`` whose text tells the model what to do, not as an exception.
+    """
+
+    name: str = "metaso_search"
+    description: str = (
+        "Search the web with Metaso (秘塔 AI search), strongest on Chinese-language "
+        "sources. Use it for current events and fresh facts, and with scope='scholar' "
+        "for academic papers, 'document' for documents (文库), 'podcast', 'video' or "
+        "'image' for media. Returns numbered results with title, URL, date and summary."
+    )
+    args_schema: type[BaseModel] = MetasoSearchInput
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool | str | None = True
+    handle_validation_error: bool | str | None = explain_invalid_arguments  # type: ignore[assignment]
+
+    scope: Scope = "webpage"
+    size: int = Field(default=10, ge=1, le=MAX_SIZE)
+    page: int | None = Field(default=None, ge=1)
+    include_summary: bool = True
+    include_raw_content: bool | None = None
+    concise_snippet: bool | None = None
+
+    def _request(
+        self, query: str, scope: Scope | None, size: int | None, page: int | None
+    ) -> SearchRequest:
+        return SearchRequest(
+            query=query,
+            scope=scope or self.scope,
+            size=size or self.size,
+            page=page or self.page,
+            include_summary=self.include_summary,
+            include_raw_content=self.include_raw_content,
+            concise_snippet=self.concise_snippet,
+        )
+
+    @staticmethod
+    def _answer(request: SearchRequest, response: SearchResponse) -> tuple[str, list[Document]]:
+        return format_results(request, response), response.to_documents(request)
+
+    def _run(
+        self,
+        query: str,
+        scope: Scope | None = None,
+        size: int | None = None,
+        page: int | None = None,
+        run_manager: CallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        request = self._request(query, scope, size, page)
+        with as_tool_error():
+            return self._answer(request, self._search(request))
+
+    async def _arun(
+        self,
+        query: str,
+        scope: Scope | None = None,
+        size: int | None = None,
+        page: int | None = None,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        request = self._request(query, scope, size, page)
+        with as_tool_error():
+            return self._answer(request, await self._asearch(request))
