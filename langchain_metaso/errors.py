@@ -7,6 +7,8 @@ from anything the server echoes back).
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "MetasoAPIError",
     "MetasoAuthenticationError",
@@ -81,24 +83,15 @@ class MetasoRateLimitError(MetasoAPIError):
         retry_after: Seconds the server asked to wait, if it said.
     """
 
-    hint = "Wait and retry later, or lower max_concurrency."
+    hint = "Rate limited: wait a moment and retry, or lower max_concurrency."
 
-    def __init__(
-        self,
-        provider_message: str,
-        *,
-        status_code: int,
-        endpoint: str,
-        url: str = "",
-        code: int | str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
-        if retry_after is not None:
-            self.hint = f"Wait {retry_after:g} s (the server's Retry-After) and retry."
-        super().__init__(
-            provider_message, status_code=status_code, endpoint=endpoint, url=url, code=code
-        )
+        if retry_after:
+            self.hint = (
+                f"Rate limited: wait {retry_after:g} s (the server's Retry-After) and retry."
+            )
+        super().__init__(*args, **kwargs)
 
 
 class MetasoServerError(MetasoAPIError):

@@ -68,18 +68,42 @@ def check_query(value: str) -> str:
     return stripped
 
 
-class SearchRequest(BaseModel):
+class SearchOptions(BaseModel):
+    """What a search asks for besides the query and its size: the defaults that the
+    tool and the retriever are configured with."""
+
+    scope: Scope = "webpage"
+    """Where to search (one of ``SCOPES``)."""
+    include_summary: bool = True
+    """Ask for an AI summary of each result."""
+    include_raw_content: bool | None = None
+    """Ask for each page's full text (it then becomes ``page_content``)."""
+    concise_snippet: bool | None = None
+    """Ask for shorter snippets."""
+
+    def search_request(
+        self, query: str, *, size: int, scope: str | None = None, page: int | None = None
+    ) -> SearchRequest:
+        """A validated request with these options; ``scope`` overrides the default."""
+        return SearchRequest(
+            query=query,
+            scope=scope or self.scope,
+            size=size,
+            page=page,
+            include_summary=self.include_summary,
+            include_raw_content=self.include_raw_content,
+            concise_snippet=self.concise_snippet,
+        )
+
+
+class SearchRequest(SearchOptions):
     """One call to ``POST {base_url}/search``, validated before any I/O."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     query: str
-    scope: Scope = "webpage"
     size: int = Field(default=10, ge=1, le=MAX_SIZE)
     page: int | None = Field(default=None, ge=1)
-    include_summary: bool = True
-    include_raw_content: bool | None = None
-    concise_snippet: bool | None = None
 
     _check_query = field_validator("query")(check_query)
 

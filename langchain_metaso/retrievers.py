@@ -11,12 +11,12 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
 from langchain_metaso.config import MetasoConfig
-from langchain_metaso.models import MAX_SIZE, Scope, SearchRequest
+from langchain_metaso.models import MAX_SIZE, SearchOptions, SearchRequest
 
 __all__ = ["MetasoRetriever"]
 
 
-class MetasoRetriever(MetasoConfig, BaseRetriever):
+class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
     """Metaso (秘塔) AI search as a retriever: one ``Document`` a result.
 
     Setup:
@@ -64,20 +64,10 @@ class MetasoRetriever(MetasoConfig, BaseRetriever):
     """
 
     k: int = Field(default=10, ge=1, le=MAX_SIZE)
-    scope: Scope = "webpage"
-    include_summary: bool = True
-    include_raw_content: bool | None = None
-    concise_snippet: bool | None = None
+    """Number of results (1-100); ``invoke(query, k=...)`` overrides it."""
 
     def _request(self, query: str, k: int | None, scope: str | None) -> SearchRequest:
-        return SearchRequest(
-            query=query,
-            scope=scope or self.scope,
-            size=self.k if k is None else k,
-            include_summary=self.include_summary,
-            include_raw_content=self.include_raw_content,
-            concise_snippet=self.concise_snippet,
-        )
+        return self.search_request(query, scope=scope, size=self.k if k is None else k)
 
     def _get_relevant_documents(
         self,

@@ -18,6 +18,7 @@ from langchain_metaso.models import (
     MAX_SIZE,
     SCOPES,
     Scope,
+    SearchOptions,
     SearchRequest,
     SearchResponse,
     check_query,
@@ -100,7 +101,7 @@ def format_results(request: SearchRequest, response: SearchResponse) -> str:
     return "\n".join(lines)
 
 
-class MetasoSearchTool(MetasoConfig, BaseTool):
+class MetasoSearchTool(SearchOptions, MetasoConfig, BaseTool):
     """Metaso (秘塔) AI search as an agent tool.
 
     Setup:
@@ -164,24 +165,16 @@ class MetasoSearchTool(MetasoConfig, BaseTool):
     handle_tool_error: bool | str | None = True
     handle_validation_error: bool | str | None = explain_invalid_arguments  # type: ignore[assignment]
 
-    scope: Scope = "webpage"
     size: int = Field(default=10, ge=1, le=MAX_SIZE)
+    """Default number of results of a call."""
     page: int | None = Field(default=None, ge=1)
-    include_summary: bool = True
-    include_raw_content: bool | None = None
-    concise_snippet: bool | None = None
+    """Default result page of a call."""
 
     def _request(
         self, query: str, scope: Scope | None, size: int | None, page: int | None
     ) -> SearchRequest:
-        return SearchRequest(
-            query=query,
-            scope=scope or self.scope,
-            size=size or self.size,
-            page=page or self.page,
-            include_summary=self.include_summary,
-            include_raw_content=self.include_raw_content,
-            concise_snippet=self.concise_snippet,
+        return self.search_request(
+            query, scope=scope, size=size or self.size, page=page or self.page
         )
 
     @staticmethod
