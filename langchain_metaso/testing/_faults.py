@@ -1,0 +1,86 @@
+"""Scripted failures: each :class:`Fault` replaces the normal handling of one request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._reply import (
+    TEXT_TYPE,
+    Interruption,
+    Reply,
+    business_error,
+    http_error,
+    json_reply,
+    retry_after_header,
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One misbehaviour of the server, consumed by one request.
+
+    Build faults with the classmethods; ``MetasoEmulator.script`` queues them.
+    """
+
+    kind: str
+    # Extra wait before the outcome, on top of the emulator's latency.
+    seconds: float = 0.0
+    # A fixed answer replacing the normal one; None keeps the normal answer.
+    reply: Reply | None = field(default=None, repr=False)
+    interruption: Interruption | None = None
+    truncate: bool = False
+
+    @classmethod
+    def status(
+        cls,
+        code: int,
+        *,
+        retry_after: float | None = None,
+        body: bytes | str | dict[str, Any] | None = None,
+    ) -> Fault:
+        """Answer HTTP ``code``; the body defaults to a 302.AI-shaped JSON error."""
+        retry = retry_after_header(retry_after)
+        if body is None:
+            reply = http_error(code, retry_after=retry_after)
+        elif isinstance(body, dict):
+            reply = json_reply(body, code, retry)
+        else:
+            raw = body.encode("utf-8") if isinstance(body, str) else body
+            reply = Reply(code, (("Content-Type", TEXT_TYPE), *retry), (raw,))
+        return cls(f"status {code}", reply=reply)
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """Wait ``seconds``, then answer normally."""
+        return cls("delay", seconds=seconds)
+
+    @classmethod
+    def timeout(cls) -> Fault:
+        """Never answer: in process raise ``httpx.ReadTimeout``; over a socket stay silent."""
+        return cls("timeout", interruption=Interruption.TIMEOUT)
+
+    @classmethod
+    def drop(cls) -> Fault:
+        """Close the connection without answering."""
+        return cls("drop", interruption=Interruption.DROP)
+
+    @classmethod
+    def truncated(cls) -> Fault:
+        """Send the normal answer's headers, half its body, then close the connection."""
+        return cls("truncated", truncate=True)
+
+    @classmethod
+    def garbage(
+        cls,
+        body: bytes = b"<html>502 Bad Gateway</html>",
+        status: int = 200,
+        content_type: str = "text/html",
+    ) -> Fault:
+        """Answer a body that is not the API's JSON, as a misbehaving proxy would."""
+        return cls("garbage", reply=Reply(status, (("Content-Type", content_type),), (body,)))
+
+    @classmethod
+    def business_error(cls, code: int = 1000, message: str = "参数错误") -> Fault:
+        """Answer HTTP 200 with ``{"errCode": code, "errMsg": message}``."""
+        return cls(f"business error {code}", reply=business_error(code, message))
