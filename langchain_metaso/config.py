@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from typing_extensions import Self
 
 from langchain_metaso.client import Call, ConnectionPool, MetasoClient
 from langchain_metaso.models import SearchRequest, SearchResponse
@@ -74,6 +75,14 @@ class MetasoConfig(BaseModel):
                 f"{METASO_CN_BASE_URL!r}, got {value!r}"
             )
         return value
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        # A transport holds sockets and locks: it is a resource, like the connection
+        # pool, so deep copies share it rather than fail trying to copy it.
+        memo = {} if memo is None else memo
+        if self.transport is not None:
+            memo.setdefault(id(self.transport), self.transport)
+        return super().__deepcopy__(memo)
 
     @property
     def client(self) -> MetasoClient:

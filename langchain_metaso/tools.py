@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
@@ -163,7 +163,9 @@ class MetasoSearchTool(SearchOptions, MetasoConfig, BaseTool):
     args_schema: type[BaseModel] = MetasoSearchInput
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
     handle_tool_error: bool | str | None = True
-    handle_validation_error: bool | str | None = explain_invalid_arguments  # type: ignore[assignment]
+    handle_validation_error: (
+        bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
+    ) = explain_invalid_arguments
 
     size: int = Field(default=10, ge=1, le=MAX_SIZE)
     """Default number of results of a call."""

@@ -1,0 +1,244 @@
+"""Every example and the notebook run offline, as a user runs them, and say the right things.
+
+The expected titles and URLs come from the emulator called in process, so these tests check
+that each example shows what the API answered, not a copy of today's output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbclient
+import nbformat
+import pytest
+from langchain_core.documents import Document
+
+from langchain_metaso import MetasoRetriever
+from langchain_metaso.testing import MetasoEmulator, load_seed_response
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+KEY = "test-key"
+# Settings a developer may have exported: the examples must not see them unless a test says so.
+_USER_SETTINGS = ("METASO_API_KEY", "METASO_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+# "  3. Title" then "     https://..." as quickstart and rag_chain print them.
+_NUMBERED = re.compile(r"^\s*\[?(\d+)[.\]] (.+)\n\s+(https?://\S+)$", re.MULTILINE)
+
+
+def run_example(script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {name: value for name, value in os.environ.items() if name not in _USER_SETTINGS}
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=REPO,
+        env={**clean, "PYTHONIOENCODING": "utf-8", **env},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=90,
+        check=False,
+    )
+
+
+def succeeded(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def expected_docs(query: str, **kwargs: Any) -> list[Document]:
+    """What the examples' offline emulator answers for ``query``."""
+    retriever = MetasoRetriever(
+        metaso_api_key=KEY, transport=MetasoEmulator(api_key=KEY).transport(), **kwargs
+    )
+    return retriever.invoke(query)
+
+
+def numbered(output: str) -> list[tuple[int, str, str]]:
+    return [(int(n), title, url) for n, title, url in _NUMBERED.findall(output)]
+
+
+# --- quickstart ---------------------------------------------------------------------------
+
+
+def test_quickstart_offline_prints_the_seed_results() -> None:
+    output = succeeded(run_example("quickstart.py", "--offline"))
+
+    first_line = output.splitlines()[0]
+    assert first_line.startswith("Offline:")
+    assert "emulator" in first_line
+    seed = load_seed_response()["webpages"]
+    assert numbered(output) == [
+        (n, item["title"], item["link"]) for n, item in enumerate(seed, start=1)
+    ]
+    # Each result's date and the start of its summary (or snippet) are shown too.
+    for item in seed:
+        assert item["date"] in output
+        text = " ".join((item.get("summary") or item["snippet"]).split())
+        assert text[:60] in output
+
+
+def test_quickstart_scope_and_k() -> None:
+    query = "大语言模型 幻觉"
+    output = succeeded(
+        run_example("quickstart.py", query, "--scope", "scholar", "--k", "3", "--offline")
+    )
+
+    docs = expected_docs(query, scope="scholar", k=3)
+    assert numbered(output) == [
+        (n, doc.metadata["title"], doc.metadata["source"]) for n, doc in enumerate(docs, start=1)
+    ]
+    assert f"Metaso scholar search for {query!r}" in output
+    # Papers carry authors: each appears on its result's details line.
+    for doc in docs:
+        assert ", ".join(doc.metadata["authors"]) in output
+
+
+@pytest.mark.parametrize("script", ["quickstart.py", "agent.py", "rag_chain.py"])
+def test_without_key_or_offline_exits_2_with_one_message(script: str) -> None:
+    result = run_example(script)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    for needed in ("METASO_API_KEY", "--offline", "302.ai", "metaso.cn"):
+        assert needed in message
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[MetasoEmulator, str]]:
+    emulator = MetasoEmulator(api_key=KEY)
+    with emulator.serve() as base_url:
+        yield emulator, base_url
+
+
+def test_quickstart_with_a_key_uses_the_api_at_metaso_base_url(
+    served: tuple[MetasoEmulator, str],
+) -> None:
+    emulator, base_url = served
+    output = succeeded(
+        run_example(
+            "quickstart.py", "秘塔", "--k", "2", METASO_API_KEY=KEY, METASO_BASE_URL=base_url
+        )
+    )
+
+    assert not output.startswith("Offline")
+    assert [title for _, title, _ in numbered(output)] == [
+        doc.metadata["title"] for doc in expected_docs("秘塔", k=2)
+    ]
+    [request] = emulator.requests
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.json() == {"q": "秘塔", "scope": "webpage", "includeSummary": True, "size": 2}
+
+
+def test_quickstart_api_error_prints_the_message_and_exits_1(
+    served: tuple[MetasoEmulator, str],
+) -> None:
+    _, base_url = served
+    wrong_key = "wrong-test-key"
+    result = run_example("quickstart.py", METASO_API_KEY=wrong_key, METASO_BASE_URL=base_url)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert message.startswith("Error: Metaso search failed with HTTP 401")
+    assert "METASO_API_KEY" in message
+    assert wrong_key not in message
+
+
+# --- agent and chain -----------------------------------------------------------------------
+
+
+def test_agent_offline_runs_the_tool_loop_and_answers_from_the_results() -> None:
+    question = "秘塔 AI 搜索有哪些特点?"
+    output = succeeded(run_example("agent.py", question, "--offline"))
+
+    assert output.splitlines()[0].startswith("Offline:")
+    assert f'Tool call: metaso_search({{"query": "{question}"}})' in output
+    assert "Tool result (metaso_search, success):" in output
+    answer = output.split("\nAnswer:\n", 1)[1]
+    # The scripted model answers from the tool's real output: the top three results, cited.
+    docs = expected_docs(question, k=5)
+    for number, doc in enumerate(docs[:3], start=1):
+        assert f"{doc.metadata['title']} [{number}] {doc.metadata['source']}" in answer
+    assert docs[3].metadata["source"] not in answer
+
+
+def test_rag_chain_offline_prints_sources_and_an_answer_citing_them() -> None:
+    question = "什么是向量数据库?"
+    output = succeeded(run_example("rag_chain.py", question, "--k", "3", "--offline"))
+
+    assert output.splitlines()[0].startswith("Offline:")
+    sources, answer = output.split("\nAnswer:\n", 1)
+    docs = expected_docs(question, k=3)
+    expected = [
+        (n, doc.metadata["title"], doc.metadata["source"]) for n, doc in enumerate(docs, start=1)
+    ]
+    assert numbered(sources) == expected
+    # The stand-in model only sees the prompt: finding every source in its answer proves
+    # the formatted documents reached the model.
+    assert question in answer
+    for number, title, url in expected:
+        assert f"{title} [{number}] ({url})" in answer
+
+
+# --- notebook ------------------------------------------------------------------------------
+
+NOTEBOOK = EXAMPLES / "rag_notebook.ipynb"
+
+
+def test_notebook_is_committed_valid_and_without_outputs() -> None:
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code_cells
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code_cells)
+
+
+def _text(output: dict[str, Any]) -> str:
+    if output["output_type"] == "stream":
+        return str(output["text"])
+    return str(output.get("data", {}).get("text/plain", ""))
+
+
+def test_notebook_runs_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    # Appended here only: proves the kernel is this interpreter, so it tests this install.
+    notebook.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
+    client = nbclient.NotebookClient(
+        notebook,
+        kernel_name="python3",
+        timeout=120,
+        # Jupyter starts a kernel in the notebook's folder; so does this.
+        resources={"metadata": {"path": str(EXAMPLES)}},
+    )
+    client.execute()
+
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    assert not [o for o in outputs if o.get("name") == "stderr"]
+    text = "\n".join(_text(output) for output in outputs)
+    assert text.splitlines()[0].startswith("Offline:")
+    assert text.rstrip().endswith(sys.prefix)
+    # Search results, the metadata of every scope, the async batch and the chain's answer.
+    for doc in expected_docs("秘塔 AI 搜索", k=3):
+        assert (
+            f"{doc.metadata['position']} {doc.metadata['title']} {doc.metadata['source']}" in text
+        )
+    for scope, field in [("document", "authors"), ("podcast", "duration"), ("image", "imageUrl")]:
+        assert re.search(rf"^{scope} +https://\S+\n +metadata: \[.*'{field}'", text, re.MULTILINE)
+    for query in ("RAG 评测", "向量数据库", "重排序 reranker"):
+        assert f"{query}: {[d.metadata['title'] for d in expected_docs(query, k=2)]}" in text
+    papers = expected_docs("大语言模型的幻觉问题有哪些研究?", k=4, scope="scholar")
+    for number, paper in enumerate(papers, start=1):
+        assert f"[{number}] ({paper.metadata['source']})" in text

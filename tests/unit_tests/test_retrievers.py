@@ -1,0 +1,219 @@
+"""MetasoRetriever: k and scope, the documents it builds, and the errors it raises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.runnables import RunnableLambda
+from pydantic import ValidationError
+
+from langchain_metaso import (
+    SCOPES,
+    MetasoAPIError,
+    MetasoAuthenticationError,
+    MetasoConnectionError,
+    MetasoResponseError,
+    MetasoRetriever,
+    MetasoServerError,
+    SearchRequest,
+    SearchResponse,
+)
+from langchain_metaso.testing import SEED_QUERY, Fault, MetasoEmulator, load_seed_response
+
+Make = Callable[..., Any]  # the ``make`` fixture of conftest
+Invoke = Callable[..., Any]
+
+
+# --- k ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 25])
+def test_k_in_the_constructor(make: Make, emulator: MetasoEmulator, invoke: Invoke, k: int) -> None:
+    documents = invoke(make(MetasoRetriever, k=k), "检索增强生成")
+    assert len(documents) == k
+    assert all(isinstance(d, Document) for d in documents)
+    assert emulator.requests[0].json()["size"] == k
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_k_as_an_invoke_keyword(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, k: int
+) -> None:
+    retriever = make(MetasoRetriever, k=5)
+    assert len(invoke(retriever, "q", k=k)) == k
+    assert emulator.requests[0].json()["size"] == k
+    assert retriever.k == 5
+    assert len(invoke(retriever, "q")) == 5
+
+
+def test_default_k() -> None:
+    assert MetasoRetriever(metaso_api_key="test-key").k == 10
+
+
+@pytest.mark.parametrize("k", [0, -1, 101])
+def test_k_out_of_range_at_construction(k: int) -> None:
+    with pytest.raises(ValidationError, match="k"):
+        MetasoRetriever(metaso_api_key="test-key", k=k)
+
+
+def test_more_results_than_asked_are_cut(make: Make, emulator: MetasoEmulator) -> None:
+    items = [{"title": f"t{i}", "link": f"https://x/{i}"} for i in range(6)]
+    emulator.script(Fault.status(200, body={"webpages": items}))
+    documents = make(MetasoRetriever, k=2).invoke("q")
+    assert [d.page_content for d in documents] == ["t0", "t1"]
+
+
+# --- scope -----------------------------------------------------------------------------------
+
+
+def test_unknown_scope_at_construction_lists_the_scopes() -> None:
+    with pytest.raises(ValidationError, match="scope") as info:
+        MetasoRetriever(metaso_api_key="test-key", scope="news")
+    assert all(scope in str(info.value) for scope in SCOPES)
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_scope_in_the_constructor(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, scope: str
+) -> None:
+    documents = invoke(make(MetasoRetriever, scope=scope, k=3), "人工智能")
+    assert emulator.requests[0].json()["scope"] == scope
+    assert len(documents) == 3
+    assert all(d.metadata["scope"] == scope for d in documents)
+    assert all(d.metadata["source"].startswith(f"https://{scope}.example.com/") for d in documents)
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_scope_as_an_invoke_keyword(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, scope: str
+) -> None:
+    retriever = make(MetasoRetriever, k=2)
+    documents = invoke(retriever, "人工智能", scope=scope)
+    assert emulator.requests[0].json()["scope"] == scope
+    assert {d.metadata["scope"] for d in documents} == {scope}
+    assert retriever.scope == "webpage"
+
+
+@pytest.mark.parametrize(
+    ("scope", "fields"),
+    [
+        ("document", {"authors"}),
+        ("scholar", {"authors"}),
+        ("podcast", {"duration"}),
+        ("video", {"duration"}),
+        ("image", {"imageUrl", "imageWidth", "imageHeight"}),
+    ],
+)
+def test_per_scope_fields_reach_the_metadata(
+    make: Make, invoke: Invoke, scope: str, fields: set[str]
+) -> None:
+    for document in invoke(make(MetasoRetriever, scope=scope, k=4), "猫"):
+        assert fields <= set(document.metadata)
+
+
+# --- documents -------------------------------------------------------------------------------
+
+
+def test_documents_are_the_seed_response(make: Make, invoke: Invoke) -> None:
+    documents = invoke(make(MetasoRetriever), SEED_QUERY)
+    request = SearchRequest(query=SEED_QUERY)
+    expected = SearchResponse.from_payload(load_seed_response(), scope="webpage").to_documents(
+        request
+    )
+    assert documents == expected
+    assert documents[0].metadata["query"] == SEED_QUERY
+
+
+def test_page_content_summary_else_snippet(make: Make, invoke: Invoke) -> None:
+    # The emulator gives positions 1, 4... only a summary, 2, 5... only a snippet, 3, 6... both.
+    documents = invoke(make(MetasoRetriever, k=6), "向量数据库")
+    for position, document in enumerate(documents, start=1):
+        assert document.page_content.strip()
+        metadata = document.metadata
+        assert metadata["position"] == position
+        assert "summary" not in metadata  # the summary, when there is one, is the content
+        if position % 3 == 2:
+            assert "snippet" not in metadata  # used as the content
+        if position % 3 == 0:
+            assert metadata["snippet"] != document.page_content
+
+
+def test_without_summaries_the_snippet_is_the_content(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    documents = invoke(make(MetasoRetriever, k=3, include_summary=False), "量子计算")
+    assert emulator.requests[0].json()["includeSummary"] is False
+    assert all("snippet" not in d.metadata and "summary" not in d.metadata for d in documents)
+    assert all("量子计算" in d.page_content for d in documents)
+
+
+def test_raw_content_becomes_the_page_content(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    documents = invoke(make(MetasoRetriever, k=3, include_raw_content=True), "知识图谱")
+    assert emulator.requests[0].json()["includeRawContent"] is True
+    for document in documents:
+        assert document.page_content.startswith(document.metadata["title"])
+        assert "content" not in document.metadata
+        assert len(document.page_content) > len(document.metadata.get("snippet", ""))
+
+
+def test_title_when_nothing_else(make: Make, emulator: MetasoEmulator) -> None:
+    items = [{"title": "只有标题", "link": "https://x/1", "summary": None, "snippet": ""}]
+    emulator.script(Fault.status(200, body={"webpages": items}))
+    [document] = make(MetasoRetriever).invoke("q")
+    assert document.page_content == "只有标题"
+    assert document.metadata["source"] == "https://x/1"
+    assert "title" not in document.metadata
+
+
+def test_no_results_is_an_empty_list(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
+    emulator.script(Fault.status(200, body={"webpages": [], "total": 0}))
+    assert invoke(make(MetasoRetriever), "q") == []
+
+
+def test_batch_keeps_the_order(make: Make) -> None:
+    queries = [f"问题{i}" for i in range(5)]
+    results = make(MetasoRetriever, k=1).batch(queries)
+    assert [docs[0].metadata["query"] for docs in results] == queries
+
+
+def test_in_a_chain(make: Make, invoke: Invoke) -> None:
+    chain = make(MetasoRetriever, k=2) | RunnableLambda(
+        lambda docs: "\n".join(d.metadata["source"] for d in docs)
+    )
+    sources = invoke(chain, "q").splitlines()
+    assert len(sources) == 2
+    assert all(s.startswith("https://webpage.example.com/") for s in sources)
+
+
+# --- typed errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault.status(401), MetasoAuthenticationError),
+        (Fault.status(500), MetasoServerError),
+        (Fault.business_error(1000, "参数错误"), MetasoAPIError),
+        (Fault.garbage(), MetasoResponseError),
+        (Fault.drop(), MetasoConnectionError),
+    ],
+)
+def test_errors_are_raised_typed(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, fault: Fault, error: type
+) -> None:
+    emulator.script(fault)
+    with pytest.raises(error):
+        invoke(make(MetasoRetriever, max_retries=0), "q")
+
+
+def test_empty_query_raises_value_error(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    with pytest.raises(ValueError, match="query"):
+        invoke(make(MetasoRetriever), " ")
+    assert emulator.requests == []

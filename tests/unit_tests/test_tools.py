@@ -1,0 +1,276 @@
+"""MetasoSearchTool: what the model sees, the artifact, overrides, and errors as messages."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool
+from pydantic import ValidationError
+
+from langchain_metaso import SCOPES, MetasoRetriever, MetasoSearchTool
+from langchain_metaso.config import MetasoConfig
+from langchain_metaso.testing import SEED_QUERY, Fault, MetasoEmulator, load_seed_response
+
+Make = Callable[..., Any]  # the ``make`` fixture of conftest
+Invoke = Callable[..., Any]
+SECRET = "test-key-SHOULD-NOT-LEAK"
+
+
+def tool_call(**args: Any) -> dict[str, Any]:
+    return {"name": "metaso_search", "args": args, "id": "call-1", "type": "tool_call"}
+
+
+def message(invoke: Invoke, tool: MetasoSearchTool, **args: Any) -> ToolMessage:
+    result = invoke(tool, tool_call(**args))
+    assert isinstance(result, ToolMessage)
+    assert result.tool_call_id == "call-1"
+    return result
+
+
+# --- identity and schema ---------------------------------------------------------------------
+
+
+def test_name_and_description(make: Make) -> None:
+    tool = make(MetasoSearchTool)
+    assert tool.name == "metaso_search"
+    description = tool.description.lower()
+    for word in ("chinese", "scholar", "document", "podcast", "video", "image"):
+        assert word in description
+    assert "fresh" in description or "current" in description
+
+
+def test_schema_the_model_sees(make: Make) -> None:
+    schema = make(MetasoSearchTool).tool_call_schema.model_json_schema()
+    assert schema["required"] == ["query"]
+    assert set(schema["properties"]) == {"query", "scope", "size", "page"}
+    assert set(SCOPES) <= set(str(schema["properties"]["scope"]).split("'"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"scope": "news"}, ["scope", *SCOPES]),
+        ({"size": 0}, ["size"]),
+        ({"size": 101}, ["size", "100"]),
+        ({"page": 0}, ["page"]),
+    ],
+)
+def test_bad_instance_settings_fail_at_construction(
+    kwargs: dict[str, Any], expected: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        MetasoSearchTool(metaso_api_key="test-key", **kwargs)
+    for word in expected:
+        assert word in str(info.value)
+
+
+def test_model_dump_is_warning_free(make: Make) -> None:
+    # handle_validation_error holds a function: its field type must say it can.
+    tool = make(MetasoSearchTool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dumped = tool.model_dump()
+    assert dumped["name"] == "metaso_search"
+
+
+def test_async_path_is_native(make: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_sync(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the async path must not fall back to the sync one")
+
+    monkeypatch.setattr(MetasoConfig, "_search", no_sync)
+    tool = make(MetasoSearchTool, size=2)
+    assert type(tool)._arun is not BaseTool._arun
+    result = asyncio.run(tool.ainvoke(tool_call(query="q")))
+    assert result.status == "success"
+    assert len(result.artifact) == 2
+
+
+# --- content and artifact --------------------------------------------------------------------
+
+
+def test_content_lists_each_result(make: Make, invoke: Invoke) -> None:
+    result = message(invoke, make(MetasoSearchTool), query=SEED_QUERY)
+    content = result.content
+    assert isinstance(content, str)
+    assert result.status == "success"
+    assert content.startswith(f"Metaso webpage search for '{SEED_QUERY}': 10 of 86 results.")
+    assert "\\u" not in content  # Chinese is never escaped
+    position = 0
+    for item in load_seed_response()["webpages"]:
+        entry = content.index(f"[{item['position']}] {item['title']}", position)
+        link = content.index(item["link"], entry)
+        date = content.index(item["date"], link)
+        text = item.get("summary") or item["snippet"]
+        position = content.index(text.strip(), date)
+
+
+def test_content_of_a_scholar_result_shows_authors(make: Make, invoke: Invoke) -> None:
+    result = message(invoke, make(MetasoSearchTool), query="大语言模型", scope="scholar", size=2)
+    authors = result.artifact[0].metadata["authors"]
+    assert ", ".join(authors) in result.content
+
+
+def test_artifact_is_what_the_retriever_builds(make: Make, invoke: Invoke) -> None:
+    tool_docs = message(invoke, make(MetasoSearchTool), query=SEED_QUERY).artifact
+    retriever_docs = invoke(make(MetasoRetriever), SEED_QUERY)
+    assert len(tool_docs) == 10
+    assert tool_docs == retriever_docs
+
+
+def test_artifact_matches_the_retriever_for_other_settings(make: Make, invoke: Invoke) -> None:
+    settings = {"scope": "video", "include_raw_content": True, "concise_snippet": True}
+    tool_docs = message(invoke, make(MetasoSearchTool, size=4, **settings), query="猫").artifact
+    retriever_docs = invoke(make(MetasoRetriever, k=4, **settings), "猫")
+    assert len(tool_docs) == 4
+    assert tool_docs == retriever_docs
+    # Raw content was asked for and came back: it is the page content (it starts with the title).
+    assert all(d.page_content.startswith(d.metadata["title"]) for d in tool_docs)
+    assert all("content" not in d.metadata for d in tool_docs)
+
+
+def test_plain_args_return_the_content_only(make: Make, invoke: Invoke) -> None:
+    content = invoke(make(MetasoSearchTool, size=3), {"query": "秘塔"})
+    assert isinstance(content, str)
+    assert content.startswith("Metaso webpage search for '秘塔': 3 of ")
+    assert "[3] " in content
+    assert "[4] " not in content
+
+
+def test_instance_defaults_are_sent(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
+    tool = make(MetasoSearchTool, scope="scholar", size=3, page=2, include_summary=False)
+    invoke(tool, tool_call(query="q"))
+    assert emulator.requests[0].json() == {
+        "q": "q",
+        "scope": "scholar",
+        "size": 3,
+        "page": 2,
+        "includeSummary": False,
+    }
+
+
+def test_per_call_arguments_override_instance_defaults(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    tool = make(MetasoSearchTool, scope="scholar", size=3, page=2)
+    result = message(invoke, tool, query="q", scope="video", size=5, page=1)
+    body = emulator.requests[0].json()
+    assert (body["scope"], body["size"], body["page"]) == ("video", 5, 1)
+    assert len(result.artifact) == 5
+    assert result.content.startswith("Metaso video search for 'q': 5 of ")
+    # The instance keeps its defaults for the next call.
+    invoke(tool, tool_call(query="q"))
+    body = emulator.requests[1].json()
+    assert (body["scope"], body["size"], body["page"]) == ("scholar", 3, 2)
+
+
+def test_page_is_sent_only_when_set(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
+    invoke(make(MetasoSearchTool), tool_call(query="q"))
+    assert "page" not in emulator.requests[0].json()
+
+
+def test_no_results_is_one_sentence(make: Make, invoke: Invoke) -> None:
+    result = message(invoke, make(MetasoSearchTool), query="冷门话题", page=100)
+    assert result.status == "success"
+    assert result.artifact == []
+    content = result.content
+    assert isinstance(content, str)
+    assert "\n" not in content
+    assert content.count(".") == 1
+    assert content.endswith(".")
+    assert "No webpage results" in content
+    assert "冷门话题" in content
+
+
+# --- failures come back as messages ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"query": "q", "scope": "news"}, ["scope", *SCOPES]),
+        ({"query": ""}, ["query", "empty"]),
+        ({"query": "   "}, ["query", "empty"]),
+        ({}, ["query"]),
+        ({"query": "q", "size": 0}, ["size"]),
+        ({"query": "q", "size": 101}, ["size", "100"]),
+        ({"query": "q", "page": 0}, ["page"]),
+    ],
+)
+def test_invalid_arguments_come_back_as_an_error_message(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, args: dict[str, Any], expected: list[str]
+) -> None:
+    tool = make(MetasoSearchTool)
+    result = message(invoke, tool, **args)
+    assert result.status == "error"
+    for word in expected:
+        assert word in result.content
+    assert "call the tool again" in result.content
+    assert emulator.requests == []
+    # With plain arguments: the same text as a string, not an exception.
+    text = invoke(tool, args)
+    assert text == result.content
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (Fault.status(401), ["401", "METASO_API_KEY"]),
+        (Fault.status(403), ["403", "METASO_API_KEY"]),
+        (Fault.status(402), ["402", "Top up"]),
+        (Fault.status(429), ["429", "Rate limited", "wait"]),
+        (Fault.status(429, retry_after=3600), ["Rate limited", "wait 3600 s"]),
+        (Fault.status(503), ["503", "retry"]),
+        (Fault.business_error(1000, "参数错误"), ["参数错误", "1000"]),
+        (Fault.garbage(), ["not JSON", "base URL"]),
+        (Fault.drop(), ["Check the network"]),
+        (Fault.timeout(), ["ReadTimeout", "retry"]),
+    ],
+)
+def test_api_failures_come_back_as_an_error_message(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, fault: Fault, expected: list[str]
+) -> None:
+    tool = make(MetasoSearchTool, max_retries=0)
+    emulator.script(fault)
+    result = message(invoke, tool, query="秘塔")
+    assert result.status == "error"
+    assert result.content.startswith("Metaso search")
+    for word in expected:
+        assert word in result.content
+    emulator.script(fault)
+    text = invoke(tool, {"query": "秘塔"})
+    assert text == result.content
+
+
+def test_wrong_key_message_names_the_env_var(make: Make, invoke: Invoke) -> None:
+    other = MetasoEmulator(api_key="test-key-of-someone-else")
+    result = message(invoke, make(MetasoSearchTool, emulator=other), query="q")
+    assert result.status == "error"
+    assert "METASO_API_KEY" in result.content
+    assert "Missing or invalid API key" in result.content
+
+
+def test_key_absent_from_tool_messages(make: Make, invoke: Invoke) -> None:
+    emulator = MetasoEmulator(api_key=SECRET)
+    tool = make(MetasoSearchTool, emulator=emulator, metaso_api_key=SECRET, max_retries=0)
+    emulator.script(Fault.status(401, body={"error": {"message": f"bad key {SECRET}"}}))
+    failed = message(invoke, tool, query="q")
+    assert failed.status == "error"
+    assert SECRET not in failed.content
+    assert SECRET not in repr(failed)
+    succeeded = message(invoke, tool, query="q")
+    assert succeeded.status == "success"
+    assert SECRET not in repr(succeeded)
+
+
+def test_tool_keeps_working_after_an_error(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    tool = make(MetasoSearchTool, size=2, max_retries=0)
+    emulator.script(Fault.status(500))
+    assert message(invoke, tool, query="q").status == "error"
+    assert len(message(invoke, tool, query="q").artifact) == 2
