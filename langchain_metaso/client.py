@@ -4,6 +4,8 @@ Building a request, retrying, mapping errors and parsing the answer live here on
 ``MetasoClient._exchange``, a generator that never does I/O itself: it yields
 ``(delay, request)`` steps and is sent back each outcome. ``request`` (sync) and
 ``arequest`` (async) drive it and differ only in the lines that sleep and send.
+``stream`` and ``astream`` drive the same generator for a server-sent event stream,
+then read its lines through the pure parser of ``langchain_metaso.sse``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
@@ -35,12 +38,14 @@ from langchain_metaso.errors import (
     MetasoServerError,
     MetasoTimeoutError,
 )
+from langchain_metaso.sse import ServerSentEvent, SSEDecoder, aiter_events, iter_events
 
 __all__ = ["Call", "ConnectionPool", "MetasoClient"]
 
 logger = logging.getLogger("langchain_metaso")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 USER_AGENT = "langchain-metaso"
 EXCERPT_CHARS = 300
@@ -53,6 +58,8 @@ _RETRYABLE = (MetasoConnectionError, MetasoRateLimitError, MetasoServerError)
 
 Outcome = httpx.Response | httpx.TransportError
 Step = tuple[float, httpx.Request]
+Flow = Generator[Step, Outcome | None, R]
+_ACCEPT = {"json": "application/json", "text": "text/plain", "events": "text/event-stream"}
 
 
 @dataclass(frozen=True)
@@ -60,13 +67,15 @@ class Call(Generic[T]):
     """One API call: where it goes, what it sends, how its answer is read.
 
     ``parse`` gets the decoded answer (a JSON object when ``expect`` is ``"json"``,
-    the text otherwise) and raises ``ValueError`` if its shape is unusable.
+    the text when ``"text"``) and raises ``ValueError`` if its shape is unusable. An
+    ``"events"`` call is a server-sent event stream, sent with ``MetasoClient.stream``
+    or ``astream``: ``parse`` then gets each event's JSON data in turn.
     """
 
     endpoint: str
     body: Mapping[str, Any]
     parse: Callable[[Any], T]
-    expect: Literal["json", "text"] = "json"
+    expect: Literal["json", "text", "events"] = "json"
 
 
 class ConnectionPool:
@@ -154,8 +163,45 @@ class MetasoClient:
 
     def request(self, call: Call[T]) -> T:
         """Run ``call`` synchronously, with retries; raise a ``MetasoError`` on failure."""
+        return self._drive(self._exchange(call, partial(self._interpret, call)), stream=False)
+
+    async def arequest(self, call: Call[T]) -> T:
+        """Run ``call`` on the running event loop, with retries."""
+        return await self._adrive(
+            self._exchange(call, partial(self._interpret, call)), stream=False
+        )
+
+    def stream(self, call: Call[T]) -> Iterator[T]:
+        """Send an ``"events"`` call; yield ``call.parse`` of each event's data, in order.
+
+        Failures before the stream starts are retried as in ``request``; once events
+        flow, a broken connection raises at once (what came is not sent twice). The
+        stream must end with ``data: [DONE]``, else ``MetasoResponseError``.
+        """
+        response = self._drive(self._exchange(call, partial(self._opened, call)), stream=True)
+        try:
+            for event in iter_events(response.iter_lines(), self._decoder(call)):
+                yield self._parse_event(call, event)
+        except httpx.TransportError as exc:
+            raise self._connection_error(call, exc) from exc
+        finally:
+            response.close()
+
+    async def astream(self, call: Call[T]) -> AsyncIterator[T]:
+        """``stream`` on the running event loop."""
+        response = await self._adrive(
+            self._exchange(call, partial(self._opened, call)), stream=True
+        )
+        try:
+            async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
+                yield self._parse_event(call, event)
+        except httpx.TransportError as exc:
+            raise self._connection_error(call, exc) from exc
+        finally:
+            await response.aclose()
+
+    def _drive(self, flow: Flow[R], *, stream: bool) -> R:
         client = self.pool.sync_client(self.transport, self.max_concurrency)
-        flow = self._exchange(call)
         outcome: Outcome | None = None
         try:
             while True:
@@ -163,17 +209,20 @@ class MetasoClient:
                 if delay:
                     time.sleep(delay)
                 try:
-                    outcome = client.send(request)
+                    outcome = client.send(request, stream=stream)
+                    if stream and _needs_body(outcome):
+                        try:
+                            outcome.read()
+                        finally:
+                            outcome.close()
                 except httpx.TransportError as exc:
                     outcome = exc
         except StopIteration as stop:
-            result: T = stop.value
+            result: R = stop.value
             return result
 
-    async def arequest(self, call: Call[T]) -> T:
-        """Run ``call`` on the running event loop, with retries."""
+    async def _adrive(self, flow: Flow[R], *, stream: bool) -> R:
         client = self.pool.async_client(self.transport, self.max_concurrency)
-        flow = self._exchange(call)
         outcome: Outcome | None = None
         try:
             while True:
@@ -181,11 +230,16 @@ class MetasoClient:
                 if delay:
                     await asyncio.sleep(delay)
                 try:
-                    outcome = await client.send(request)
+                    outcome = await client.send(request, stream=stream)
+                    if stream and _needs_body(outcome):
+                        try:
+                            await outcome.aread()
+                        finally:
+                            await outcome.aclose()
                 except httpx.TransportError as exc:
                     outcome = exc
         except StopIteration as stop:
-            result: T = stop.value
+            result: R = stop.value
             return result
 
     # --- everything below is shared by sync and async, and does no I/O ---
@@ -193,7 +247,7 @@ class MetasoClient:
     def url(self, endpoint: str) -> str:
         return f"{self.base_url.rstrip('/')}/{endpoint}"
 
-    def _exchange(self, call: Call[T]) -> Generator[Step, Outcome | None, T]:
+    def _exchange(self, call: Call[Any], interpret: Callable[[Outcome], R]) -> Flow[R]:
         request = self._build(call)
         delay = 0.0
         attempt = 0
@@ -201,7 +255,7 @@ class MetasoClient:
             outcome = yield delay, request
             assert outcome is not None  # the drivers always send one back
             try:
-                return self._interpret(call, outcome)
+                return interpret(outcome)
             except _RETRYABLE as exc:
                 if attempt >= self.max_retries or not self._may_retry(exc):
                     raise
@@ -216,14 +270,13 @@ class MetasoClient:
                 )
 
     def _build(self, call: Call[Any]) -> httpx.Request:
-        accept = "application/json" if call.expect == "json" else "text/plain"
         return httpx.Request(
             "POST",
             self.url(call.endpoint),
             headers={
                 "Authorization": f"Bearer {self.api_key.get_secret_value()}",
                 "Content-Type": "application/json",
-                "Accept": accept,
+                "Accept": _ACCEPT[call.expect],
                 "User-Agent": USER_AGENT,
             },
             # Unescaped Chinese is a third of the bytes of its \uXXXX form.
@@ -234,30 +287,60 @@ class MetasoClient:
         )
 
     def _interpret(self, call: Call[T], outcome: Outcome) -> T:
-        url = self.url(call.endpoint)
-        if isinstance(outcome, httpx.TransportError):
-            kind = (
-                MetasoTimeoutError
-                if isinstance(outcome, httpx.TimeoutException)
-                else MetasoConnectionError
-            )
-            problem = (
-                f"{type(outcome).__name__}: {outcome}" if str(outcome) else type(outcome).__name__
-            )
-            raise kind(self._redact(problem), endpoint=call.endpoint, url=url) from outcome
-        response = outcome
-        logger.debug("Metaso %s: HTTP %d from %s", call.endpoint, response.status_code, url)
-        if response.status_code >= 300:
-            raise self._http_error(call.endpoint, url, response)
+        response = self._answered(call, outcome)
         if call.expect == "text":
             decoded: Any = response.text
         else:
-            decoded = self._decode_json(call.endpoint, url, response)
+            decoded = self._decode_json(call.endpoint, self.url(call.endpoint), response)
         try:
             return call.parse(decoded)
         except ValueError as exc:
             raise MetasoResponseError(
                 self._redact(str(exc)), endpoint=call.endpoint, body_excerpt=self._excerpt(response)
+            ) from exc
+
+    def _opened(self, call: Call[Any], outcome: Outcome) -> httpx.Response:
+        """The response of a stream call, its body still unread, once it is an event stream."""
+        response = self._answered(call, outcome)
+        if _needs_body(response):
+            # Metaso reports bad parameters as HTTP 200 JSON, even to a stream request.
+            self._decode_json(call.endpoint, self.url(call.endpoint), response)
+            content_type = response.headers.get("content-type", "no content type")
+            raise MetasoResponseError(
+                f"expected a server-sent event stream (text/event-stream), got {content_type}",
+                endpoint=call.endpoint,
+                body_excerpt=self._excerpt(response),
+            )
+        return response
+
+    def _answered(self, call: Call[Any], outcome: Outcome) -> httpx.Response:
+        """The response, if it is a success; else the error it stands for, raised."""
+        url = self.url(call.endpoint)
+        if isinstance(outcome, httpx.TransportError):
+            raise self._connection_error(call, outcome) from outcome
+        logger.debug("Metaso %s: HTTP %d from %s", call.endpoint, outcome.status_code, url)
+        if outcome.status_code >= 300:
+            raise self._http_error(call.endpoint, url, outcome)
+        return outcome
+
+    def _connection_error(self, call: Call[Any], exc: httpx.TransportError) -> MetasoError:
+        kind = (
+            MetasoTimeoutError if isinstance(exc, httpx.TimeoutException) else MetasoConnectionError
+        )
+        problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return kind(self._redact(problem), endpoint=call.endpoint, url=self.url(call.endpoint))
+
+    def _decoder(self, call: Call[Any]) -> SSEDecoder:
+        return SSEDecoder(call.endpoint, excerpt=self._shorten)
+
+    def _parse_event(self, call: Call[T], event: ServerSentEvent) -> T:
+        try:
+            return call.parse(event.data)
+        except ValueError as exc:
+            raise MetasoResponseError(
+                self._redact(str(exc)),
+                endpoint=call.endpoint,
+                body_excerpt=self._shorten(json.dumps(event.data, ensure_ascii=False)),
             ) from exc
 
     def _decode_json(self, endpoint: str, url: str, response: httpx.Response) -> Any:
@@ -351,13 +434,24 @@ class MetasoClient:
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 (not crypto)
 
     def _excerpt(self, response: httpx.Response) -> str:
-        text = response.content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+        return self._shorten(
+            response.content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+        )
+
+    def _shorten(self, text: str) -> str:
         text = self._redact(text)
         return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
 
     def _redact(self, text: str) -> str:
         secret = self.api_key.get_secret_value()
         return text.replace(secret, "***") if secret else text
+
+
+def _needs_body(response: httpx.Response) -> bool:
+    """Whether a streamed response must be read whole: errors and answers that are
+    not an event stream are interpreted like any other answer."""
+    content_type = response.headers.get("content-type", "").lower()
+    return response.status_code >= 300 or not content_type.startswith("text/event-stream")
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -1,0 +1,142 @@
+"""``MetasoAnswerTool``: a search-grounded answer with its sources, as an agent tool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from langchain_core.documents import Document
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic.v1 import ValidationError as ValidationErrorV1
+
+from langchain_metaso.answer import Answer, AnswerFormat, AnswerRequest, ChatModel, answer_call
+from langchain_metaso.config import MetasoConfig
+from langchain_metaso.models import Scope, check_query
+from langchain_metaso.tools import as_tool_error, explain_invalid_arguments
+
+__all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
+
+
+class MetasoAnswerInput(BaseModel):
+    """Arguments of a ``metaso_answer`` call."""
+
+    query: str = Field(description="The question to answer, in Chinese or English.")
+    scope: Scope | None = Field(
+        default=None,
+        description=(
+            "Where to look for sources: 'webpage' (the web, default), 'document' "
+            "(documents, 文库), 'scholar' (academic papers), 'podcast', 'video' or 'image'."
+        ),
+    )
+
+    _check_query = field_validator("query")(check_query)
+
+
+class MetasoAnswerTool(MetasoConfig, BaseTool):
+    """Metaso (秘塔) AI answers as an agent tool: a question in, a cited answer out.
+
+    Setup:
+        Install ``langchain-metaso`` and set ``METASO_API_KEY`` (a 302.AI ``sk-`` key;
+        for a metaso.cn ``mk-`` key also set ``METASO_BASE_URL=https://metaso.cn/api/v1``).
+
+        .. code-block:: bash
+
+            pip install -U langchain-metaso
+            export METASO_API_KEY="sk-..."
+
+    Key init args:
+        model: str
+            ``fast`` (default), ``fast_thinking`` or ``ds-r1``.
+        scope: str
+            Default scope of the sources: ``webpage``, ``document``, ``scholar``,
+            ``podcast``, ``video`` or ``image``. A call may pass its own.
+        answer_format: str
+            The shape asked of the API, ``simple`` (default) or ``chat_completions``;
+            both are understood either way.
+        concise_snippet: bool | None
+            Ask for shorter source snippets.
+        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
+            Connection settings, shared by every class of the package.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_metaso import MetasoAnswerTool
+
+            answer = MetasoAnswerTool(model="fast_thinking")
+
+    Invoke directly with args:
+        .. code-block:: python
+
+            answer.invoke({"query": "秘塔 AI 搜索是哪家公司做的?"})
+            # -> "... 秘塔科技 [1] ...\\n\\nSources:\\n[1] Title — https://..."
+
+    Invoke with a tool call (as an agent does):
+        .. code-block:: python
+
+            message = answer.invoke(
+                {"name": "metaso_answer", "args": {"query": "秘塔"}, "id": "1", "type": "tool_call"}
+            )
+            message.content    # the answer, marks [[n]] shown as [n], then "Sources:"
+            message.artifact   # list[Document], one a source, metadata["citation"] = n
+
+    Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
+    error ``ToolMessage`` whose text tells the model what to do, not as an exception.
+    """
+
+    name: str = "metaso_answer"
+    description: str = (
+        "Ask Metaso (秘塔 AI search) a question and get a short answer grounded in web "
+        "search, with numbered citations [n] and its sources listed. Strongest on "
+        "Chinese-language sources. Use scope='scholar' for answers from academic papers."
+    )
+    args_schema: type[BaseModel] = MetasoAnswerInput
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool | str | None = True
+    handle_validation_error: (
+        bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
+    ) = explain_invalid_arguments
+
+    model: ChatModel = "fast"
+    """``fast``, ``fast_thinking`` or ``ds-r1``."""
+    scope: Scope = "webpage"
+    """Default scope of the sources; a call may pass its own."""
+    answer_format: AnswerFormat = "simple"
+    """The answer shape asked for; both are understood."""
+    concise_snippet: bool | None = None
+    """Ask for shorter source snippets."""
+
+    def _request(self, query: str, scope: Scope | None) -> AnswerRequest:
+        return AnswerRequest(
+            query=query,
+            model=self.model,
+            scope=scope or self.scope,
+            format=self.answer_format,
+            concise_snippet=self.concise_snippet,
+        )
+
+    @staticmethod
+    def _answer(request: AnswerRequest, answer: Answer) -> tuple[str, list[Document]]:
+        return answer.content(), answer.to_documents(query=request.query or "")
+
+    def _run(
+        self,
+        query: str,
+        scope: Scope | None = None,
+        run_manager: CallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        request = self._request(query, scope)
+        with as_tool_error():
+            return self._answer(request, self.client.request(answer_call(request)))
+
+    async def _arun(
+        self,
+        query: str,
+        scope: Scope | None = None,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> tuple[str, list[Document]]:
+        request = self._request(query, scope)
+        with as_tool_error():
+            return self._answer(request, await self.client.arequest(answer_call(request)))

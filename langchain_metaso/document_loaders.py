@@ -1,0 +1,203 @@
+"""``MetasoLoader``: web pages, read by the Metaso reader, as LangChain ``Document``s."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+from langchain_core.document_loaders import BaseLoader
+from langchain_core.documents import Document
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from langchain_metaso.client import Call
+from langchain_metaso.config import MetasoConfig
+from langchain_metaso.errors import MetasoError
+from langchain_metaso.models import MAX_SIZE, Scope, SearchRequest, SearchResponse, check_query
+from langchain_metaso.reader import (
+    ReaderFormat,
+    ReaderPage,
+    ReaderRequest,
+    check_url,
+    reader_call,
+)
+
+__all__ = ["MetasoLoader"]
+
+logger = logging.getLogger("langchain_metaso")
+
+
+class MetasoLoader(MetasoConfig, BaseLoader):
+    """Web pages as ``Document``s, read by Metaso (秘塔): given URLs, or a search's top hits.
+
+    Setup:
+        Install ``langchain-metaso`` and set ``METASO_API_KEY`` (a 302.AI ``sk-`` key;
+        for a metaso.cn ``mk-`` key also set ``METASO_BASE_URL=https://metaso.cn/api/v1``).
+
+        .. code-block:: bash
+
+            pip install -U langchain-metaso
+            export METASO_API_KEY="sk-..."
+
+    Key init args:
+        urls: list[str] | None
+            The pages to read (http or https), one ``Document`` each, in this order.
+        query: str | None
+            Instead of ``urls``: search this, then read the top ``k`` results' pages.
+        k: int
+            How many search results to read (default 5); only with ``query``.
+        scope: str
+            Where to search (default ``webpage``); only with ``query``.
+        strict: bool
+            ``False`` (default): a page that fails is logged as a warning, kept in
+            ``loader.failures`` and skipped; ``True``: the first failure raises.
+        reader_format: str
+            ``"json"`` (default, with title/author/date/credits) or ``"text"``.
+        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
+            Connection settings, shared by every class of the package;
+            ``max_concurrency`` also bounds the pages read at once by ``alazy_load``.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_metaso import MetasoLoader
+
+            loader = MetasoLoader(urls=["https://example.com/a", "https://example.com/b"])
+            # or: MetasoLoader(query="大语言模型 幻觉", k=5, scope="webpage")
+
+    Load:
+        .. code-block:: python
+
+            docs = loader.load()               # one page after another
+            docs = await loader.aload()        # pages read concurrently, same order
+            docs[0].page_content               # the page as Markdown
+            docs[0].metadata                   # source, title, author, date, credits
+            loader.failures                    # [(url, MetasoError), ...] of the last load
+
+    With ``query``, a failed search raises (there is nothing to read); results without
+    a web link are skipped, and each document's metadata also holds the ``query``.
+    """
+
+    urls: list[str] | None = None
+    """The pages to read, in order."""
+    query: str | None = None
+    """Search this and read the top ``k`` results instead."""
+    k: int = Field(default=5, ge=1, le=MAX_SIZE)
+    """Search results to read, with ``query``."""
+    scope: Scope = "webpage"
+    """Where to search, with ``query``."""
+    strict: bool = False
+    """Raise on the first page that fails, instead of recording it and going on."""
+    reader_format: ReaderFormat = "json"
+    """``json`` (with title, author, date, credits) or ``text`` (Markdown only)."""
+
+    _failures: list[tuple[str, MetasoError]] = PrivateAttr(default_factory=list)
+
+    @field_validator("urls")
+    @classmethod
+    def _check_urls(cls, urls: list[str] | None) -> list[str] | None:
+        if urls is None:
+            return None
+        checked, bad = [], []
+        for url in urls:
+            try:
+                checked.append(check_url(url))
+            except ValueError:
+                bad.append(url)
+        if bad:
+            raise ValueError(f"only http:// and https:// URLs with a host can be read; not {bad!r}")
+        return checked
+
+    @field_validator("query")
+    @classmethod
+    def _check_query(cls, query: str | None) -> str | None:
+        return None if query is None else check_query(query)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MetasoLoader:
+        if (self.urls is None) == (self.query is None):
+            raise ValueError(
+                "give exactly one of urls=[...] (pages to read) and query='...' "
+                "(search, then read the top k results)"
+            )
+        return self
+
+    @property
+    def failures(self) -> list[tuple[str, MetasoError]]:
+        """``(url, error)`` of each page the latest load could not read, in input order."""
+        return list(self._failures)
+
+    def lazy_load(self) -> Iterator[Document]:
+        """Read the pages one after another, yielding each ``Document`` as it comes."""
+        self._failures = []
+        urls = self.urls if self.urls is not None else self._links(self._search(self._request()))
+        client = self.client
+        for url in urls:
+            try:
+                page = client.request(self._call(url))
+            except MetasoError as exc:
+                self._failed(url, exc)
+                continue
+            yield self._document(page)
+
+    async def alazy_load(self) -> AsyncIterator[Document]:
+        """Read up to ``max_concurrency`` pages at once; yield them in input order."""
+        self._failures = []
+        urls = (
+            self.urls
+            if self.urls is not None
+            else self._links(await self._asearch(self._request()))
+        )
+        client = self.client
+        # The pool also bounds connections; the semaphore keeps pending tasks from
+        # all queueing on it at once.
+        slots = asyncio.Semaphore(self.max_concurrency)
+
+        async def read(url: str) -> ReaderPage:
+            async with slots:
+                return await client.arequest(self._call(url))
+
+        tasks = [asyncio.ensure_future(read(url)) for url in urls]
+        try:
+            for url, task in zip(urls, tasks, strict=True):
+                try:
+                    page = await task
+                except MetasoError as exc:
+                    self._failed(url, exc)
+                    continue
+                yield self._document(page)
+        finally:
+            # Stopped early (a break, strict mode): do not read pages nobody will get.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- shared by both paths, no I/O ---
+
+    def _request(self) -> SearchRequest:
+        assert self.query is not None  # the model validator guarantees it
+        return SearchRequest(query=self.query, scope=self.scope, size=self.k)
+
+    def _links(self, response: SearchResponse) -> list[str]:
+        links: dict[str, None] = {}
+        for result in response.results[: self.k]:
+            try:
+                links[check_url(result.link or "")] = None
+            except ValueError:
+                logger.info("Metaso loader: skipped a result without a web link: %r", result.link)
+        return list(links)
+
+    def _call(self, url: str) -> Call[ReaderPage]:
+        return reader_call(ReaderRequest(url=url, format=self.reader_format))
+
+    def _document(self, page: ReaderPage) -> Document:
+        document = page.to_document()
+        if self.query is not None:
+            document.metadata["query"] = self.query
+        return document
+
+    def _failed(self, url: str, error: MetasoError) -> None:
+        if self.strict:
+            raise error
+        self._failures.append((url, error))
+        logger.warning("Metaso loader: could not read %s, skipped it: %s", url, error)

@@ -1,0 +1,120 @@
+"""The reader call: ``POST {base_url}/reader`` turns a web page into Markdown.
+
+Requests are validated before any I/O (only ``http``/``https`` URLs with a host are
+sent). Answers are read leniently: in JSON mode every field but ``markdown`` may be
+missing or of another type; in text mode the body is the Markdown itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from langchain_core.documents import Document
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from langchain_metaso.client import Call
+from langchain_metaso.models import Int, Text
+
+__all__ = ["ReaderFormat", "ReaderPage", "ReaderRequest", "check_url", "reader_call"]
+
+ReaderFormat = Literal["json", "text"]
+"""``json``: the page with its title, author, date and credits; ``text``: Markdown only."""
+
+# Metadata a reader Document carries, in this order, when the answer has them.
+METADATA_FIELDS = ("title", "author", "date", "credits")
+
+
+def check_url(value: str) -> str:
+    """Return the URL stripped, or raise ``ValueError`` naming it if it is not http(s)."""
+    url = value.strip()
+    parts = urlsplit(url)
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        # Control characters and lone surrogates (which cannot even be sent as UTF-8).
+        or not url.isprintable()
+    ):
+        raise ValueError(
+            f"{value!r} is not a web page address: only http:// and https:// URLs with a "
+            "host name and no control characters can be read, e.g. 'https://example.com/article'"
+        )
+    return url
+
+
+class ReaderRequest(BaseModel):
+    """One call to ``POST {base_url}/reader``, validated before any I/O."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    format: ReaderFormat = "json"
+
+    _check_url = field_validator("url")(check_url)
+
+
+class ReaderPage(BaseModel):
+    """A page as the reader returns it. Unknown fields are kept as extras."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: str
+    """The URL that was asked for."""
+    markdown: str
+    url: Text = None
+    """The URL the reader reports (after redirects), when it says."""
+    title: Text = None
+    author: Text = None
+    date: Text = None
+    credits: Int = None
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], *, source: str) -> ReaderPage:
+        """Read a JSON answer; a missing title falls back to the Markdown's first heading.
+
+        Raises:
+            ValueError: the answer has no Markdown text.
+        """
+        markdown = payload.get("markdown")
+        if not isinstance(markdown, str):
+            raise ValueError("the answer has no 'markdown' text")
+        page = cls.model_validate({**payload, "source": source, "markdown": markdown})
+        if not (page.title and page.title.strip()):
+            page.title = _first_heading(markdown)
+        return page
+
+    @classmethod
+    def from_text(cls, markdown: str, *, source: str) -> ReaderPage:
+        """Read a ``text/plain`` answer: the Markdown, titled by its first heading."""
+        return cls(source=source, markdown=markdown, title=_first_heading(markdown))
+
+    def to_document(self) -> Document:
+        """The Markdown as ``page_content``; ``source``, then title, author, date and
+        credits when known, then any other field of the answer, as metadata."""
+        metadata: dict[str, Any] = {"source": self.source}
+        metadata.update(
+            (name, value) for name in METADATA_FIELDS if (value := getattr(self, name)) is not None
+        )
+        if self.url and self.url != self.source:
+            metadata["url"] = self.url
+        metadata.update((k, v) for k, v in (self.model_extra or {}).items() if v is not None)
+        return Document(page_content=self.markdown, metadata=metadata)
+
+
+def _first_heading(markdown: str) -> str | None:
+    return next((line[2:].strip() for line in markdown.splitlines() if line.startswith("# ")), None)
+
+
+def reader_call(request: ReaderRequest) -> Call[ReaderPage]:
+    """The ``Call`` that reads ``request.url``, in JSON or text mode."""
+    parse: Callable[..., ReaderPage] = (
+        ReaderPage.from_text if request.format == "text" else ReaderPage.from_payload
+    )
+    return Call(
+        endpoint="reader",
+        body={"url": request.url},
+        parse=partial(parse, source=request.url),
+        expect=request.format,
+    )

@@ -1,0 +1,128 @@
+"""``MetasoReaderTool``: a web page as Markdown, as a tool an agent can call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from langchain_core.documents import Document
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic.v1 import ValidationError as ValidationErrorV1
+
+from langchain_metaso.config import MetasoConfig
+from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
+from langchain_metaso.tools import as_tool_error, explain_invalid_arguments
+
+__all__ = ["MetasoReaderInput", "MetasoReaderTool", "cut_text"]
+
+DEFAULT_MAX_CHARS = 8000
+
+
+class MetasoReaderInput(BaseModel):
+    """Arguments of a ``metaso_reader`` call."""
+
+    url: str = Field(description="The page to read: a full http:// or https:// URL.")
+
+    _check_url = field_validator("url")(check_url)
+
+
+def cut_text(text: str, max_chars: int | None) -> str:
+    """``text`` cut to ``max_chars``, with a marker saying how much was left out."""
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}\n\n[… cut: {len(text) - max_chars:,} more characters]"
+
+
+class MetasoReaderTool(MetasoConfig, BaseTool):
+    """Metaso (秘塔) reader as an agent tool: a web page, read as Markdown.
+
+    Setup:
+        Install ``langchain-metaso`` and set ``METASO_API_KEY`` (a 302.AI ``sk-`` key;
+        for a metaso.cn ``mk-`` key also set ``METASO_BASE_URL=https://metaso.cn/api/v1``).
+
+        .. code-block:: bash
+
+            pip install -U langchain-metaso
+            export METASO_API_KEY="sk-..."
+
+    Key init args:
+        max_chars: int | None
+            Longest page text handed to the model (default 8000); a longer page is
+            cut, with a marker saying how many characters were left out. ``None``
+            never cuts. The artifact always holds the whole page.
+        reader_format: str
+            ``"json"`` (default): the page with title, author, date and credits;
+            ``"text"``: Markdown only (title from its first heading).
+        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
+            Connection settings, shared by every class of the package.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_metaso import MetasoReaderTool
+
+            reader = MetasoReaderTool(max_chars=4000)
+
+    Invoke directly with args:
+        .. code-block:: python
+
+            reader.invoke({"url": "https://example.com/article"})
+            # -> "# The article's title\\n\\nIts text, as Markdown ..."
+
+    Invoke with a tool call (as an agent does):
+        .. code-block:: python
+
+            message = reader.invoke(
+                {
+                    "name": "metaso_reader",
+                    "args": {"url": "https://example.com/article"},
+                    "id": "1",
+                    "type": "tool_call",
+                }
+            )
+            message.content    # the Markdown, cut to max_chars
+            message.artifact   # the whole page as a Document (source, title, author, ...)
+
+    Only ``http`` and ``https`` URLs are read: anything else, like any failure (a wrong
+    key, a timeout), comes back as an error ``ToolMessage`` saying what to do, before
+    any request for a bad URL.
+    """
+
+    name: str = "metaso_reader"
+    description: str = (
+        "Read a web page with Metaso's reader and get its full text as Markdown. Use it "
+        "to read a search result (or any page) in full when its snippet is not enough. "
+        "Input: the page's http(s) URL."
+    )
+    args_schema: type[BaseModel] = MetasoReaderInput
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool | str | None = True
+    handle_validation_error: (
+        bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
+    ) = explain_invalid_arguments
+
+    max_chars: int | None = Field(default=DEFAULT_MAX_CHARS, ge=1)
+    """Longest text for the model; ``None`` never cuts."""
+    reader_format: ReaderFormat = "json"
+    """``json`` (with title, author, date, credits) or ``text`` (Markdown only)."""
+
+    def _answer(self, page: ReaderPage) -> tuple[str, Document]:
+        if not page.markdown.strip():
+            return f"The page at {page.source} has no readable text.", page.to_document()
+        return cut_text(page.markdown, self.max_chars), page.to_document()
+
+    def _run(
+        self, url: str, run_manager: CallbackManagerForToolRun | None = None
+    ) -> tuple[str, Document]:
+        call = reader_call(ReaderRequest(url=url, format=self.reader_format))
+        with as_tool_error():
+            return self._answer(self.client.request(call))
+
+    async def _arun(
+        self, url: str, run_manager: AsyncCallbackManagerForToolRun | None = None
+    ) -> tuple[str, Document]:
+        call = reader_call(ReaderRequest(url=url, format=self.reader_format))
+        with as_tool_error():
+            return self._answer(await self.client.arequest(call))

@@ -1,0 +1,139 @@
+"""A server-sent events (``text/event-stream``) parser: pure, fed one line at a time.
+
+It does no I/O, so the sync and async streaming drivers of the HTTP core share it whole.
+It follows the WHATWG rules (``field: value`` lines, ``:`` comments, a blank line ends
+an event, multi-line ``data`` joined by ``\\n``) and the OpenAI convention the Metaso chat
+stream uses: each event's data is JSON, and ``data: [DONE]`` ends the stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_metaso.errors import MetasoResponseError
+
+__all__ = ["SSEDecoder", "ServerSentEvent", "aiter_events", "iter_events"]
+
+DONE = "[DONE]"
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class ServerSentEvent:
+    """One dispatched event: its type (``message`` unless named), JSON data and id."""
+
+    data: Any
+    event: str = "message"
+    id: str | None = None
+
+
+class SSEDecoder:
+    """Turns lines of an event stream into :class:`ServerSentEvent`s.
+
+    Args:
+        endpoint: Named in errors, e.g. ``"chat/completions"``.
+        excerpt: Shortens (and redacts) an event's data for an error message; the HTTP
+            core passes its own, which removes the API key.
+    """
+
+    def __init__(self, endpoint: str, *, excerpt: Callable[[str], str] = _unchanged) -> None:
+        self.endpoint = endpoint
+        self.done = False
+        self._excerpt = excerpt
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+        self._first = True
+
+    def feed(self, line: str) -> ServerSentEvent | None:
+        """Read one line (its line ending optional); return the event it completes, if any.
+
+        Raises:
+            MetasoResponseError: the completed event's data is not JSON.
+        """
+        if self.done:
+            return None
+        line = line.rstrip("\r\n")
+        if self._first:
+            self._first = False
+            line = line.removeprefix("\ufeff")
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):  # a comment, e.g. a keep-alive ping
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            if value.strip() == DONE and not self._data:
+                # Ends at once: a server may keep the connection open after it.
+                self.done = True
+                return None
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        # "retry" and unknown fields only matter to a reconnecting browser.
+        return None
+
+    def finish(self) -> None:
+        """Mark the end of input.
+
+        Raises:
+            MetasoResponseError: the stream ended before ``data: [DONE]`` (e.g. cut
+                short by a proxy), so what came may be only part of the answer.
+        """
+        self.feed("")
+        if not self.done:
+            raise MetasoResponseError(
+                f"the event stream ended before 'data: {DONE}', so it may be incomplete",
+                endpoint=self.endpoint,
+            )
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        data, event, event_id = "\n".join(self._data), self._event, self._id
+        self._data, self._event = [], ""
+        if not data:
+            return None
+        if data.strip() == DONE:
+            self.done = True
+            return None
+        try:
+            payload = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise MetasoResponseError(
+                "an event's data is not JSON",
+                endpoint=self.endpoint,
+                body_excerpt=self._excerpt(data),
+            ) from exc
+        return ServerSentEvent(payload, event or "message", event_id)
+
+
+def iter_events(lines: Iterable[str], decoder: SSEDecoder) -> Iterator[ServerSentEvent]:
+    """The events of ``lines`` in order, up to ``[DONE]``; then checks the stream ended well."""
+    for line in lines:
+        event = decoder.feed(line)
+        if event is not None:
+            yield event
+        elif decoder.done:
+            return
+    decoder.finish()
+
+
+async def aiter_events(
+    lines: AsyncIterable[str], decoder: SSEDecoder
+) -> AsyncIterator[ServerSentEvent]:
+    """:func:`iter_events` for an async source of lines."""
+    async for line in lines:
+        event = decoder.feed(line)
+        if event is not None:
+            yield event
+        elif decoder.done:
+            return
+    decoder.finish()

@@ -1,0 +1,61 @@
+"""``MetasoToolkit``: search, reader and answer tools sharing one configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.tools import BaseTool, BaseToolkit
+
+from langchain_metaso.answer_tool import MetasoAnswerTool
+from langchain_metaso.config import MetasoConfig
+from langchain_metaso.reader_tool import MetasoReaderTool
+from langchain_metaso.tools import MetasoSearchTool
+
+__all__ = ["MetasoToolkit"]
+
+
+class MetasoToolkit(MetasoConfig, BaseToolkit):
+    """Every Metaso (秘塔) tool an agent needs, configured once.
+
+    Setup:
+        Install ``langchain-metaso`` and set ``METASO_API_KEY`` (a 302.AI ``sk-`` key;
+        for a metaso.cn ``mk-`` key also set ``METASO_BASE_URL=https://metaso.cn/api/v1``).
+
+        .. code-block:: bash
+
+            pip install -U langchain-metaso
+            export METASO_API_KEY="sk-..."
+
+    Key init args:
+        metaso_api_key, base_url, timeout, max_retries, retry_backoff, max_concurrency:
+            Connection settings, handed to every tool. The tools also share one pool
+            of connections, so ``max_concurrency`` bounds their requests together.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_metaso import MetasoToolkit
+
+            toolkit = MetasoToolkit(max_concurrency=8)
+
+    Get the tools:
+        .. code-block:: python
+
+            tools = toolkit.get_tools()   # metaso_search, metaso_reader, metaso_answer
+            agent = create_agent("openai:gpt-4o-mini", tools=tools)
+
+    Each tool has its defaults (``size=10``, ``max_chars=8000``, ``model="fast"``); to
+    change one, ``tool.model_copy(update={...})`` keeps the shared pool.
+    """
+
+    def get_tools(self) -> list[BaseTool]:
+        """The search, reader and answer tools, in that order."""
+        settings: dict[str, Any] = {name: getattr(self, name) for name in MetasoConfig.model_fields}
+        tools: list[MetasoSearchTool | MetasoReaderTool | MetasoAnswerTool] = [
+            MetasoSearchTool(**settings),
+            MetasoReaderTool(**settings),
+            MetasoAnswerTool(**settings),
+        ]
+        for tool in tools:
+            tool._pool = self._pool
+        return list(tools)
