@@ -19,14 +19,23 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
+from langchain_core.rate_limiters import BaseRateLimiter
 from pydantic import SecretStr
 
+from langchain_metaso.cache import MetasoCache, cache_key
 from langchain_metaso.errors import (
     MetasoAPIError,
     MetasoAuthenticationError,
@@ -78,20 +87,49 @@ class Call(Generic[T]):
     expect: Literal["json", "text", "events"] = "json"
 
 
+Key = tuple[Any, int]  # (transport, max_concurrency)
+
+
+@dataclass
+class _LoopLanes:
+    """One event loop's async clients, each with the semaphore that bounds its requests."""
+
+    lanes: dict[Key, tuple[httpx.AsyncClient, asyncio.Semaphore]] = field(default_factory=dict)
+    closer: AsyncGenerator[None, None] | None = None
+
+
+async def _close_at_loop_shutdown(state: _LoopLanes) -> AsyncGenerator[None, None]:
+    """Close a loop's connections while that loop can still run the closing.
+
+    Parked as one of the loop's async generators: ``asyncio.run`` (and Jupyter's or
+    pytest's runners) finalize those while shutting the loop down, which closes these
+    connections instead of leaving their sockets, and the dead loop, to leak.
+    """
+    try:
+        yield
+    finally:
+        lanes, state.lanes = list(state.lanes.values()), {}
+        for client, _ in lanes:
+            await client.aclose()
+
+
 class ConnectionPool:
     """Lazily created ``httpx`` clients, shared by an instance and its shallow copies.
 
-    Async clients are kept per event loop, because connections belong to the loop that
-    opened them: a new ``asyncio.run`` gets fresh ones, a long-lived (Jupyter) loop
-    keeps reusing its own. Copies made by ``copy.deepcopy`` and pickling start empty.
+    Each client comes with a semaphore of ``max_concurrency`` slots: requests beyond
+    it wait in line before they reach ``httpx`` (whose own pool queue is far slower
+    to scan under load). Async clients are kept per event loop, because connections
+    belong to the loop that opened them: a new ``asyncio.run`` gets fresh ones and
+    closes them when it ends, a long-lived (Jupyter) loop keeps reusing its own.
+    Copies made by ``copy.deepcopy`` and pickling start empty.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sync: dict[tuple[Any, int], httpx.Client] = {}
-        self._async: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[Any, int], httpx.AsyncClient]
-        ] = weakref.WeakKeyDictionary()
+        self._sync: dict[Key, tuple[httpx.Client, threading.BoundedSemaphore]] = {}
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopLanes] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionPool:
         return ConnectionPool()
@@ -101,47 +139,58 @@ class ConnectionPool:
 
     @staticmethod
     def _limits(max_concurrency: int) -> httpx.Limits:
-        # The pool size bounds the requests in flight: extra ones wait for a connection.
         return httpx.Limits(
             max_connections=max_concurrency, max_keepalive_connections=max_concurrency
         )
 
-    def sync_client(self, transport: Any, max_concurrency: int) -> httpx.Client:
+    def sync_lane(
+        self, transport: Any, max_concurrency: int
+    ) -> tuple[httpx.Client, threading.BoundedSemaphore]:
         key = (transport, max_concurrency)
         with self._lock:
-            client = self._sync.get(key)
-            if client is None:
+            lane = self._sync.get(key)
+            if lane is None:
                 client = httpx.Client(transport=transport, limits=self._limits(max_concurrency))
-                self._sync[key] = client
-            return client
+                lane = self._sync[key] = (client, threading.BoundedSemaphore(max_concurrency))
+            return lane
 
-    def async_client(self, transport: Any, max_concurrency: int) -> httpx.AsyncClient:
+    async def async_lane(
+        self, transport: Any, max_concurrency: int
+    ) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
         key = (transport, max_concurrency)
         with self._lock:
-            clients = self._async.setdefault(loop, {})
-            client = clients.get(key)
-            if client is None:
+            state = self._async.get(loop)
+            if state is None:
+                state = self._async[loop] = _LoopLanes()
+                state.closer = _close_at_loop_shutdown(state)
+                first_in_loop = True
+            else:
+                first_in_loop = False
+            lane = state.lanes.get(key)
+            if lane is None:
                 client = httpx.AsyncClient(
                     transport=transport, limits=self._limits(max_concurrency)
                 )
-                clients[key] = client
-            return client
+                lane = state.lanes[key] = (client, asyncio.Semaphore(max_concurrency))
+        if first_in_loop and state.closer is not None:
+            await anext(state.closer)  # registers it with the loop's shutdown
+        return lane
 
     def close(self) -> None:
         """Close the sync connections; async ones close with ``aclose``."""
         with self._lock:
-            clients, self._sync = list(self._sync.values()), {}
-        for client in clients:
+            lanes, self._sync = list(self._sync.values()), {}
+        for client, _ in lanes:
             client.close()
 
     async def aclose(self) -> None:
         """Close the connections of both kinds opened in the running loop."""
         self.close()
         with self._lock:
-            clients = self._async.pop(asyncio.get_running_loop(), {})
-        for client in clients.values():
-            await client.aclose()
+            state = self._async.pop(asyncio.get_running_loop(), None)
+        if state is not None and state.closer is not None:
+            await state.closer.aclose()
 
 
 @dataclass(frozen=True)
@@ -160,13 +209,21 @@ class MetasoClient:
     max_concurrency: int
     transport: Any
     pool: ConnectionPool
+    cache: MetasoCache | None = None
+    rate_limiter: BaseRateLimiter | None = None
 
     def request(self, call: Call[T]) -> T:
         """Run ``call`` synchronously, with retries; raise a ``MetasoError`` on failure."""
+        cached = self._cached(call)
+        if cached is not None:
+            return cached
         return self._drive(self._exchange(call, partial(self._interpret, call)), stream=False)
 
     async def arequest(self, call: Call[T]) -> T:
         """Run ``call`` on the running event loop, with retries."""
+        cached = self._cached(call)
+        if cached is not None:
+            return cached
         return await self._adrive(
             self._exchange(call, partial(self._interpret, call)), stream=False
         )
@@ -201,43 +258,49 @@ class MetasoClient:
             await response.aclose()
 
     def _drive(self, flow: Flow[R], *, stream: bool) -> R:
-        client = self.pool.sync_client(self.transport, self.max_concurrency)
+        client, slots = self.pool.sync_lane(self.transport, self.max_concurrency)
         outcome: Outcome | None = None
         try:
             while True:
                 delay, request = flow.send(outcome)
                 if delay:
                     time.sleep(delay)
-                try:
-                    outcome = client.send(request, stream=stream)
-                    if stream and _needs_body(outcome):
-                        try:
-                            outcome.read()
-                        finally:
-                            outcome.close()
-                except httpx.TransportError as exc:
-                    outcome = exc
+                if self.rate_limiter is not None:
+                    self.rate_limiter.acquire()
+                with slots:
+                    try:
+                        outcome = client.send(request, stream=stream)
+                        if stream and _needs_body(outcome):
+                            try:
+                                outcome.read()
+                            finally:
+                                outcome.close()
+                    except httpx.TransportError as exc:
+                        outcome = exc
         except StopIteration as stop:
             result: R = stop.value
             return result
 
     async def _adrive(self, flow: Flow[R], *, stream: bool) -> R:
-        client = self.pool.async_client(self.transport, self.max_concurrency)
+        client, slots = await self.pool.async_lane(self.transport, self.max_concurrency)
         outcome: Outcome | None = None
         try:
             while True:
                 delay, request = flow.send(outcome)
                 if delay:
                     await asyncio.sleep(delay)
-                try:
-                    outcome = await client.send(request, stream=stream)
-                    if stream and _needs_body(outcome):
-                        try:
-                            await outcome.aread()
-                        finally:
-                            await outcome.aclose()
-                except httpx.TransportError as exc:
-                    outcome = exc
+                if self.rate_limiter is not None:
+                    await self.rate_limiter.aacquire()
+                async with slots:
+                    try:
+                        outcome = await client.send(request, stream=stream)
+                        if stream and _needs_body(outcome):
+                            try:
+                                await outcome.aread()
+                            finally:
+                                await outcome.aclose()
+                    except httpx.TransportError as exc:
+                        outcome = exc
         except StopIteration as stop:
             result: R = stop.value
             return result
@@ -293,11 +356,34 @@ class MetasoClient:
         else:
             decoded = self._decode_json(call.endpoint, self.url(call.endpoint), response)
         try:
-            return call.parse(decoded)
+            result = call.parse(decoded)
         except ValueError as exc:
             raise MetasoResponseError(
                 self._redact(str(exc)), endpoint=call.endpoint, body_excerpt=self._excerpt(response)
             ) from exc
+        if self.cache is not None:
+            # Only an answer that parsed is stored: errors and garbage are never cached.
+            self._use_cache("set", call, decoded)
+        return result
+
+    def _cached(self, call: Call[T]) -> T | None:
+        """The parsed answer of an identical earlier call, if the cache holds one."""
+        if self.cache is None or call.expect == "events":
+            return None
+        decoded = self._use_cache("get", call)
+        if decoded is None:
+            return None
+        logger.debug("Metaso %s: answered from the cache", call.endpoint)
+        return call.parse(decoded)
+
+    def _use_cache(self, action: Literal["get", "set"], call: Call[Any], *value: Any) -> Any:
+        assert self.cache is not None
+        key = cache_key(call.endpoint, self.base_url, call.body)
+        try:
+            return getattr(self.cache, action)(key, *value)
+        except Exception as exc:  # a cache backend that fails must not fail the search
+            logger.warning("Metaso cache %s failed (%s); going without", action, exc)
+            return None
 
     def _opened(self, call: Call[Any], outcome: Outcome) -> httpx.Response:
         """The response of a stream call, its body still unread, once it is an event stream."""
@@ -407,10 +493,17 @@ class MetasoClient:
             "endpoint": endpoint,
             "url": url,
             "code": code,
+            "retry_after": retry_after,
         }
         message = self._redact(message)
         if status == 429:
-            return MetasoRateLimitError(message, retry_after=retry_after, **args)
+            return MetasoRateLimitError(message, **args)
+        if status == 404:
+            return MetasoAPIError(
+                message,
+                hint="Check the base URL (base_url= or METASO_BASE_URL): nothing answers there.",
+                **args,
+            )
         if status in (401, 403):
             return MetasoAuthenticationError(message, **args)
         if status == 402 or _CREDITS_WORDS.search(message):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
+import httpx
+from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 from typing_extensions import Self
 
+from langchain_metaso.cache import MetasoCache
 from langchain_metaso.client import Call, ConnectionPool, MetasoClient
 from langchain_metaso.models import SearchRequest, SearchResponse
 
@@ -51,6 +53,12 @@ class MetasoConfig(BaseModel):
     transport: Any = Field(default=None, exclude=True, repr=False)
     """An ``httpx`` transport to send through instead of the network (e.g.
     ``MetasoEmulator().transport()`` for offline tests)."""
+    cache: MetasoCache | None = Field(default=None, exclude=True)
+    """Opt-in cache of answers (e.g. ``InMemoryCache()``): an identical call is answered
+    from it without a request, and without spending credits."""
+    rate_limiter: BaseRateLimiter | None = Field(default=None, exclude=True)
+    """A LangChain rate limiter (e.g. ``InMemoryRateLimiter``) consulted before every
+    request, retries included."""
 
     _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
 
@@ -68,8 +76,11 @@ class MetasoConfig(BaseModel):
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"base_url {value!r} is not a valid URL: {exc}") from None
+        if parts.scheme not in ("http", "https") or not parts.host:
             raise ValueError(
                 f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r} or "
                 f"{METASO_CN_BASE_URL!r}, got {value!r}"
@@ -77,11 +88,12 @@ class MetasoConfig(BaseModel):
         return value
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        # A transport holds sockets and locks: it is a resource, like the connection
-        # pool, so deep copies share it rather than fail trying to copy it.
+        # A transport, a cache and a rate limiter hold sockets, locks or shared state:
+        # they are resources, like the connection pool, so deep copies share them.
         memo = {} if memo is None else memo
-        if self.transport is not None:
-            memo.setdefault(id(self.transport), self.transport)
+        for shared in (self.transport, self.cache, self.rate_limiter):
+            if shared is not None:
+                memo.setdefault(id(shared), shared)
         return super().__deepcopy__(memo)
 
     @property
@@ -96,6 +108,8 @@ class MetasoConfig(BaseModel):
             max_concurrency=self.max_concurrency,
             transport=self.transport,
             pool=self._pool,
+            cache=self.cache,
+            rate_limiter=self.rate_limiter,
         )
 
     def close(self) -> None:

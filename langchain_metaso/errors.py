@@ -7,8 +7,6 @@ from anything the server echoes back).
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = [
     "MetasoAPIError",
     "MetasoAuthenticationError",
@@ -34,6 +32,8 @@ class MetasoAPIError(MetasoError):
         code: The provider's own error code (``errCode``, ``err_code``), if any.
         provider_message: The provider's own message, if any.
         endpoint: The endpoint that failed, e.g. ``"search"``.
+        url: The URL that was called (never carries the key).
+        retry_after: Seconds the server asked to wait (``Retry-After``), if it said.
     """
 
     hint = "Check the request parameters against the Metaso API reference."
@@ -46,18 +46,27 @@ class MetasoAPIError(MetasoError):
         endpoint: str,
         url: str = "",
         code: int | str | None = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
     ) -> None:
         self.provider_message = provider_message
         self.status_code = status_code
         self.endpoint = endpoint
         self.url = url
         self.code = code
+        self.retry_after = retry_after
+        if hint is not None:
+            self.hint = hint
         where = f" ({url})" if url else ""
         code_part = f", code {code}" if code is not None else ""
         super().__init__(
             f"Metaso {endpoint} failed with HTTP {status_code}{code_part}{where}: "
-            f"{provider_message or 'no message'}. {self.hint}"
+            f"{provider_message or 'no message'}. {self._advice()}"
         )
+
+    def _advice(self) -> str:
+        wait = f" The server asked to wait {self.retry_after:g} s." if self.retry_after else ""
+        return self.hint + wait
 
 
 class MetasoAuthenticationError(MetasoAPIError):
@@ -77,21 +86,16 @@ class MetasoInsufficientCreditsError(MetasoAPIError):
 
 
 class MetasoRateLimitError(MetasoAPIError):
-    """HTTP 429: too many requests.
-
-    Attributes:
-        retry_after: Seconds the server asked to wait, if it said.
-    """
+    """HTTP 429: too many requests; ``retry_after`` says how long to wait, if known."""
 
     hint = "Rate limited: wait a moment and retry, or lower max_concurrency."
 
-    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        if retry_after:
-            self.hint = (
-                f"Rate limited: wait {retry_after:g} s (the server's Retry-After) and retry."
+    def _advice(self) -> str:
+        if self.retry_after:
+            return (
+                f"Rate limited: wait {self.retry_after:g} s (the server's Retry-After) and retry."
             )
-        super().__init__(*args, **kwargs)
+        return self.hint
 
 
 class MetasoServerError(MetasoAPIError):

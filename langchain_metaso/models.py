@@ -37,8 +37,11 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:  # not a number, or digits int() rejects (e.g. "²")
+            return None
     return None
 
 
@@ -65,6 +68,12 @@ def check_query(value: str) -> str:
     stripped = value.strip()
     if not stripped:
         raise ValueError("query must not be empty or only whitespace")
+    try:
+        stripped.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"query holds a character that is not valid text (position {exc.start})"
+        ) from None
     return stripped
 
 
