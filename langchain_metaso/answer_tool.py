@@ -1,6 +1,8 @@
 """``MetasoAnswerTool``: a search-grounded answer with its sources, as an agent tool."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: LangChain reads `_run`'s type hints on
+# every call, and evaluating string annotations each time costs more than the rest of
+# the tool's own work.
 
 from collections.abc import Callable
 from typing import Literal

@@ -1,6 +1,8 @@
 """``MetasoSearchTool``: Metaso search as a tool an agent can call."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: LangChain reads `_run`'s type hints on
+# every call, and evaluating string annotations each time costs more than the rest of
+# the tool's own work.
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
