@@ -623,6 +623,8 @@ def row_rate_limit(report: Report, server: FakeServer, counts: Counts) -> None:
 
 IMPORTS = {
     "package": "import langchain_metaso",
+    # The package's names load on first use: this is what a user's import really costs.
+    "package classes": "from langchain_metaso import MetasoSearchTool, MetasoRetriever",
     "deps": "import langchain_core.tools, langchain_core.retrievers, httpx",
     # langchain_core.tools loads BaseTool lazily: this is what subclassing it costs.
     "deps+classes": "from langchain_core.tools import BaseTool; "
@@ -659,26 +661,28 @@ def row_import(report: Report, counts: Counts) -> None:
             wall[key].samples.append(process)
     report.measure(
         "4",
-        inner["package"],
-        [(inner["deps"], IMPORT_LIMIT, "deps"), (inner["deps+classes"], None, "")],
+        inner["package classes"],
+        [(inner["deps+classes"], IMPORT_LIMIT, "deps+classes"), (inner["deps"], None, "")],
     )
     report.measure(
         "4",
-        wall["package"],
-        [(wall["deps"], None, ""), (wall["deps+classes"], None, "")],
+        wall["package classes"],
+        [(wall["deps+classes"], None, ""), (wall["deps"], None, "")],
     )
+    report.measure("4", inner["package"], [(inner["deps"], IMPORT_LIMIT, "deps")])
     for key in ("deps", "deps+classes"):
         report.measure("4", inner[key], role="baseline")
         report.measure("4", wall[key], role="baseline")
     report.measure("4", wall["python"], role="baseline")
-    for key in ("package", "deps", "deps+classes"):
+    for key in ("package", "package classes", "deps", "deps+classes"):
         report.notes.append(f"row 4, {key}: {IMPORTS[key]}")
     extra = subprocess.run(
         [
             sys.executable,
             "-c",
             f"import sys, json; {IMPORTS['deps']}; before = set(sys.modules); "
-            f"{IMPORTS['package']}; print(json.dumps(sorted(set(sys.modules) - before)))",
+            f"{IMPORTS['package classes']}; "
+            "print(json.dumps(sorted(set(sys.modules) - before)))",
         ],
         capture_output=True,
         text=True,
