@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from langchain_metaso.reader_tool import MetasoReaderInput, MetasoReaderTool
     from langchain_metaso.retrievers import MetasoRetriever
     from langchain_metaso.toolkits import MetasoToolkit
-    from langchain_metaso.tools import MetasoSearchInput, MetasoSearchTool
+    from langchain_metaso.tools import MetasoSearchInput, MetasoSearchTool, MetasoTool
 
 __version__ = "0.1.0"
 
@@ -62,6 +62,7 @@ _LAZY = {
     "MetasoToolkit": "toolkits",
     "MetasoSearchInput": "tools",
     "MetasoSearchTool": "tools",
+    "MetasoTool": "tools",
 }
 
 
@@ -104,6 +105,7 @@ __all__ = [
     "MetasoSearchTool",
     "MetasoServerError",
     "MetasoTimeoutError",
+    "MetasoTool",
     "MetasoToolkit",
     "Scope",
     "SearchRequest",

@@ -4,19 +4,13 @@
 # every call, and evaluating string annotations each time costs more than the rest of
 # the tool's own work.
 
-from collections.abc import Callable
-from typing import Literal
-
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.documents import Document
-from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic.v1 import ValidationError as ValidationErrorV1
+from pydantic import BaseModel, Field, field_validator
 
 from langchain_metaso.answer import Answer, AnswerFormat, AnswerRequest, ChatModel, answer_call
-from langchain_metaso.config import MetasoConfig
 from langchain_metaso.models import Scope, check_query
-from langchain_metaso.tools import as_tool_error, explain_invalid_arguments
+from langchain_metaso.tools import MetasoTool, as_tool_error
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
 
@@ -36,7 +30,7 @@ class MetasoAnswerInput(BaseModel):
     _check_query = field_validator("query")(check_query)
 
 
-class MetasoAnswerTool(MetasoConfig, BaseTool):
+class MetasoAnswerTool(MetasoTool):
     """Metaso (秘塔) AI answers as an agent tool: a question in, a cited answer out.
 
     Setup:
@@ -95,11 +89,6 @@ class MetasoAnswerTool(MetasoConfig, BaseTool):
         "Chinese-language sources. Use scope='scholar' for answers from academic papers."
     )
     args_schema: type[BaseModel] = MetasoAnswerInput
-    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
-    handle_tool_error: bool | str | None = True
-    handle_validation_error: (
-        bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
-    ) = explain_invalid_arguments
 
     model: ChatModel = "fast"
     """``fast``, ``fast_thinking`` or ``ds-r1``."""

@@ -4,18 +4,12 @@
 # every call, and evaluating string annotations each time costs more than the rest of
 # the tool's own work.
 
-from collections.abc import Callable
-from typing import Literal
-
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.documents import Document
-from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic.v1 import ValidationError as ValidationErrorV1
+from pydantic import BaseModel, Field, field_validator
 
-from langchain_metaso.config import MetasoConfig
 from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
-from langchain_metaso.tools import as_tool_error, explain_invalid_arguments
+from langchain_metaso.tools import MetasoTool, as_tool_error
 
 __all__ = ["MetasoReaderInput", "MetasoReaderTool", "cut_text"]
 
@@ -37,7 +31,7 @@ def cut_text(text: str, max_chars: int | None) -> str:
     return f"{text[:max_chars]}\n\n[… cut: {len(text) - max_chars:,} more characters]"
 
 
-class MetasoReaderTool(MetasoConfig, BaseTool):
+class MetasoReaderTool(MetasoTool):
     """Metaso (秘塔) reader as an agent tool: a web page, read as Markdown.
 
     Setup:
@@ -99,11 +93,6 @@ class MetasoReaderTool(MetasoConfig, BaseTool):
         "Input: the page's http(s) URL."
     )
     args_schema: type[BaseModel] = MetasoReaderInput
-    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
-    handle_tool_error: bool | str | None = True
-    handle_validation_error: (
-        bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
-    ) = explain_invalid_arguments
 
     max_chars: int | None = Field(default=DEFAULT_MAX_CHARS, ge=1)
     """Longest text for the model; ``None`` never cuts."""

@@ -29,6 +29,7 @@ from langchain_metaso.models import (
 __all__ = [
     "MetasoSearchInput",
     "MetasoSearchTool",
+    "MetasoTool",
     "as_tool_error",
     "explain_invalid_arguments",
     "format_results",
@@ -103,7 +104,19 @@ def format_results(request: SearchRequest, response: SearchResponse) -> str:
     return "\n".join(lines)
 
 
-class MetasoSearchTool(SearchOptions, MetasoConfig, BaseTool):
+class MetasoTool(MetasoConfig, BaseTool):
+    """What every Metaso tool shares: the settings, a compact answer for the model with
+    the full data as the artifact, and failures handed back to the agent as an error
+    ``ToolMessage`` it can act on rather than as an exception."""
+
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool | str | None = True
+    handle_validation_error: (
+        bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
+    ) = explain_invalid_arguments
+
+
+class MetasoSearchTool(SearchOptions, MetasoTool):
     """Metaso (秘塔) AI search as an agent tool.
 
     Setup:
@@ -163,11 +176,6 @@ class MetasoSearchTool(SearchOptions, MetasoConfig, BaseTool):
         "'image' for media. Returns numbered results with title, URL, date and summary."
     )
     args_schema: type[BaseModel] = MetasoSearchInput
-    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
-    handle_tool_error: bool | str | None = True
-    handle_validation_error: (
-        bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
-    ) = explain_invalid_arguments
 
     size: int = Field(default=10, ge=1, le=MAX_SIZE)
     """Default number of results of a call."""
