@@ -62,7 +62,7 @@ def test_least_recently_used_is_evicted_first() -> None:
 
 @pytest.mark.parametrize(("maxsize", "ttl"), [(0, 10.0), (10, 0.0), (10, -1.0)])
 def test_bad_settings_are_rejected(maxsize: int, ttl: float) -> None:
-    with pytest.raises(ValueError, match="maxsize|ttl"):
+    with pytest.raises(ValueError, match=r"maxsize|ttl"):
         InMemoryCache(maxsize=maxsize, ttl=ttl)
 
 
