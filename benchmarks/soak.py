@@ -50,7 +50,6 @@ from langchain_metaso import (  # noqa: E402
     MetasoAuthenticationError,
     MetasoError,
     MetasoInsufficientCreditsError,
-    MetasoRateLimitError,
     MetasoRetriever,
     MetasoSearchTool,
     MetasoServerError,
@@ -322,7 +321,7 @@ def soak(calls: int, seed: int, rate: float) -> dict[str, Any]:
         fds_start, sockets_start = open_fds()
         run = Soak(server.url)
         planned = plan(calls, seed)
-        warm_up, first, rest = calls // 10, calls // 5, calls - calls // 10 - calls // 5
+        warm_up, first = calls // 10, calls // 5
         run.run(planned[:warm_up])
         tracemalloc.start()
         run.run(planned[warm_up : warm_up + first])
@@ -395,7 +394,10 @@ def report(figures: dict[str, Any]) -> str:
         ("calls per second", figures["calls_per_second"]),
         ("traced memory at start, current/peak (KiB)", _pair(figures["traced_kib_start"])),
         ("traced memory at end, current/peak (KiB)", _pair(figures["traced_kib_end"])),
-        ("open fds: before clients / after close", f"{figures['fds_start']} / {figures['fds_end']}"),
+        (
+            "open fds: before clients / after close",
+            f"{figures['fds_start']} / {figures['fds_end']}",
+        ),
         (
             "sockets: before / in use / after close",
             f"{figures['sockets_start']} / {figures['sockets_in_use_before_close']}"
@@ -408,7 +410,10 @@ def report(figures: dict[str, Any]) -> str:
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
-    lines += ["", *(f"[{'ok' if ok else 'FAIL'}] {check}" for check, ok in figures["checks"].items())]
+    lines += [
+        "",
+        *(f"[{'ok' if ok else 'FAIL'}] {check}" for check, ok in figures["checks"].items()),
+    ]
     lines += [f"unhandled: {text}" for text in figures["unhandled_first"]]
     return "\n".join(lines)
 

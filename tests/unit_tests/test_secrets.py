@@ -1,0 +1,259 @@
+"""Issue 6, secrets: every way the API key could leak, swept with a distinctive fake key.
+
+The key must appear in no repr, str, dump or serialization of any public class, in no
+exception (message, args, ``__cause__``/``__context__`` chain, formatted traceback), in
+no log record at DEBUG of any logger (httpx and httpcore included), in no callback
+payload, tool message or document metadata, and in no cache key, even when the server
+echoes it back in its error bodies.
+
+Pickling is the one exception by design: a pickled instance must work after loading,
+so its bytes hold the key (pydantic's ``SecretStr`` pickles its value). What must hold
+is that it survives the trip, and that the loaded copy still hides it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import pickle
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.load import dumpd, dumps
+from langchain_core.messages import ToolMessage
+
+from langchain_metaso import MetasoError, MetasoRetriever, MetasoSearchTool
+from langchain_metaso.answer_tool import MetasoAnswerTool
+from langchain_metaso.config import MetasoConfig
+from langchain_metaso.document_loaders import MetasoLoader
+from langchain_metaso.reader_tool import MetasoReaderTool
+from langchain_metaso.testing import Fault, MetasoEmulator
+from langchain_metaso.toolkits import MetasoToolkit
+
+KEY = "sk-LEAKCANARY-0123456789"
+LOGGERS = ("", "httpx", "httpcore", "langchain_metaso", "langchain_core")
+
+# Servers that echo the key back, in every place an error can be read from; True when
+# the error's message quotes the server, so the key must show there as redacted.
+ECHOES: dict[str, tuple[Callable[[], Fault], bool]] = {
+    "401 JSON": (
+        lambda: Fault.status(401, body={"error": {"message": f"invalid key {KEY}"}}),
+        True,
+    ),
+    "500 HTML": (
+        lambda: Fault.status(500, body=f"<html>Authorization: Bearer {KEY}</html>"),
+        True,
+    ),
+    "429 JSON": (lambda: Fault.status(429, retry_after=3600, body={"message": KEY}), True),
+    "business error": (lambda: Fault.business_error(1000, f"key {KEY} is not valid"), True),
+    "HTML at HTTP 200": (lambda: Fault.garbage(f"<html>{KEY}</html>".encode()), True),
+    "JSON of another shape": (
+        lambda: Fault.status(200, body={"echo": KEY, "webpages": KEY}),
+        True,
+    ),
+    "dropped": (Fault.drop, False),
+    "dropped mid-body": (Fault.truncated, False),
+    "read timeout": (Fault.timeout, False),
+}
+
+
+def assert_clean(value: Any, where: str) -> None:
+    if isinstance(value, bytes):
+        assert KEY.encode() not in value, f"the key leaked in {where}"
+    else:
+        assert KEY not in str(value), f"the key leaked in {where}"
+        assert KEY not in repr(value), f"the key leaked in the repr of {where}"
+
+
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [current.__cause__, current.__context__]
+
+
+def assert_clean_exception(error: BaseException) -> None:
+    """The message, args and public attributes of the error and of every error it was
+    raised from, and the traceback as ``logging.exception`` would print it."""
+    assert_clean("".join(traceback.format_exception(error)), "a formatted traceback")
+    for link in exception_chain(error):
+        name = type(link).__name__
+        assert_clean(link, name)
+        assert_clean(link.args, f"{name}.args")
+        if isinstance(link, MetasoError):
+            assert_clean(vars(link), f"the attributes of {name}")
+
+
+class Recorder(BaseCallbackHandler):
+    """Keeps everything LangChain hands to callbacks (what a tracer would upload)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any, Any]] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: self.events.append((name, args, kwargs))
+        return super().__getattribute__(name)
+
+
+@pytest.fixture
+def emulator() -> MetasoEmulator:
+    return MetasoEmulator(api_key=KEY)
+
+
+@pytest.fixture
+def base_url(emulator: MetasoEmulator) -> Iterator[str]:
+    with emulator.serve() as url:
+        yield url
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> Callable[[], None]:
+    """Capture every logger at DEBUG; the returned check formats every record,
+    exception text included, as a handler would."""
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+
+    def check() -> None:
+        assert caplog.records, "nothing was logged: the sweep would prove nothing"
+        for record in caplog.records:
+            assert_clean(caplog.handler.format(record), f"a log record of {record.name}")
+            assert_clean(record.args, f"the arguments of a log record of {record.name}")
+
+    return check
+
+
+def invoke(runnable: Any, value: Any, mode: str, config: Any) -> Any:
+    """``invoke``, or ``ainvoke`` on a fresh event loop."""
+    if mode == "sync":
+        return runnable.invoke(value, config=config)
+    return asyncio.run(runnable.ainvoke(value, config=config))
+
+
+def search_call(query: str) -> dict[str, Any]:
+    return {"name": "metaso_search", "args": {"query": query}, "id": "1", "type": "tool_call"}
+
+
+def settings(base_url: str) -> dict[str, Any]:
+    return {"metaso_api_key": KEY, "base_url": base_url, "retry_backoff": 0.001, "timeout": 2}
+
+
+INSTANCES: dict[str, Callable[[dict[str, Any]], MetasoConfig]] = {
+    "MetasoSearchTool": lambda s: MetasoSearchTool(**s),
+    "MetasoRetriever": lambda s: MetasoRetriever(**s),
+    "MetasoReaderTool": lambda s: MetasoReaderTool(**s),
+    "MetasoAnswerTool": lambda s: MetasoAnswerTool(**s),
+    "MetasoLoader": lambda s: MetasoLoader(urls=["https://example.com/"], **s),
+    "MetasoToolkit": lambda s: MetasoToolkit(**s),
+}
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_instances_never_show_the_key(name: str, base_url: str) -> None:
+    instance = INSTANCES[name](settings(base_url))
+    assert_clean(instance, "the instance")
+    assert_clean(instance.model_dump(), "model_dump()")
+    # A tool's args_schema (a class) and validation-error handler (a function) have no
+    # JSON form, as in any LangChain tool that sets them; everything else must serialize.
+    unserializable = {"args_schema", "handle_validation_error"}
+    as_json = instance.model_dump(mode="json", exclude=unserializable)
+    assert_clean(as_json, "model_dump(mode='json')")
+    assert_clean(instance.model_dump_json(exclude=unserializable), "model_dump_json()")
+    assert_clean(dumps(instance), "langchain_core.load.dumps")
+    assert_clean(dumpd(instance), "langchain_core.load.dumpd")
+    assert_clean(instance.client, "the HTTP core")
+    assert_clean(copy.deepcopy(instance), "a deep copy")
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_a_pickled_instance_keeps_the_key_hidden_and_usable(name: str, base_url: str) -> None:
+    # Pickle bytes hold the key by design (see the module docstring); a loaded copy
+    # must still hide it and still authenticate.
+    loaded = pickle.loads(pickle.dumps(INSTANCES[name](settings(base_url))))
+    assert_clean(loaded, "an unpickled instance")
+    assert loaded.metaso_api_key.get_secret_value() == KEY
+
+
+def test_an_unpickled_retriever_authenticates(base_url: str) -> None:
+    retriever = pickle.loads(pickle.dumps(MetasoRetriever(**settings(base_url))))
+    assert retriever.invoke("秘塔")
+
+
+@pytest.mark.parametrize("echo", ECHOES)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_errors_never_show_the_key_even_when_the_server_echoes_it(
+    echo: str,
+    mode: str,
+    emulator: MetasoEmulator,
+    base_url: str,
+    debug_logs: Callable[[], None],
+) -> None:
+    fault, quoted = ECHOES[echo]
+    retriever = MetasoRetriever(**{**settings(base_url), "max_retries": 1, "timeout": 0.2})
+    tool = MetasoSearchTool(**{**settings(base_url), "max_retries": 1, "timeout": 0.2})
+    callbacks = Recorder()
+    emulator.script(*(fault() for _ in range(4)))
+
+    config: Any = {"callbacks": [callbacks]}
+    with pytest.raises(MetasoError) as caught:
+        invoke(retriever, "q", mode, config)
+    message = invoke(tool, search_call("q"), mode, config)
+
+    assert_clean_exception(caught.value)
+    assert isinstance(message, ToolMessage)
+    assert message.status == "error"
+    assert_clean(message.model_dump_json(), "the error ToolMessage")
+    assert callbacks.events
+    assert_clean(callbacks.events, "the callback payloads")
+    debug_logs()
+    if quoted:  # the sweep did meet the key: it was redacted where it came through
+        assert "***" in str(caught.value)
+        assert "***" in str(message.content)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_results_logs_and_callbacks_never_show_the_key(
+    mode: str, emulator: MetasoEmulator, base_url: str, debug_logs: Callable[[], None]
+) -> None:
+    callbacks = Recorder()
+    config: Any = {"callbacks": [callbacks]}
+    retriever = MetasoRetriever(**settings(base_url))
+    tool = MetasoSearchTool(**settings(base_url))
+    documents = invoke(retriever, "秘塔", mode, config)
+    message = invoke(tool, search_call("秘塔"), mode, config)
+
+    assert documents
+    assert message.status == "success"
+    for document in [*documents, *message.artifact]:
+        assert_clean(json.dumps(document.metadata, ensure_ascii=False), "document metadata")
+    assert_clean(message.model_dump_json(), "the ToolMessage")
+    assert_clean(callbacks.events, "the callback payloads")
+    debug_logs()
+
+
+def test_cache_keys_and_values_never_hold_the_key(base_url: str) -> None:
+    assert "cache" in MetasoConfig.model_fields, "cache= is not wired into MetasoConfig yet"
+    seen: list[tuple[str, Any]] = []
+
+    class RecordingCache:
+        def get(self, key: str) -> Any | None:
+            seen.append((key, None))
+            return None
+
+        def set(self, key: str, value: Any) -> None:
+            seen.append((key, value))
+
+    retriever = MetasoRetriever(**settings(base_url), cache=RecordingCache())
+    assert retriever.invoke("秘塔")
+    assert seen
+    assert_clean(seen, "the cache's keys and values")
