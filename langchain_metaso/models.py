@@ -8,10 +8,17 @@ strictly, before any I/O.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from langchain_core.documents import Document
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 logger = logging.getLogger("langchain_metaso")
 
@@ -60,7 +67,28 @@ def _as_dict(value: Any) -> dict[str, Any] | None:
 Text = Annotated[str | None, BeforeValidator(_as_text)]
 Int = Annotated[int | None, BeforeValidator(_as_int)]
 TextList = Annotated[list[str] | None, BeforeValidator(_as_text_list)]
-Mapping = Annotated[dict[str, Any] | None, BeforeValidator(_as_dict)]
+# dict[Any, Any]: its keys are not re-validated, so one that is not valid text passes.
+Mapping = Annotated[dict[Any, Any] | None, BeforeValidator(_as_dict)]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _lenient(model: type[M], data: dict[str, Any]) -> M:
+    """Validate ``data``, whose every field is lenient, so that only a key that is not
+    valid text (a lone surrogate, which JSON can carry) can fail: such keys are dropped."""
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return model.model_validate({k: v for k, v in data.items() if _is_text(k)})
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_query(value: str) -> str:
@@ -68,12 +96,8 @@ def check_query(value: str) -> str:
     stripped = value.strip()
     if not stripped:
         raise ValueError("query must not be empty or only whitespace")
-    try:
-        stripped.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"query holds a character that is not valid text (position {exc.start})"
-        ) from None
+    if not _is_text(stripped):
+        raise ValueError("query holds a character that is not valid text (a lone surrogate)")
     return stripped
 
 
@@ -212,7 +236,7 @@ class SearchResponse(BaseModel):
         items = payload.get(key)
         if not isinstance(items, list):
             raise ValueError(f"the answer has no {key!r} list")
-        results = [SearchResult.model_validate(item) for item in items if isinstance(item, dict)]
+        results = [_lenient(SearchResult, item) for item in items if isinstance(item, dict)]
         if len(results) < len(items):
             logger.warning(
                 "Metaso search: ignored %d %s entries that were not objects",
@@ -220,7 +244,7 @@ class SearchResponse(BaseModel):
                 key,
             )
         extras = {k: v for k, v in payload.items() if k != key and k not in ("scope", "results")}
-        return cls.model_validate({**extras, "scope": scope, "results": results})
+        return _lenient(cls, {**extras, "scope": scope, "results": results})
 
     def to_documents(self, request: SearchRequest) -> list[Document]:
         """One ``Document`` a result, in the server's order, at most ``request.size``.
