@@ -32,10 +32,16 @@ class MetasoCache(Protocol):
         """Store ``value`` under ``key``."""
 
 
-def cache_key(endpoint: str, base_url: str, body: Mapping[str, Any]) -> str:
-    """The key of a request: readable JSON of the base URL, endpoint and body."""
+def cache_key(
+    endpoint: str, base_url: str, body: Mapping[str, Any], *, expect: str = "json"
+) -> str:
+    """The key of a request: readable JSON of the base URL, endpoint, body and the answer
+    format asked for (the reader answers JSON or text to the same body)."""
     return json.dumps(
-        [base_url, endpoint, body], ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        [base_url, endpoint, expect, body],
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
     )
 
 

@@ -64,10 +64,12 @@ MAX_BACKOFF = 20.0
 # A Retry-After longer than this is not waited out inside one call: the error goes
 # back to the caller (an agent can decide to do something else meanwhile).
 MAX_RETRY_AFTER = 60.0
-_CREDITS_WORDS = re.compile(r"balance|insufficient|credit|quota|余额|积分不足|额度", re.IGNORECASE)
+_CREDITS_WORDS = re.compile(
+    r"balance|insufficient|out of credits|quota|余额|积分不足|额度不足", re.IGNORECASE
+)
 _RETRYABLE = (MetasoConnectionError, MetasoRateLimitError, MetasoServerError)
 
-Outcome = httpx.Response | httpx.TransportError
+Outcome = httpx.Response | httpx.RequestError
 Step = tuple[float, httpx.Request]
 Flow = Generator[Step, Outcome | None, R]
 _ACCEPT = {"json": "application/json", "text": "text/plain", "events": "text/event-stream"}
@@ -107,7 +109,9 @@ class _LoopLanes:
     closer: AsyncGenerator[None, None] | None = None
 
 
-async def _close_at_loop_shutdown(state: _LoopLanes) -> AsyncGenerator[None, None]:
+async def _close_at_loop_shutdown(
+    state: _LoopLanes, forget: Callable[[], object]
+) -> AsyncGenerator[None, None]:
     """Close a loop's connections while that loop can still run the closing.
 
     Parked as one of the loop's async generators: ``asyncio.run`` (and Jupyter's or
@@ -117,6 +121,9 @@ async def _close_at_loop_shutdown(state: _LoopLanes) -> AsyncGenerator[None, Non
     try:
         yield
     finally:
+        forget()
+        # The finished generator still points at the loop (its finalizer hook).
+        state.closer = None
         lanes, state.lanes = list(state.lanes.values()), {}
         for client, _ in lanes:
             await client.aclose()
@@ -172,12 +179,14 @@ class ConnectionPool:
         key = (transport, max_concurrency)
         with self._lock:
             state = self._async.get(loop)
+            first_in_loop = state is None
             if state is None:
+                # Loops closed without shutting down their async generators (a bare
+                # loop.close()) never ran their closer: let go of their clients.
+                for dead in [other for other in self._async if other.is_closed()]:
+                    del self._async[dead]
                 state = self._async[loop] = _LoopLanes()
-                state.closer = _close_at_loop_shutdown(state)
-                first_in_loop = True
-            else:
-                first_in_loop = False
+                state.closer = _close_at_loop_shutdown(state, partial(self._async.pop, loop, None))
             lane = state.lanes.get(key)
             if lane is None:
                 client = httpx.AsyncClient(
@@ -225,18 +234,20 @@ class MetasoClient:
 
     def request(self, call: Call[T]) -> T:
         """Run ``call`` synchronously, with retries; raise a ``MetasoError`` on failure."""
-        cached = self._cached(call)
+        key = self._cache_key(call)
+        cached = self._from_cache(call, key)
         if cached is not None:
             return cached
-        return self._drive(self._exchange(call, partial(self._interpret, call)), stream=False)
+        return self._drive(self._exchange(call, partial(self._interpret, call, key)), stream=False)
 
     async def arequest(self, call: Call[T]) -> T:
         """Run ``call`` on the running event loop, with retries."""
-        cached = self._cached(call)
+        key = self._cache_key(call)
+        cached = self._from_cache(call, key)
         if cached is not None:
             return cached
         return await self._adrive(
-            self._exchange(call, partial(self._interpret, call)), stream=False
+            self._exchange(call, partial(self._interpret, call, key)), stream=False
         )
 
     def stream(self, call: Call[T]) -> Iterator[T]:
@@ -250,7 +261,7 @@ class MetasoClient:
         try:
             for event in iter_events(response.iter_lines(), self._decoder(call)):
                 yield self._parse_event(call, event)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise self._connection_error(call, exc) from exc
         finally:
             response.close()
@@ -263,7 +274,7 @@ class MetasoClient:
         try:
             async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
                 yield self._parse_event(call, event)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise self._connection_error(call, exc) from exc
         finally:
             await response.aclose()
@@ -286,7 +297,7 @@ class MetasoClient:
                                 outcome.read()
                             finally:
                                 outcome.close()
-                    except httpx.TransportError as exc:
+                    except httpx.RequestError as exc:
                         outcome = exc
         except StopIteration as stop:
             result: R = stop.value
@@ -310,7 +321,7 @@ class MetasoClient:
                                 await outcome.aread()
                             finally:
                                 await outcome.aclose()
-                    except httpx.TransportError as exc:
+                    except httpx.RequestError as exc:
                         outcome = exc
         except StopIteration as stop:
             result: R = stop.value
@@ -359,7 +370,7 @@ class MetasoClient:
             extensions={"timeout": httpx.Timeout(self.timeout, pool=None).as_dict()},
         )
 
-    def _interpret(self, call: Call[T], outcome: Outcome) -> T:
+    def _interpret(self, call: Call[T], cache_as: str | None, outcome: Outcome) -> T:
         response = self._answered(call, outcome)
         if call.expect == "text":
             decoded: Any = response.text
@@ -371,24 +382,31 @@ class MetasoClient:
             raise MetasoResponseError(
                 self._redact(str(exc)), endpoint=call.endpoint, body_excerpt=self._excerpt(response)
             ) from exc
-        if self.cache is not None:
+        if cache_as is not None:
             # Only an answer that parsed is stored: errors and garbage are never cached.
-            self._use_cache("set", call, decoded)
+            self._use_cache("set", cache_as, decoded)
         return result
 
-    def _cached(self, call: Call[T]) -> T | None:
-        """The parsed answer of an identical earlier call, if the cache holds one."""
+    def _cache_key(self, call: Call[Any]) -> str | None:
+        """The call's key in the cache, or None when it is not to be cached."""
         if self.cache is None or call.expect == "events":
             return None
-        decoded = self._use_cache("get", call)
+        return cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
+
+    def _from_cache(self, call: Call[T], key: str | None) -> T | None:
+        """The parsed answer of an identical earlier call, if the cache holds one."""
+        decoded = None if key is None else self._use_cache("get", key)
         if decoded is None:
             return None
+        try:
+            result = call.parse(decoded)
+        except Exception as exc:  # a stale or foreign entry: ask the server instead
+            logger.warning("Metaso cache: ignored an entry that did not parse (%s)", exc)
+            return None
         logger.debug("Metaso %s: answered from the cache", call.endpoint)
-        return call.parse(decoded)
+        return result
 
-    def _use_cache(self, action: Literal["get", "set"], call: Call[Any], *value: Any) -> Any:
-        assert self.cache is not None
-        key = cache_key(call.endpoint, self.base_url, call.body)
+    def _use_cache(self, action: Literal["get", "set"], key: str, *value: Any) -> Any:
         try:
             return getattr(self.cache, action)(key, *value)
         except Exception as exc:  # a cache backend that fails must not fail the search
@@ -412,19 +430,21 @@ class MetasoClient:
     def _answered(self, call: Call[Any], outcome: Outcome) -> httpx.Response:
         """The response, if it is a success; else the error it stands for, raised."""
         url = self.url(call.endpoint)
-        if isinstance(outcome, httpx.TransportError):
+        if isinstance(outcome, httpx.RequestError):
             raise self._connection_error(call, outcome) from outcome
         logger.debug("Metaso %s: HTTP %d from %s", call.endpoint, outcome.status_code, url)
         if outcome.status_code >= 300:
             raise self._http_error(call.endpoint, url, outcome)
         return outcome
 
-    def _connection_error(self, call: Call[Any], exc: httpx.TransportError) -> MetasoError:
+    def _connection_error(self, call: Call[Any], exc: httpx.RequestError) -> MetasoError:
+        problem = self._redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        if not isinstance(exc, httpx.TransportError):  # e.g. a body that fails to decompress
+            return MetasoResponseError(problem, endpoint=call.endpoint)
         kind = (
             MetasoTimeoutError if isinstance(exc, httpx.TimeoutException) else MetasoConnectionError
         )
-        problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return kind(self._redact(problem), endpoint=call.endpoint, url=self.url(call.endpoint))
+        return kind(problem, endpoint=call.endpoint, url=self.url(call.endpoint))
 
     def _decoder(self, call: Call[Any]) -> SSEDecoder:
         return SSEDecoder(call.endpoint, excerpt=self._shorten)
@@ -467,6 +487,15 @@ class MetasoClient:
             payload = None
         if not isinstance(payload, dict):
             payload = {"message": self._excerpt(response) or response.reason_phrase}
+        if response.is_redirect:
+            location = response.headers.get("location", "elsewhere")
+            return MetasoAPIError(
+                self._redact(f"redirected to {location}"),
+                status_code=response.status_code,
+                endpoint=endpoint,
+                url=url,
+                hint="Set base_url (or METASO_BASE_URL) to the address it redirects to.",
+            )
         return self._api_error(
             endpoint, url, response.status_code, payload, retry_after=_retry_after(response)
         )

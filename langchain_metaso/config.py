@@ -30,7 +30,8 @@ class MetasoConfig(BaseModel):
     raise the same errors.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # Validation errors quote their input: a rejected key must not appear in them.
+    model_config = ConfigDict(arbitrary_types_allowed=True, hide_input_in_errors=True)
 
     metaso_api_key: SecretStr = Field(
         default_factory=secret_from_env("METASO_API_KEY", default=""), validate_default=True
@@ -65,12 +66,20 @@ class MetasoConfig(BaseModel):
     @field_validator("metaso_api_key")
     @classmethod
     def _require_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+        key = value.get_secret_value().strip()  # a pasted key often ends with a newline
+        if not key:
             raise ValueError(
                 "No Metaso API key: set the METASO_API_KEY environment variable or pass "
                 "metaso_api_key=... (get a key at https://302.ai or https://metaso.cn)"
             )
-        return value
+        # Checked here, because a key that cannot go into an HTTP header would fail
+        # later with an error message that quotes the header, key included.
+        if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+            raise ValueError(
+                "The Metaso API key (METASO_API_KEY or metaso_api_key=) holds spaces, "
+                "control or non-ASCII characters; copy it again from the provider"
+            )
+        return SecretStr(key) if key != value.get_secret_value() else value
 
     @field_validator("base_url")
     @classmethod

@@ -124,7 +124,8 @@ class MetasoLoader(MetasoConfig, BaseLoader):
 
     @property
     def failures(self) -> list[tuple[str, MetasoError]]:
-        """``(url, error)`` of each page the latest load could not read, in input order."""
+        """``(url, error)`` of each page the latest load could not read, in input order
+        (concurrent loads on one loader share it: use one loader each to tell them apart)."""
         return list(self._failures)
 
     def lazy_load(self) -> Iterator[Document]:
@@ -149,15 +150,8 @@ class MetasoLoader(MetasoConfig, BaseLoader):
             else self._links(await self._asearch(self._request()))
         )
         client = self.client
-        # The pool also bounds connections; the semaphore keeps pending tasks from
-        # all queueing on it at once.
-        slots = asyncio.Semaphore(self.max_concurrency)
-
-        async def read(url: str) -> ReaderPage:
-            async with slots:
-                return await client.arequest(self._call(url))
-
-        tasks = [asyncio.ensure_future(read(url)) for url in urls]
+        # The client lets max_concurrency of these run at once; the others wait their turn.
+        tasks = [asyncio.ensure_future(client.arequest(self._call(url))) for url in urls]
         try:
             for url, task in zip(urls, tasks, strict=True):
                 try:
@@ -176,7 +170,8 @@ class MetasoLoader(MetasoConfig, BaseLoader):
 
     def _request(self) -> SearchRequest:
         assert self.query is not None  # the model validator guarantees it
-        return SearchRequest(query=self.query, scope=self.scope, size=self.k)
+        # Only the links are used: summaries would cost credits for nothing.
+        return SearchRequest(query=self.query, scope=self.scope, size=self.k, include_summary=False)
 
     def _links(self, response: SearchResponse) -> list[str]:
         links: dict[str, None] = {}

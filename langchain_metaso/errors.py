@@ -7,6 +7,9 @@ from anything the server echoes back).
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 __all__ = [
     "MetasoAPIError",
     "MetasoAuthenticationError",
@@ -22,6 +25,16 @@ __all__ = [
 
 class MetasoError(Exception):
     """Base class of every error raised by ``langchain_metaso``."""
+
+    _init: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+    def __reduce__(self) -> Any:
+        # Our constructors take keyword arguments, which Exception's own pickling (and
+        # so copy and multiprocessing) would drop: rebuild from what they were given.
+        if self._init is None:
+            return super().__reduce__()
+        args, kwargs = self._init
+        return functools.partial(type(self), **kwargs), args
 
 
 class MetasoAPIError(MetasoError):
@@ -49,6 +62,17 @@ class MetasoAPIError(MetasoError):
         retry_after: float | None = None,
         hint: str | None = None,
     ) -> None:
+        self._init = (
+            (provider_message,),
+            {
+                "status_code": status_code,
+                "endpoint": endpoint,
+                "url": url,
+                "code": code,
+                "retry_after": retry_after,
+                "hint": hint,
+            },
+        )
         self.provider_message = provider_message
         self.status_code = status_code
         self.endpoint = endpoint
@@ -113,6 +137,7 @@ class MetasoResponseError(MetasoError):
     """
 
     def __init__(self, problem: str, *, endpoint: str, body_excerpt: str = "") -> None:
+        self._init = ((problem,), {"endpoint": endpoint, "body_excerpt": body_excerpt})
         self.endpoint = endpoint
         self.body_excerpt = body_excerpt
         shown = f" Received: {body_excerpt!r}" if body_excerpt else ""
@@ -126,6 +151,7 @@ class MetasoConnectionError(MetasoError):
     """The server could not be reached, or stopped answering, even after retries."""
 
     def __init__(self, problem: str, *, endpoint: str, url: str = "") -> None:
+        self._init = ((problem,), {"endpoint": endpoint, "url": url})
         self.endpoint = endpoint
         self.url = url
         super().__init__(

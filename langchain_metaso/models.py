@@ -141,14 +141,19 @@ class SearchRequest(SearchOptions):
     _check_query = field_validator("query")(check_query)
 
     def to_body(self) -> dict[str, Any]:
-        """The JSON body in the API's names; optional fields only when set."""
+        """The JSON body in the API's names; optional fields only when set.
+
+        ``size`` and ``page`` are "choose one of the two" for the API (both together
+        have been answered with errCode 1000), so a page is asked for without a size:
+        it then holds the API's default 10 results, of which ``size`` are kept.
+        """
         body: dict[str, Any] = {
             "q": self.query,
             "scope": self.scope,
             "includeSummary": self.include_summary,
-            "size": self.size,
         }
         optional = {
+            "size": self.size if self.page is None else None,
             "page": self.page,
             "includeRawContent": self.include_raw_content,
             "conciseSnippet": self.concise_snippet,
@@ -234,6 +239,8 @@ class SearchResponse(BaseModel):
         """
         key = f"{scope}s"
         items = payload.get(key)
+        if items is None and payload.get("total") == 0:
+            items = []  # some answers with no hit leave the list out
         if not isinstance(items, list):
             raise ValueError(f"the answer has no {key!r} list")
         results = [_lenient(SearchResult, item) for item in items if isinstance(item, dict)]

@@ -50,7 +50,9 @@ class MetasoSearchInput(BaseModel):
     size: int | None = Field(
         default=None, ge=1, le=MAX_SIZE, description="How many results to return (1-100)."
     )
-    page: int | None = Field(default=None, ge=1, description="Result page, starting at 1.")
+    page: int | None = Field(
+        default=None, ge=1, description="Result page, starting at 1 (10 results a page)."
+    )
 
     _check_query = field_validator("query")(check_query)
 
@@ -100,7 +102,9 @@ def format_results(request: SearchRequest, response: SearchResponse) -> str:
             lines.append(result.link)
         if details:
             lines.append(" | ".join(details))
-        lines.append(result.text(prefer_content=bool(request.include_raw_content))[0].strip())
+        # Summary or snippet even when raw content was fetched: whole pages would swamp
+        # the model's context; they are in the artifact.
+        lines.append(result.text()[0].strip())
     return "\n".join(lines)
 
 
@@ -135,7 +139,8 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         size: int
             Default number of results (1-100). A call may pass its own.
         page: int | None
-            Default result page.
+            Default result page (the API's pages hold 10 results; ``size`` is
+            then not sent, as the API takes one or the other).
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).

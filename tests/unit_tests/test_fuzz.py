@@ -323,10 +323,14 @@ def assert_well_formed_search(recorder: Recorder, query: str) -> dict[str, Any]:
     assert body["q"] == query.strip()
     assert body["q"]
     assert body["scope"] in SCOPES
-    size = body["size"]
-    assert type(size) is int
-    assert 1 <= size <= 100
-    assert "page" not in body or (type(body["page"]) is int and body["page"] >= 1)
+    # A size or a page, never both (the API rejects both together).
+    if "page" in body:
+        assert type(body["page"]) is int
+        assert body["page"] >= 1
+        assert "size" not in body
+    else:
+        assert type(body["size"]) is int
+        assert 1 <= body["size"] <= 100
     assert isinstance(body["includeSummary"], bool)
     return body
 
@@ -369,9 +373,12 @@ def test_search_tool_input_is_rejected_or_sent_well_formed(args: dict[str, Any],
         assert recorder.requests == []
         return
     body = assert_well_formed_search(recorder, args["query"])
-    for name in ("size", "page"):
-        if type(args.get(name)) is int:
-            assert body[name] == args[name]
+    if type(args.get("page")) is int:
+        # The API takes a size or a page, not both.
+        assert body["page"] == args["page"]
+        assert "size" not in body
+    elif type(args.get("size")) is int:
+        assert body["size"] == args["size"]
 
 
 def reader_reply(request: httpx.Request) -> httpx.Response:

@@ -37,7 +37,6 @@ def test_request_body_maps_every_optional_field_to_its_api_name() -> None:
         query="q",
         scope="scholar",
         size=3,
-        page=2,
         include_summary=False,
         include_raw_content=True,
         concise_snippet=False,
@@ -47,10 +46,16 @@ def test_request_body_maps_every_optional_field_to_its_api_name() -> None:
         "scope": "scholar",
         "includeSummary": False,
         "size": 3,
-        "page": 2,
         "includeRawContent": True,
         "conciseSnippet": False,
     }
+
+
+def test_a_page_is_asked_for_without_a_size() -> None:
+    # The API takes one or the other; both together were answered with errCode 1000.
+    body = SearchRequest(query="q", size=3, page=2).to_body()
+    assert body["page"] == 2
+    assert "size" not in body
 
 
 def test_request_query_is_stripped() -> None:
@@ -150,7 +155,13 @@ def test_response_per_scope_fields_are_typed() -> None:
 def test_response_without_its_list_is_an_error(scope: str) -> None:
     wrong = "webpages" if scope != "webpage" else "documents"
     with pytest.raises(ValueError, match=RESULT_KEYS[scope]):
-        SearchResponse.from_payload({wrong: [], "total": 0}, scope=scope)
+        SearchResponse.from_payload({wrong: [], "total": 5}, scope=scope)
+
+
+def test_response_with_no_hit_and_no_list_is_no_results() -> None:
+    response = SearchResponse.from_payload({"total": 0, "credits": 1}, scope="video")
+    assert response.results == []
+    assert response.total == 0
 
 
 @pytest.mark.parametrize("value", [None, {"a": 1}, "webpages", 3])

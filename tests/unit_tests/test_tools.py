@@ -147,8 +147,7 @@ def test_instance_defaults_are_sent(make: Make, emulator: MetasoEmulator, invoke
     assert emulator.requests[0].json() == {
         "q": "q",
         "scope": "scholar",
-        "size": 3,
-        "page": 2,
+        "page": 2,  # without size: the API takes one or the other
         "includeSummary": False,
     }
 
@@ -156,16 +155,20 @@ def test_instance_defaults_are_sent(make: Make, emulator: MetasoEmulator, invoke
 def test_per_call_arguments_override_instance_defaults(
     make: Make, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
-    tool = make(MetasoSearchTool, scope="scholar", size=3, page=2)
-    result = message(invoke, tool, query="q", scope="video", size=5, page=1)
+    tool = make(MetasoSearchTool, scope="scholar", size=3)
+    result = message(invoke, tool, query="q", scope="video", size=5)
     body = emulator.requests[0].json()
-    assert (body["scope"], body["size"], body["page"]) == ("video", 5, 1)
+    assert (body["scope"], body["size"]) == ("video", 5)
     assert len(result.artifact) == 5
     assert result.content.startswith("Metaso video search for 'q': 5 of ")
+    paged = message(invoke, tool, query="q", page=2)
+    body = emulator.requests[1].json()
+    assert (body["scope"], body["page"], "size" in body) == ("scholar", 2, False)
+    assert [doc.metadata["position"] for doc in paged.artifact] == [11, 12, 13]
     # The instance keeps its defaults for the next call.
     invoke(tool, tool_call(query="q"))
-    body = emulator.requests[1].json()
-    assert (body["scope"], body["size"], body["page"]) == ("scholar", 3, 2)
+    body = emulator.requests[2].json()
+    assert (body["scope"], body["size"], "page" in body) == ("scholar", 3, False)
 
 
 def test_page_is_sent_only_when_set(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
