@@ -52,6 +52,7 @@ def answer(
     *,
     api_key: str | None,
     pages: Mapping[str, str],
+    reject_page_with_size: bool,
 ) -> Reply:
     """Answer one request; ``headers`` has lower-cased names."""
     if not _authorized(headers.get("authorization", ""), api_key):
@@ -71,7 +72,7 @@ def answer(
         return http_error(400, "The request body must be a JSON object")
     try:
         if endpoint == "search":
-            return _search(params)
+            return _search(params, reject_page_with_size=reject_page_with_size)
         if endpoint == "reader":
             return _reader(params, headers.get("accept", ""), pages)
         return _chat(params)
@@ -133,9 +134,12 @@ def _integer(params: Mapping[str, Any], name: str, default: int) -> int:
     raise _ParameterError(PARAMETER_ERROR, f"{name} must be an integer")
 
 
-def _search(params: Mapping[str, Any]) -> Reply:
+def _search(params: Mapping[str, Any], *, reject_page_with_size: bool) -> Reply:
     q = _text(params.get("q"), "q")
     scope = _scope(params.get("scope"))
+    # Reported of the real service: "size or page, choose one of the two", enforced this way.
+    if reject_page_with_size and params.get("page") is not None and params.get("size") is not None:
+        raise _ParameterError(PARAMETER_ERROR, "size and page cannot be used together")
     summary = _flag(params, "includeSummary")
     raw_content = _flag(params, "includeRawContent")
     concise = _flag(params, "conciseSnippet")

@@ -70,6 +70,10 @@ class MetasoEmulator:
     if any (faults come before authorization, so they apply whatever the request); waits
     ``latency`` (plus a delay fault's seconds); then gets the fault's outcome or the API's
     answer (authorization, routing, validation, endpoint).
+
+    ``reject_page_with_size`` reproduces a reported quirk of the real service: a search with
+    both ``page`` and ``size`` gets HTTP 200 with ``errCode`` 1000. Set it to False to accept
+    both, like a tolerant server. With ``page`` alone, pages hold the default 10 results.
     """
 
     # Out of the repr so the accepted key never shows up in logs.
@@ -78,6 +82,7 @@ class MetasoEmulator:
     connection_delay: float = 0.0
     max_in_flight: int | None = None
     retry_after_seconds: float = 1
+    reject_page_with_size: bool = True
     pages: dict[str, str] = field(default_factory=dict, repr=False)
     requests: list[RecordedRequest] = field(default_factory=list, init=False, repr=False)
     stats: EmulatorStats = field(default_factory=EmulatorStats, init=False)
@@ -151,6 +156,12 @@ class MetasoEmulator:
         if fault.interruption is not None:
             return Plan(self.latency + fault.seconds, fault.interruption)
         reply = fault.reply or answer(
-            method, path, headers, body, api_key=self.api_key, pages=self.pages
+            method,
+            path,
+            headers,
+            body,
+            api_key=self.api_key,
+            pages=self.pages,
+            reject_page_with_size=self.reject_page_with_size,
         )
         return Plan(self.latency + fault.seconds, replace(reply, truncated=fault.truncate))

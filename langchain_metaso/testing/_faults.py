@@ -57,13 +57,21 @@ class Fault:
 
     @classmethod
     def timeout(cls) -> Fault:
-        """Never answer: in process raise ``httpx.ReadTimeout``; over a socket stay silent."""
+        """Never answer: in process raise ``httpx.ReadTimeout``; over a socket stay silent.
+
+        The socket stays silent until the client hangs up or the server stops (at most 30 s).
+        """
         return cls("timeout", interruption=Interruption.TIMEOUT)
 
     @classmethod
     def drop(cls) -> Fault:
         """Close the connection without answering."""
         return cls("drop", interruption=Interruption.DROP)
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """Reset the connection (TCP RST): the client sees ECONNRESET, an ``httpx.ReadError``."""
+        return cls("reset", interruption=Interruption.RESET)
 
     @classmethod
     def truncated(cls) -> Fault:

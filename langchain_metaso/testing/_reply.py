@@ -22,6 +22,7 @@ class Interruption(enum.Enum):
 
     DROP = "drop"
     TIMEOUT = "timeout"
+    RESET = "reset"
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import selectors
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -18,8 +20,12 @@ from ._reply import Interruption, Reply
 if TYPE_CHECKING:
     from ._emulator import MetasoEmulator
 
-# How long a timeout fault holds the connection; server shutdown cuts it short.
+# How long a timeout fault holds the connection at most; the client hanging up or the server
+# stopping cuts it short. The hang-up is noticed within one step.
 _TIMEOUT_HOLD = 30.0
+_HOLD_STEP = 0.05
+# SO_LINGER on, with a zero timeout: closing then sends RST instead of FIN.
+_RESET_LINGER = struct.pack("ii", 1, 0)
 # Upper bound on waiting for handler threads when the server stops.
 _JOIN_TIMEOUT = 5.0
 # How often serve_forever checks for shutdown: also how long leaving serve() can take.
@@ -144,9 +150,34 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         return b"".join(parts)
 
+    def _hold(self) -> None:
+        """Stay silent until the client hangs up, the server stops or the hold runs out."""
+        with selectors.DefaultSelector() as selector:  # not select.select: fds may exceed 1024
+            selector.register(self.connection, selectors.EVENT_READ)
+            for _ in range(round(_TIMEOUT_HOLD / _HOLD_STEP)):
+                if selector.select(0) and self._peer_closed():
+                    return
+                if not self._pause(_HOLD_STEP):
+                    return
+
+    def _peer_closed(self) -> bool:
+        """Called when the socket is readable: readable with nothing to read is end of stream."""
+        try:
+            return not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:  # reset by the client
+            return True
+
+    def _reset(self) -> None:
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_LINGER)
+        # The descriptor really closes (with RST) when finish() closes rfile, its last user;
+        # shutdown_request's FIN afterwards then finds a closed socket and does nothing.
+        self.connection.close()
+
     def _deliver(self, outcome: Reply | Interruption) -> None:
         if outcome is Interruption.TIMEOUT:
-            self._pause(_TIMEOUT_HOLD)
+            self._hold()
+        elif outcome is Interruption.RESET:
+            self._reset()
         if isinstance(outcome, Interruption):
             self.close_connection = True  # hang up without a word
             return

@@ -52,6 +52,9 @@ def _response(plan: Plan, request: httpx.Request) -> httpx.Response:
         )
     if outcome is Interruption.TIMEOUT:
         raise httpx.ReadTimeout("timed out", request=request)
+    if outcome is Interruption.RESET:
+        # What a sync httpx client raises when the peer resets a real connection.
+        raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request)
     return httpx.Response(
         outcome.status, headers=[*outcome.headers, outcome.framing], stream=_Body(outcome, request)
     )

@@ -92,7 +92,9 @@ def test_seed_query_on_another_page_is_generated(client: httpx.Client) -> None:
 def test_search_is_deterministic_and_pages_continue(client: httpx.Client) -> None:
     first = search(client, q=QUERY, size=10)
     assert first == search(client, q=QUERY, size=10)
-    second = search(client, q=QUERY, size=10, page=2)
+    # With page and no size, pages hold the default 10 results.
+    assert search(client, q=QUERY, page=1)["webpages"] == first["webpages"]
+    second = search(client, q=QUERY, page=2)
     assert [r["position"] for r in first["webpages"]] == list(range(1, 11))
     assert [r["position"] for r in second["webpages"]] == list(range(11, 21))
     links = [r["link"] for r in first["webpages"] + second["webpages"]]
@@ -106,13 +108,32 @@ def test_search_is_deterministic_and_pages_continue(client: httpx.Client) -> Non
 def test_results_stop_at_total(client: httpx.Client) -> None:
     total = search(client, q=QUERY, size=100)["total"]
     assert 40 <= total <= 200
-    last_page = -(-total // 30)
-    tail = search(client, q=QUERY, size=30, page=last_page)
+    last_page = -(-total // 10)
+    tail = search(client, q=QUERY, page=last_page)
     assert [r["position"] for r in tail["webpages"]] == list(
-        range((last_page - 1) * 30 + 1, total + 1)
+        range((last_page - 1) * 10 + 1, total + 1)
     )
-    beyond = search(client, q=QUERY, size=30, page=last_page + 1)
+    beyond = search(client, q=QUERY, page=last_page + 1)
     assert (beyond["webpages"], beyond["total"]) == ([], total)
+
+
+@pytest.mark.parametrize("size", [10, "5"])
+def test_page_with_size_is_a_business_error(client: httpx.Client, size: int | str) -> None:
+    response = client.post(
+        "/search", json={"q": QUERY, "scope": "webpage", "page": 2, "size": size}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"errCode": 1000, "errMsg": "size and page cannot be used together"}
+
+
+def test_page_with_size_is_accepted_when_the_quirk_is_off(
+    client: httpx.Client, emu: MetasoEmulator
+) -> None:
+    emu.reject_page_with_size = False
+    body = search(client, q=QUERY, size=15, page=2)
+    assert [r["position"] for r in body["webpages"]] == list(range(16, 31))
+    assert (body["searchParameters"]["size"], body["searchParameters"]["page"]) == (15, 2)
+    assert search(client, q=QUERY, size=10, page=3) == search(client, q=QUERY, page=3)
 
 
 def test_size_accepts_strings_and_is_clamped(client: httpx.Client) -> None:
@@ -249,10 +270,13 @@ FAILURES = [
     (Fault.drop(), httpx.RemoteProtocolError, "without sending a response"),
     (Fault.truncated(), httpx.RemoteProtocolError, "peer closed connection"),
     (Fault.timeout(), httpx.ReadTimeout, None),
+    (Fault.reset(), httpx.ReadError, "reset by peer"),
 ]
 
 
-@pytest.mark.parametrize(("fault", "error", "message"), FAILURES, ids=["drop", "cut", "timeout"])
+@pytest.mark.parametrize(
+    ("fault", "error", "message"), FAILURES, ids=["drop", "cut", "timeout", "reset"]
+)
 def test_failure_faults_raise_and_the_next_request_succeeds(
     client: httpx.Client,
     emu: MetasoEmulator,
@@ -384,14 +408,14 @@ def test_keep_alive_reuses_connections_and_connection_delay_hits_first_request()
     emu = MetasoEmulator(api_key=KEY, connection_delay=0.5)
     with emu.serve() as base_url:
         with httpx.Client(base_url=base_url, headers=AUTH) as c:
-            elapsed = []
-            for _ in range(4):
-                started = time.monotonic()
+            started = time.monotonic()
+            search(c, q=QUERY)
+            first = time.monotonic() - started
+            for _ in range(3):
                 search(c, q=QUERY)
-                elapsed.append(time.monotonic() - started)
+            # One connection for four requests: the later ones reused it.
             assert (emu.stats.connections_opened, emu.stats.connections_open) == (1, 1)
-        assert elapsed[0] >= 0.5
-        assert min(elapsed[1:]) < 0.5  # reused connections skip the handshake delay
+        assert first >= 0.5
         emu.connection_delay = 0.0
         for _ in range(3):
             with httpx.Client(base_url=base_url, headers=AUTH) as c:
@@ -399,6 +423,16 @@ def test_keep_alive_reuses_connections_and_connection_delay_hits_first_request()
         assert emu.stats.connections_opened == 4
         wait_until_closed(emu)
     assert emu.stats.requests == 7
+
+
+def test_timeout_fault_lets_go_when_the_client_gives_up(emu: MetasoEmulator) -> None:
+    emu.script(Fault.timeout())
+    with emu.serve() as base_url, httpx.Client(base_url=base_url, headers=AUTH) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            c.post("/search", json={"q": QUERY, "scope": "webpage"}, timeout=0.2)
+        # Still serving: only the client's hang-up can end the hold this early.
+        wait_until_closed(emu)
+        assert (emu.stats.in_flight, emu.stats.connections_opened) == (0, 1)
 
 
 def test_leaving_serve_closes_idle_connections_and_the_port(emu: MetasoEmulator) -> None:
@@ -563,12 +597,14 @@ def test_chat_bad_parameters_are_business_errors(
 
 @pytest.mark.asyncio
 async def test_async_transport_answers_and_faults(emu: MetasoEmulator) -> None:
-    emu.script(Fault.drop(), Fault.timeout(), Fault.truncated())
+    emu.script(Fault.drop(), Fault.timeout(), Fault.reset(), Fault.truncated())
     async with httpx.AsyncClient(transport=emu.transport(), base_url="http://m", headers=AUTH) as c:
         body = {"q": QUERY, "scope": "webpage"}
         with pytest.raises(httpx.RemoteProtocolError):
             await c.post("/search", json=body)
         with pytest.raises(httpx.ReadTimeout):
+            await c.post("/search", json=body)
+        with pytest.raises(httpx.ReadError, match="reset by peer"):
             await c.post("/search", json=body)
         with pytest.raises(httpx.RemoteProtocolError, match="received"):
             await c.post("/search", json=body)
@@ -578,10 +614,12 @@ async def test_async_transport_answers_and_faults(emu: MetasoEmulator) -> None:
 
 @pytest.mark.asyncio
 async def test_async_client_over_the_socket(emu: MetasoEmulator) -> None:
-    emu.script(Fault.timeout())
+    emu.script(Fault.timeout(), Fault.reset())
     with emu.serve() as base_url:
         async with httpx.AsyncClient(base_url=base_url + "/api/v1", headers=AUTH) as c:
             with pytest.raises(httpx.ReadTimeout):
                 await c.post("/search", json={"q": QUERY, "scope": "webpage"}, timeout=0.2)
+            with pytest.raises(httpx.ReadError):
+                await c.post("/search", json={"q": QUERY, "scope": "webpage"})
             response = await c.post("/reader", json={"url": "https://x.test/"})
             assert response.json()["url"] == "https://x.test/"
