@@ -28,6 +28,16 @@ class MetasoConfig(BaseModel):
 
     A mixin of every public class, so they are configured the same way and
     raise the same errors.
+
+    Setup:
+        Install ``langchain-metaso`` and set ``METASO_API_KEY``: a 302.AI ``sk-`` key
+        (the default base URL), or a metaso.cn ``mk-`` key together with
+        ``METASO_BASE_URL=https://metaso.cn/api/v1``.
+
+        .. code-block:: bash
+
+            pip install -U langchain-metaso
+            export METASO_API_KEY="sk-..."
     """
 
     # Validation errors quote their input: a rejected key must not appear in them.

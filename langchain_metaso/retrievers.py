@@ -20,13 +20,8 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
     """Metaso (秘塔) AI search as a retriever: one ``Document`` a result.
 
     Setup:
-        Install ``langchain-metaso`` and set ``METASO_API_KEY`` (a 302.AI ``sk-`` key;
-        for a metaso.cn ``mk-`` key also set ``METASO_BASE_URL=https://metaso.cn/api/v1``).
-
-        .. code-block:: bash
-
-            pip install -U langchain-metaso
-            export METASO_API_KEY="sk-..."
+        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
+        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
 
     Key init args:
         k: int
