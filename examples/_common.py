@@ -58,6 +58,9 @@ def run(main: Callable[[], None]) -> None:
         main()
     except (MetasoError, ValidationError) as exc:
         sys.exit(f"Error: {exc}")
+    except BrokenPipeError:  # piped into `head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def real_chat_model(model: str) -> BaseChatModel:
