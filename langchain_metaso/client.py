@@ -29,6 +29,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar
@@ -255,29 +256,34 @@ class MetasoClient:
 
         Failures before the stream starts are retried as in ``request``; once events
         flow, a broken connection raises at once (what came is not sent twice). The
-        stream must end with ``data: [DONE]``, else ``MetasoResponseError``.
+        stream must end with ``data: [DONE]``, else ``MetasoResponseError``. The stream
+        holds one of the ``max_concurrency`` slots until it is closed.
         """
-        response = self._drive(self._exchange(call, partial(self._opened, call)), stream=True)
-        try:
-            for event in iter_events(response.iter_lines(), self._decoder(call)):
-                yield self._parse_event(call, event)
-        except httpx.RequestError as exc:
-            raise self._connection_error(call, exc) from exc
-        finally:
-            response.close()
+        _, slot = self.pool.sync_lane(self.transport, self.max_concurrency)
+        with slot:
+            flow = self._exchange(call, partial(self._opened, call))
+            response = self._drive(flow, stream=True)
+            try:
+                for event in iter_events(response.iter_lines(), self._decoder(call)):
+                    yield self._parse_event(call, event)
+            except httpx.RequestError as exc:
+                raise self._connection_error(call, exc) from exc
+            finally:
+                response.close()
 
     async def astream(self, call: Call[T]) -> AsyncIterator[T]:
         """``stream`` on the running event loop."""
-        response = await self._adrive(
-            self._exchange(call, partial(self._opened, call)), stream=True
-        )
-        try:
-            async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
-                yield self._parse_event(call, event)
-        except httpx.RequestError as exc:
-            raise self._connection_error(call, exc) from exc
-        finally:
-            await response.aclose()
+        _, slot = await self.pool.async_lane(self.transport, self.max_concurrency)
+        async with slot:
+            flow = self._exchange(call, partial(self._opened, call))
+            response = await self._adrive(flow, stream=True)
+            try:
+                async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
+                    yield self._parse_event(call, event)
+            except httpx.RequestError as exc:
+                raise self._connection_error(call, exc) from exc
+            finally:
+                await response.aclose()
 
     def _drive(self, flow: Flow[R], *, stream: bool) -> R:
         client, slots = self.pool.sync_lane(self.transport, self.max_concurrency)
@@ -289,7 +295,8 @@ class MetasoClient:
                     time.sleep(delay)
                 if self.rate_limiter is not None:
                     self.rate_limiter.acquire()
-                with slots:
+                # A stream's caller already holds its slot, for as long as it reads.
+                with nullcontext() if stream else slots:
                     try:
                         outcome = client.send(request, stream=stream)
                         if stream and _needs_body(outcome):
@@ -313,7 +320,7 @@ class MetasoClient:
                     await asyncio.sleep(delay)
                 if self.rate_limiter is not None:
                     await self.rate_limiter.aacquire()
-                async with slots:
+                async with nullcontext() if stream else slots:
                     try:
                         outcome = await client.send(request, stream=stream)
                         if stream and _needs_body(outcome):

@@ -275,3 +275,48 @@ def test_every_public_name_resolves() -> None:
         assert getattr(langchain_metaso, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         langchain_metaso.Nope  # noqa: B018
+
+
+def test_a_stream_holds_its_concurrency_slot_until_closed(make: Make) -> None:
+    from langchain_metaso import MetasoConfig
+    from langchain_metaso.client import Call
+
+    config = make(MetasoConfig, max_concurrency=1)
+    client = config.client
+    call: Call[Any] = Call(
+        endpoint="chat/completions",
+        body={"q": "秘塔", "stream": True},
+        parse=lambda data: data,
+        expect="events",
+    )
+    _, slot = client.pool.sync_lane(client.transport, client.max_concurrency)
+    chunks = client.stream(call)
+    next(chunks)  # the stream is open and being read
+    assert not slot.acquire(blocking=False)  # a second request would wait its turn
+    chunks.close()
+    assert slot.acquire(blocking=False)
+    slot.release()
+
+
+def test_an_async_stream_holds_its_concurrency_slot_until_closed(make: Make) -> None:
+    from langchain_metaso import MetasoConfig
+    from langchain_metaso.client import Call
+
+    config = make(MetasoConfig, max_concurrency=1)
+    client = config.client
+    call: Call[Any] = Call(
+        endpoint="chat/completions",
+        body={"q": "秘塔", "stream": True},
+        parse=lambda data: data,
+        expect="events",
+    )
+
+    async def run() -> tuple[bool, bool]:
+        _, slot = await client.pool.async_lane(client.transport, client.max_concurrency)
+        chunks = client.astream(call)
+        await anext(chunks)
+        held = slot.locked()
+        await chunks.aclose()
+        return held, slot.locked()
+
+    assert asyncio.run(run()) == (True, False)
