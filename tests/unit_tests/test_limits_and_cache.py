@@ -17,10 +17,12 @@ from langchain_core.rate_limiters import BaseRateLimiter
 
 from langchain_metaso import (
     InMemoryCache,
+    MetasoConfig,
     MetasoRetriever,
     MetasoSearchTool,
     MetasoServerError,
 )
+from langchain_metaso.client import Call, MetasoClient
 from langchain_metaso.testing import Fault, MetasoEmulator
 
 
@@ -277,18 +279,19 @@ def test_every_public_name_resolves() -> None:
         langchain_metaso.Nope  # noqa: B018
 
 
-def test_a_stream_holds_its_concurrency_slot_until_closed(make: Make) -> None:
-    from langchain_metaso import MetasoConfig
-    from langchain_metaso.client import Call
-
-    config = make(MetasoConfig, max_concurrency=1)
-    client = config.client
+def one_slot_client_and_stream_call(make: Make) -> tuple[MetasoClient, Call[Any]]:
+    client = make(MetasoConfig, max_concurrency=1).client
     call: Call[Any] = Call(
         endpoint="chat/completions",
         body={"q": "秘塔", "stream": True},
         parse=lambda data: data,
         expect="events",
     )
+    return client, call
+
+
+def test_a_stream_holds_its_concurrency_slot_until_closed(make: Make) -> None:
+    client, call = one_slot_client_and_stream_call(make)
     _, slot = client.pool.sync_lane(client.transport, client.max_concurrency)
     chunks = client.stream(call)
     next(chunks)  # the stream is open and being read
@@ -299,17 +302,7 @@ def test_a_stream_holds_its_concurrency_slot_until_closed(make: Make) -> None:
 
 
 def test_an_async_stream_holds_its_concurrency_slot_until_closed(make: Make) -> None:
-    from langchain_metaso import MetasoConfig
-    from langchain_metaso.client import Call
-
-    config = make(MetasoConfig, max_concurrency=1)
-    client = config.client
-    call: Call[Any] = Call(
-        endpoint="chat/completions",
-        body={"q": "秘塔", "stream": True},
-        parse=lambda data: data,
-        expect="events",
-    )
+    client, call = one_slot_client_and_stream_call(make)
 
     async def run() -> tuple[bool, bool]:
         _, slot = await client.pool.async_lane(client.transport, client.max_concurrency)
