@@ -184,6 +184,10 @@ def _url(source: dict[str, Any]) -> str | None:
     return next((url for key in _URL_FIELDS if (url := _string(source.get(key)))), None)
 
 
-def answer_call(request: AnswerRequest) -> Call[Answer]:
-    """The ``Call`` that asks ``request``'s question."""
-    return Call(endpoint="chat/completions", body=request.to_body(), parse=Answer.from_payload)
+CHAT_PATH = "chat/completions"
+"""Certain for metaso.cn; 302.AI documents a chat endpoint without its path."""
+
+
+def answer_call(request: AnswerRequest, path: str = CHAT_PATH) -> Call[Answer]:
+    """The ``Call`` that asks ``request``'s question at ``{base_url}/{path}``."""
+    return Call(endpoint=path, body=request.to_body(), parse=Answer.from_payload)

@@ -8,7 +8,14 @@ from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackMan
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field, field_validator
 
-from langchain_metaso.answer import Answer, AnswerFormat, AnswerRequest, ChatModel, answer_call
+from langchain_metaso.answer import (
+    CHAT_PATH,
+    Answer,
+    AnswerFormat,
+    AnswerRequest,
+    ChatModel,
+    answer_call,
+)
 from langchain_metaso.models import Scope, check_query
 from langchain_metaso.tools import MetasoTool, as_tool_error
 
@@ -48,6 +55,8 @@ class MetasoAnswerTool(MetasoTool):
             both are understood either way.
         concise_snippet: bool | None
             Ask for shorter source snippets.
+        chat_path: str
+            The chat endpoint under ``base_url`` (default ``chat/completions``).
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package.
 
@@ -92,6 +101,18 @@ class MetasoAnswerTool(MetasoTool):
     answer_format: AnswerFormat = "simple"
     """The answer shape asked for; both are understood."""
     concise_snippet: bool | None = None
+    chat_path: str = CHAT_PATH
+    """The chat endpoint under ``base_url``: configurable because 302.AI documents it
+    without its path."""
+
+    @field_validator("chat_path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        path = value.strip().strip("/")
+        if not path or "://" in path:
+            raise ValueError(f"chat_path must be a path under base_url, got {value!r}")
+        return path
+
     """Ask for shorter source snippets."""
 
     def _request(self, query: str, scope: Scope | None) -> AnswerRequest:
@@ -115,7 +136,7 @@ class MetasoAnswerTool(MetasoTool):
     ) -> tuple[str, list[Document]]:
         request = self._request(query, scope)
         with as_tool_error():
-            return self._answer(request, self.client.request(answer_call(request)))
+            return self._answer(request, self.client.request(answer_call(request, self.chat_path)))
 
     async def _arun(
         self,
@@ -125,4 +146,6 @@ class MetasoAnswerTool(MetasoTool):
     ) -> tuple[str, list[Document]]:
         request = self._request(query, scope)
         with as_tool_error():
-            return self._answer(request, await self.client.arequest(answer_call(request)))
+            return self._answer(
+                request, await self.client.arequest(answer_call(request, self.chat_path))
+            )

@@ -219,3 +219,38 @@ def test_the_loader_does_not_pay_for_summaries_it_discards(
     search = emulator.requests[0].json()
     assert search["includeSummary"] is False
     assert load_seed_response()["webpages"]  # the emulator's data is intact
+
+
+# --- the chat endpoint's path ----------------------------------------------------------------
+
+
+def test_the_chat_path_is_configurable(make: Make, emulator: MetasoEmulator) -> None:
+    from langchain_metaso import MetasoAnswerTool
+
+    seen: list[str] = []
+    inner = emulator.transport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        # The emulator routes on the path's ending: hand it the standard one.
+        moved = httpx.Request(
+            request.method,
+            str(request.url).replace("/v2/answer", "/chat/completions"),
+            headers=request.headers,
+            content=request.content,
+        )
+        return inner.handle_request(moved)
+
+    tool = make(MetasoAnswerTool, transport=httpx.MockTransport(handler), chat_path="/v2/answer/")
+    assert tool.chat_path == "v2/answer"
+    content = tool.invoke({"query": "秘塔是什么"})
+    assert seen == ["/metaso/v2/answer"]
+    assert "Sources:" in content
+
+
+@pytest.mark.parametrize("bad", ["", "/", "https://elsewhere.example/chat"])
+def test_a_chat_path_that_is_not_a_path_is_refused(bad: str) -> None:
+    from langchain_metaso import MetasoAnswerTool
+
+    with pytest.raises(ValidationError, match="chat_path"):
+        MetasoAnswerTool(metaso_api_key=TEST_KEY, chat_path=bad)
