@@ -11,7 +11,7 @@ from standard_support import OnEmulator, standard_suite
 from langchain_metaso import MetasoRetriever, MetasoSearchTool
 
 
-class TestMetasoSearchToolUnit(OnEmulator, ToolsUnitTests):
+class SearchTool(OnEmulator):
     @property
     def tool_constructor(self) -> type[MetasoSearchTool]:
         return MetasoSearchTool
@@ -19,18 +19,14 @@ class TestMetasoSearchToolUnit(OnEmulator, ToolsUnitTests):
     @property
     def tool_invoke_params_example(self) -> dict[str, Any]:
         return {"query": "秘塔 AI 搜索", "scope": "webpage", "size": 3}
+
+
+class TestMetasoSearchToolUnit(SearchTool, ToolsUnitTests):
+    pass
 
 
 @standard_suite
-class TestMetasoSearchToolIntegration(OnEmulator, ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> type[MetasoSearchTool]:
-        return MetasoSearchTool
-
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"query": "秘塔 AI 搜索", "scope": "webpage", "size": 3}
-
+class TestMetasoSearchToolIntegration(SearchTool, ToolsIntegrationTests):
     def test_calls_reached_the_emulator(self, tool: MetasoSearchTool) -> None:
         before = self.emulator.stats.requests
         message = tool.invoke(
