@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from langchain_metaso.providers import PROVIDERS_HINT
+
 __all__ = [
     "MetasoAPIError",
     "MetasoAuthenticationError",
@@ -98,8 +100,7 @@ class MetasoAuthenticationError(MetasoAPIError):
 
     hint = (
         "Check that METASO_API_KEY (or metaso_api_key=) holds a valid key for this "
-        "base URL: 302.AI keys start with 'sk-' and go with https://api.302.ai/metaso, "
-        "metaso.cn keys start with 'mk-' and go with https://metaso.cn/api/v1."
+        f"base URL: {PROVIDERS_HINT}."
     )
 
 
@@ -134,31 +135,51 @@ class MetasoResponseError(MetasoError):
     Attributes:
         endpoint: The endpoint that answered.
         body_excerpt: The start of what came back, cut short.
+        url: The URL that was called, if known.
     """
 
-    def __init__(self, problem: str, *, endpoint: str, body_excerpt: str = "") -> None:
-        self._init = ((problem,), {"endpoint": endpoint, "body_excerpt": body_excerpt})
+    def __init__(
+        self, problem: str, *, endpoint: str, body_excerpt: str = "", url: str = ""
+    ) -> None:
+        self._init = (
+            (problem,),
+            {"endpoint": endpoint, "body_excerpt": body_excerpt, "url": url},
+        )
         self.endpoint = endpoint
         self.body_excerpt = body_excerpt
+        self.url = url
         shown = f" Received: {body_excerpt!r}" if body_excerpt else ""
+        where = f" ({url})" if url else ""
         super().__init__(
-            f"Metaso {endpoint} returned an unusable answer: {problem}.{shown} "
-            "Check that the base URL points at the Metaso API (not a proxy or web page)."
+            f"Metaso {endpoint} returned an unusable answer{where}: {problem}.{shown} "
+            "Check that the base URL points at the Metaso API (base_url= or "
+            "METASO_BASE_URL), not a proxy or a web page."
         )
 
 
 class MetasoConnectionError(MetasoError):
-    """The server could not be reached, or stopped answering, even after retries."""
+    """The server could not be reached, or stopped answering, even after retries.
 
-    def __init__(self, problem: str, *, endpoint: str, url: str = "") -> None:
-        self._init = ((problem,), {"endpoint": endpoint, "url": url})
+    Attributes:
+        endpoint: The endpoint that was called.
+        url: The URL that was called.
+    """
+
+    advice = "Check the network and the base URL (METASO_BASE_URL), then retry."
+
+    def __init__(
+        self, problem: str, *, endpoint: str, url: str = "", advice: str | None = None
+    ) -> None:
+        self._init = ((problem,), {"endpoint": endpoint, "url": url, "advice": advice})
         self.endpoint = endpoint
         self.url = url
+        if advice is not None:
+            self.advice = advice
         super().__init__(
-            f"Metaso {endpoint} could not reach {url or 'the server'}: {problem}. "
-            "Check the network and the base URL (METASO_BASE_URL), then retry."
+            f"Metaso {endpoint} could not reach {url or 'the server'}: {problem}. {self.advice}"
         )
 
 
 class MetasoTimeoutError(MetasoConnectionError):
-    """The server did not answer within ``timeout`` seconds, even after retries."""
+    """No answer in time: within ``timeout`` for an attempt, or ``total_timeout`` for
+    the whole call with its retries; the message says which."""

@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-import langchain_metaso.client as client_module
+import langchain_metaso._http.client as client_module
 from langchain_metaso import MetasoConfig
 from langchain_metaso.testing import MetasoEmulator
 
