@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 
 __all__ = ["CHINA_TIME", "iso_date", "parse_date", "today_in_china"]
 
-CHINA_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
+CHINA_TIME = timezone(timedelta(hours=8))
 """The API's calendar: Metaso serves China, whose time is UTC+8 all year."""
 
 # A date field is short; a longer text is searched only this far, so junk costs little.
