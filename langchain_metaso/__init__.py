@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_metaso.errors import (
     MetasoAPIError,
     MetasoAuthenticationError,
+    MetasoBudgetExceededError,
     MetasoConnectionError,
     MetasoError,
     MetasoInsufficientCreditsError,
@@ -23,7 +24,7 @@ from langchain_metaso.errors import (
 if TYPE_CHECKING:
     from langchain_metaso.answer import CHAT_MODELS, ChatModel
     from langchain_metaso.answer_tool import MetasoAnswerInput, MetasoAnswerTool
-    from langchain_metaso.cache import InMemoryCache, MetasoCache
+    from langchain_metaso.cache import InMemoryCache, MetasoCache, MetasoStoreCache
     from langchain_metaso.config import DEFAULT_BASE_URL, METASO_CN_BASE_URL, MetasoConfig
     from langchain_metaso.document_loaders import MetasoLoader
     from langchain_metaso.models import (
@@ -33,10 +34,12 @@ if TYPE_CHECKING:
         SearchResponse,
         SearchResult,
     )
+    from langchain_metaso.rate_limiters import RedisRateLimiter
     from langchain_metaso.reader_tool import MetasoReaderInput, MetasoReaderTool
     from langchain_metaso.retrievers import MetasoRetriever
     from langchain_metaso.toolkits import MetasoToolkit
     from langchain_metaso.tools import MetasoSearchInput, MetasoSearchTool, MetasoTool
+    from langchain_metaso.usage import CreditBudget, MetasoUsage, metaso_usage
 
 __version__ = "0.1.0"
 
@@ -47,6 +50,7 @@ _LAZY = {
     "MetasoAnswerTool": "answer_tool",
     "InMemoryCache": "cache",
     "MetasoCache": "cache",
+    "MetasoStoreCache": "cache",
     "DEFAULT_BASE_URL": "config",
     "METASO_CN_BASE_URL": "config",
     "MetasoConfig": "config",
@@ -56,6 +60,7 @@ _LAZY = {
     "SearchRequest": "models",
     "SearchResponse": "models",
     "SearchResult": "models",
+    "RedisRateLimiter": "rate_limiters",
     "MetasoReaderInput": "reader_tool",
     "MetasoReaderTool": "reader_tool",
     "MetasoRetriever": "retrievers",
@@ -63,6 +68,9 @@ _LAZY = {
     "MetasoSearchInput": "tools",
     "MetasoSearchTool": "tools",
     "MetasoTool": "tools",
+    "CreditBudget": "usage",
+    "MetasoUsage": "usage",
+    "metaso_usage": "usage",
 }
 
 
@@ -85,11 +93,13 @@ __all__ = [
     "METASO_CN_BASE_URL",
     "SCOPES",
     "ChatModel",
+    "CreditBudget",
     "InMemoryCache",
     "MetasoAPIError",
     "MetasoAnswerInput",
     "MetasoAnswerTool",
     "MetasoAuthenticationError",
+    "MetasoBudgetExceededError",
     "MetasoCache",
     "MetasoConfig",
     "MetasoConnectionError",
@@ -104,12 +114,16 @@ __all__ = [
     "MetasoSearchInput",
     "MetasoSearchTool",
     "MetasoServerError",
+    "MetasoStoreCache",
     "MetasoTimeoutError",
     "MetasoTool",
     "MetasoToolkit",
+    "MetasoUsage",
+    "RedisRateLimiter",
     "Scope",
     "SearchRequest",
     "SearchResponse",
     "SearchResult",
     "__version__",
+    "metaso_usage",
 ]
