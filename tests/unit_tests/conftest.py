@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import pytest
+from redis_support import redis_server, redis_server_binary
 
 import langchain_metaso._http.client as client_module
 from langchain_metaso import MetasoConfig
@@ -44,6 +45,28 @@ def emulator_url(emulator: MetasoEmulator) -> Iterator[str]:
     """The ``emulator`` fixture served over HTTP on 127.0.0.1; its base URL."""
     with emulator.serve() as base_url:
         yield base_url
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """A ``redis-server`` of the test session's own, on a free port of 127.0.0.1.
+
+    Skips the tests that use it when ``redis-server`` is not installed, but fails them
+    under ``CI=true``.
+    """
+    with redis_server(redis_server_binary()) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """The session's Redis server, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushall()
+    client.close()
+    return redis_server_url
 
 
 @pytest.fixture
