@@ -9,8 +9,9 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
+from redis_support import redis_server, redis_server_binary
 
-import langchain_metaso.client as client_module
+import langchain_metaso._http.client as client_module
 from langchain_metaso import MetasoConfig
 from langchain_metaso.testing import MetasoEmulator
 
@@ -63,6 +64,28 @@ def api(request: pytest.FixtureRequest, emulator: MetasoEmulator) -> Iterator[ht
         httpx.Client(base_url=base_url + "/metaso", headers=headers) as client,
     ):
         yield client
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """A ``redis-server`` of the test session's own, on a free port of 127.0.0.1.
+
+    Skips the tests that use it when ``redis-server`` is not installed, but fails them
+    under ``CI=true``.
+    """
+    with redis_server(redis_server_binary()) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """The session's Redis server, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushall()
+    client.close()
+    return redis_server_url
 
 
 @pytest.fixture

@@ -49,11 +49,11 @@ from langchain_metaso import (
     MetasoServerError,
     MetasoTimeoutError,
 )
-from langchain_metaso.answer_tool import MetasoAnswerTool
-from langchain_metaso.client import MAX_BACKOFF
+from langchain_metaso._http.retry import MAX_BACKOFF
 from langchain_metaso.document_loaders import MetasoLoader
-from langchain_metaso.reader_tool import MetasoReaderTool
 from langchain_metaso.testing import Fault, MetasoEmulator
+from langchain_metaso.tools.answer import MetasoAnswerTool
+from langchain_metaso.tools.reader import MetasoReaderTool
 
 KEY = "test-key"
 TEXT = "秘塔 可靠性"
@@ -573,9 +573,7 @@ PERMANENT = [
         MetasoInsufficientCreditsError,
         (CREDITS_HINT, "余额不足"),
     ),
-    Permanent(
-        "HTML at HTTP 200", Fault.garbage, MetasoResponseError, (BODY_HINT, "502 Bad Gateway")
-    ),
+    Permanent("HTML at HTTP 200", Fault.garbage, MetasoResponseError, (BODY_HINT, "an HTML page")),
     Permanent(
         "JSON of another shape",
         lambda: Fault.status(200, body={"data": None}),

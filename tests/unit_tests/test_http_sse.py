@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langchain_metaso.answer import Answer, AnswerRequest, answer_call
-from langchain_metaso.client import Call, MetasoClient
+from langchain_metaso._http import Call, MetasoClient
+from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder, aiter_events, iter_events
+from langchain_metaso.chat import Answer, AnswerRequest, chat_call
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.errors import (
     MetasoAPIError,
@@ -22,7 +23,6 @@ from langchain_metaso.errors import (
     MetasoResponseError,
     MetasoTimeoutError,
 )
-from langchain_metaso.sse import ServerSentEvent, SSEDecoder, aiter_events, iter_events
 from langchain_metaso.testing import Fault, MetasoEmulator
 
 Make = Callable[..., Any]  # the ``make`` fixture of conftest
@@ -195,7 +195,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 def expected_text(make: Make) -> str:
-    answer = make(MetasoConfig).client.request(answer_call(AnswerRequest(query=QUESTION)))
+    answer = make(MetasoConfig).client.request(chat_call(AnswerRequest(query=QUESTION)))
     assert isinstance(answer, Answer)
     return answer.text
 
