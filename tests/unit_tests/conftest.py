@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
+import httpx
 import pytest
 from redis_support import redis_server, redis_server_binary
 
@@ -45,6 +46,24 @@ def emulator_url(emulator: MetasoEmulator) -> Iterator[str]:
     """The ``emulator`` fixture served over HTTP on 127.0.0.1; its base URL."""
     with emulator.serve() as base_url:
         yield base_url
+
+
+@pytest.fixture(params=["transport", "socket"])
+def api(request: pytest.FixtureRequest, emulator: MetasoEmulator) -> Iterator[httpx.Client]:
+    """A plain httpx client of ``emulator``, in process then over a socket: it sends
+    ``Bearer test-key`` and puts 302.AI's path prefix ``/metaso`` before each path."""
+    headers = {"Authorization": f"Bearer {TEST_KEY}"}
+    if request.param == "transport":
+        with httpx.Client(
+            transport=emulator.transport(), base_url="http://metaso.test/metaso", headers=headers
+        ) as client:
+            yield client
+        return
+    with (
+        emulator.serve() as base_url,
+        httpx.Client(base_url=base_url + "/metaso", headers=headers) as client,
+    ):
+        yield client
 
 
 @pytest.fixture(scope="session")
