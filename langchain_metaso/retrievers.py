@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
@@ -11,7 +13,8 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
 from langchain_metaso.config import MetasoConfig
-from langchain_metaso.search import MAX_SIZE, SearchOptions, SearchRequest, search_call
+from langchain_metaso.paged_search import SearchFlow, arun_search, paged_search, run_search
+from langchain_metaso.search import MAX_SIZE, SearchOptions
 
 __all__ = ["MetasoRetriever"]
 
@@ -61,8 +64,11 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
     k: int = Field(default=10, ge=1, le=MAX_SIZE)
     """Number of results (1-100); ``invoke(query, k=...)`` overrides it."""
 
-    def _request(self, query: str, k: int | None, scope: str | None) -> SearchRequest:
-        return self.search_request(query, scope=scope, size=self.k if k is None else k)
+    def _flow(
+        self, query: str, k: int | None, scope: str | None, filters: dict[str, Any]
+    ) -> SearchFlow:
+        request = self.search_request(query, scope=scope, size=self.k if k is None else k)
+        return paged_search(request, self.search_filters(**filters))
 
     def _get_relevant_documents(
         self,
@@ -71,9 +77,9 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
         scope: str | None = None,
+        **filters: Any,
     ) -> list[Document]:
-        request = self._request(query, k, scope)
-        return self.client.request(search_call(request)).to_documents(request)
+        return run_search(self.client, self._flow(query, k, scope, filters)).to_documents()
 
     async def _aget_relevant_documents(
         self,
@@ -82,6 +88,7 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: int | None = None,
         scope: str | None = None,
+        **filters: Any,
     ) -> list[Document]:
-        request = self._request(query, k, scope)
-        return (await self.client.arequest(search_call(request))).to_documents(request)
+        outcome = await arun_search(self.client, self._flow(query, k, scope, filters))
+        return outcome.to_documents()

@@ -167,7 +167,8 @@ def test_title_when_nothing_else(make: Make, emulator: MetasoEmulator) -> None:
     [document] = make(MetasoRetriever).invoke("q")
     assert document.page_content == "只有标题"
     assert document.metadata["source"] == "https://x/1"
-    assert "title" not in document.metadata
+    # The title stays in the metadata, as in every document (issue 10.9).
+    assert document.metadata["title"] == "只有标题"
 
 
 def test_no_results_is_an_empty_list(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:

@@ -275,6 +275,8 @@ def test_seed_documents_keep_every_other_field_in_metadata() -> None:
         used = "summary" if "summary" in item else "snippet"
         expected = {k: v for k, v in item.items() if k != used}
         expected.update(source=item["link"], scope="webpage", query=SEED_QUERY)
+        # The seed's dates are whole days (2010年01月01日), read as ISO.
+        expected["published"] = item["date"].replace("年", "-").replace("月", "-").rstrip("日")
         assert document.metadata == expected
 
 
