@@ -55,7 +55,7 @@ class MetasoAPIError(MetasoError):
     Attributes:
         status_code: HTTP status (200 for a business error carried in the body).
         code: The provider's own error code (``errCode``, ``err_code``), if any.
-        provider_message: The provider's own message, if any.
+        provider_message: The provider's own message, if any (cut short past 300 characters).
         endpoint: The endpoint that failed, e.g. ``"search"``.
         url: The URL that was called (never carries the key).
         retry_after: Seconds the server asked to wait (``Retry-After``), if it said.
