@@ -57,6 +57,9 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             ``loader.failures`` and skipped; ``True``: the first failure raises.
         reader_format: str
             ``"json"`` (default, with title/author/date/credits) or ``"text"``.
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which search results to read (sites, dates), only with ``query``; applied
+            by this client, with up to 3 search requests (see ``FilterSettings``).
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package;
             ``max_concurrency`` also bounds the pages read at once by ``alazy_load``.
@@ -123,6 +126,11 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             raise ValueError(
                 "give exactly one of urls=[...] (pages to read) and query='...' "
                 "(search, then read the top k results)"
+            )
+        if self.urls is not None and self.search_filters().active:
+            raise ValueError(
+                "include_domains, exclude_domains, recency_days and published_after "
+                "filter search results: use them with query='...', not with urls"
             )
         return self
 

@@ -192,6 +192,11 @@ class FilterSettings(BaseModel):
 
     A result must pass every filter that is set. ``recency_days`` and ``published_after``
     may both be set: a result must then pass both, i.e. the later cutoff applies.
+
+    The classes apply them to what the API returns, before a model or a program sees it;
+    nothing is sent (no ``site:`` operator). Filters cost results, so a filtered search
+    fetches further pages, at most 3 requests a call (``langchain_metaso.paged_search``),
+    and may return fewer results than asked for.
     """
 
     include_domains: _Domains = Field(

@@ -38,6 +38,10 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             Ask for each page's full text; it then becomes ``page_content``.
         concise_snippet: bool | None
             Ask for shorter snippets.
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which results to keep (sites, dates), applied by this client, with up to
+            3 requests a call (see ``FilterSettings``); each also accepted by
+            ``invoke(query, include_domains=[...])`` in place of the setting.
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package.
 
@@ -57,7 +61,10 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
 
     ``page_content`` is the raw page text when asked for and returned, else the
     summary, else the snippet, else the title. ``metadata`` holds every other field
-    of the result under its API name, plus ``source``, ``scope`` and ``query``.
+    of the result under its API name (the title always), plus ``source`` (the link, or
+    an image's URL), ``scope``, ``query`` and ``published`` (the date in ISO, when it can
+    be read). ``id`` derives from the link (an image's URL): the same result gets the
+    same id on every call, so vector stores and the indexing API de-duplicate it.
     Errors raise the typed exceptions of ``langchain_metaso.errors``.
     """
 

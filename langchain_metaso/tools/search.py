@@ -130,6 +130,9 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which results to keep (sites, dates), applied by this client, with up to
+            3 requests a call; see ``FilterSettings``.
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package.
 

@@ -61,6 +61,15 @@ def search_answers() -> list[tuple[str, dict[str, Any]]]:
 
 
 SEARCH_ANSWERS = search_answers()
+each_answer = pytest.mark.parametrize(
+    "payload", [payload for _, payload in SEARCH_ANSWERS], ids=[name for name, _ in SEARCH_ANSWERS]
+)
+
+
+def asked(payload: dict[str, Any]) -> tuple[str, str, int]:
+    """The scope, query and size an answer was given for, as its echo says."""
+    parameters = payload["searchParameters"]
+    return parameters["scope"], parameters["q"], parameters["size"]
 
 
 def items_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,9 +94,9 @@ def test_every_fixture_is_a_response_under_contract() -> None:
 # --- search answers: what the program gets ---------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "payload"), SEARCH_ANSWERS, ids=[n for n, _ in SEARCH_ANSWERS])
-def test_search_answer_parses_field_by_field(name: str, payload: dict[str, Any]) -> None:
-    scope = payload["searchParameters"]["scope"]
+@each_answer
+def test_search_answer_parses_field_by_field(payload: dict[str, Any]) -> None:
+    scope, _, _ = asked(payload)
     response = SearchResponse.from_payload(payload, scope=scope)
     assert (response.total, response.credits) == (payload["total"], payload["credits"])
     # The searchParameters echo is accepted as it comes (size a number, searchFile, format).
@@ -100,12 +109,11 @@ def test_search_answer_parses_field_by_field(name: str, payload: dict[str, Any])
         assert result.url == (item.get("link") or item["imageUrl"])
 
 
-@pytest.mark.parametrize(("name", "payload"), SEARCH_ANSWERS, ids=[n for n, _ in SEARCH_ANSWERS])
+@each_answer
 def test_search_answer_through_the_tool_over_a_socket(
-    make: Make, emulator: MetasoEmulator, emulator_url: str, name: str, payload: dict[str, Any]
+    make: Make, emulator: MetasoEmulator, emulator_url: str, payload: dict[str, Any]
 ) -> None:
-    parameters = payload["searchParameters"]
-    scope, query, size = parameters["scope"], parameters["q"], parameters["size"]
+    scope, query, size = asked(payload)
     tool = make(MetasoSearchTool, transport=None, base_url=emulator_url, scope=scope, size=size)
     calls = {"name": "metaso_search", "args": {"query": query}, "id": "1", "type": "tool_call"}
     emulator.script(Fault.status(200, body=payload))
@@ -179,12 +187,11 @@ def check_text(payload: dict[str, Any], content: str) -> None:
             assert entry.count(item["title"]) == 1
 
 
-@pytest.mark.parametrize(("name", "payload"), SEARCH_ANSWERS, ids=[n for n, _ in SEARCH_ANSWERS])
+@each_answer
 def test_search_answer_through_the_retriever_matches_the_tool(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, name: str, payload: dict[str, Any]
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, payload: dict[str, Any]
 ) -> None:
-    parameters = payload["searchParameters"]
-    scope, query, size = parameters["scope"], parameters["q"], parameters["size"]
+    scope, query, size = asked(payload)
     emulator.script(Fault.status(200, body=payload), Fault.status(200, body=payload))
     documents = invoke(make(MetasoRetriever, k=size, scope=scope), query)
     check_documents(payload, documents)
@@ -192,12 +199,12 @@ def test_search_answer_through_the_retriever_matches_the_tool(
     assert [d.id for d in again] == [d.id for d in documents]  # the same results, the same ids
 
 
-@pytest.mark.parametrize(("name", "payload"), SEARCH_ANSWERS, ids=[n for n, _ in SEARCH_ANSWERS])
+@each_answer
 def test_search_answer_credits_and_total_reach_the_program(
-    make: Make, emulator: MetasoEmulator, name: str, payload: dict[str, Any]
+    make: Make, emulator: MetasoEmulator, payload: dict[str, Any]
 ) -> None:
-    parameters = payload["searchParameters"]
-    request = SearchRequest(query=parameters["q"], scope=parameters["scope"], size=100)
+    scope, query, _ = asked(payload)
+    request = SearchRequest(query=query, scope=scope, size=100)
     emulator.script(Fault.status(200, body=payload))
     outcome = run_search(make(MetasoConfig).client, paged_search(request, SearchFilters()))
     assert (outcome.response.credits, outcome.response.total) == (
