@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import ValidationError
@@ -303,7 +304,7 @@ def test_filters_send_nothing_to_the_api(socket: Make, emulator: MetasoEmulator)
 def test_over_10_results_size_then_pages_without_overlap(
     socket: Make, emulator: MetasoEmulator
 ) -> None:
-    retriever = socket(MetasoRetriever, k=15, exclude_domains=["example.com"])
+    retriever = socket(MetasoRetriever, k=15, include_domains=["nowhere.cn"])
     assert retriever.invoke("秘塔") == []
     assert [(r.json().get("size"), r.json().get("page")) for r in emulator.requests] == [
         (15, None),
@@ -323,6 +324,28 @@ def test_the_tool_says_what_filters_dropped(
         "(2 of 3 kept: 1 outside the requested sites).\n\n[2] "
     )
     assert [d.metadata["source"] for d in message.artifact] == seed_links("ce.cn", "360doc.cn")
+
+
+def test_site_and_date_filters_on_the_emulators_varied_results(make: Make, invoke: Invoke) -> None:
+    today = today_in_china()
+    emulator = MetasoEmulator(api_key="test-key", today=today)
+    settings = {"include_domains": ["example.com"], "recency_days": 365, "keep_undated": False}
+    with emulator.serve() as base_url:
+        tool = make(MetasoSearchTool, transport=None, base_url=base_url, **settings)
+        call = {"name": "metaso_search", "args": {"query": "秘塔"}, "id": "1", "type": "tool_call"}
+        message = invoke(tool, call)
+        tool.close()
+    cutoff = (today - timedelta(days=365)).isoformat()
+    assert message.artifact
+    for document in message.artifact:
+        host = urlsplit(document.metadata["source"]).hostname or ""
+        assert host == "example.com" or host.endswith(".example.com")  # not badexample.com
+        assert document.metadata["published"] >= cutoff
+    kept = len(message.artifact)
+    assert f"{kept} of 30 kept: " in message.content
+    assert "outside the requested sites" in message.content
+    assert f"older than {cutoff}" in message.content
+    assert len(emulator.requests) == MAX_REQUESTS
 
 
 def test_the_tool_says_when_filters_dropped_everything(socket: Make, invoke: Invoke) -> None:
