@@ -8,6 +8,7 @@ Requests are validated strictly, before any I/O; answers are read leniently (see
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import uuid
 from functools import partial
@@ -218,9 +219,20 @@ _API_NAMES = {name: field.alias for name, field in SearchResult.model_fields.ite
 
 
 def document_id(result: SearchResult) -> str:
-    """The stable ``Document.id`` of a result: a UUID (version 5) of its ``identity()``,
-    a form every vector store accepts."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, result.identity()))
+    """The stable ``Document.id`` of a result: the UUID (version 5, URL namespace) of its
+    ``identity()``, a form every vector store accepts.
+
+    Written out as ``uuid.uuid5`` computes it, at a third of its cost (a hot path for
+    k=100): the SHA-1 of the namespace and the name, with the version and variant bits set.
+    """
+    digest = hashlib.sha1(
+        _URL_NAMESPACE + result.identity().encode("utf-8"), usedforsecurity=False
+    ).hexdigest()
+    variant = "89ab"[int(digest[16], 16) & 3]
+    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"
+
+
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
 
 class SearchResponse(BaseModel):

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from langchain_metaso import SCOPES, SearchRequest, SearchResponse, SearchResult
+from langchain_metaso.search import document_id
 from langchain_metaso.testing import SEED_QUERY, load_seed_response
 
 RESULT_KEYS = {
@@ -441,7 +442,7 @@ def test_document_ids_are_stable_and_tell_results_apart() -> None:
     first = document(title="a", link="https://a.cn/1", snippet="s")
     # The same result on another call, for another query, with another snippet.
     assert document(title="A", link="https://a.cn/1", query="other").id == first.id
-    assert str(uuid.UUID(first.id)) == first.id
+    assert first.id == str(uuid.uuid5(uuid.NAMESPACE_URL, "https://a.cn/1"))
     assert document(title="a", link="https://a.cn/2", snippet="s").id != first.id
     image = document("image", title="同名", imageUrl="https://img.cn/1.jpg")
     assert document("image", title="同名", imageUrl="https://img.cn/1.jpg").id == image.id
@@ -449,3 +450,12 @@ def test_document_ids_are_stable_and_tell_results_apart() -> None:
     # Without any URL, the title and text tell results apart.
     assert document(title="x", snippet="1").id != document(title="x", snippet="2").id
     assert document(title="x", snippet="1").id == document(title="x", snippet="1").id
+
+
+@pytest.mark.parametrize(
+    "url", ["https://a.cn/1", "https://例子.中国/路径?q=秘塔", "http://x/" + "z" * 500, "x"]
+)
+def test_document_id_is_the_uuid5_of_the_url(url: str) -> None:
+    expected = uuid.uuid5(uuid.NAMESPACE_URL, url)
+    assert document_id(SearchResult(link=url)) == str(expected)
+    assert expected.version == 5
