@@ -13,9 +13,8 @@ requests a call (each one costs credits):
 - page ``p`` asked for: pages ``p``, ``p + 1`` and ``p + 2``.
 
 It stops as soon as ``size`` results passed, a page comes back short, the next page would
-start past ``total``, or ``MAX_REQUESTS`` were sent. Results are de-duplicated by
-``SearchResult.identity()`` (the link, or an image's URL), and never more than ``size``
-are kept.
+start past ``total``, or ``MAX_REQUESTS`` were sent. Across its pages, a result whose URL
+(its link, or an image's URL) came before is dropped; never more than ``size`` are kept.
 """
 
 from __future__ import annotations
@@ -98,14 +97,17 @@ def paged_search(
     first: SearchResponse | None = None
     credits: list[int] = []
     sent = 0
-    for page in _plan(request, paged=filters.active):
+    paged = filters.active
+    for page in _plan(request, paged=paged):
         response = yield page
         sent += 1
         first = first or response
         if response.credits is not None:
             credits.append(response.credits)
         asked, last = _span(page)
-        fresh = [result for result in response.results[:asked] if _first_time(result, seen)]
+        fresh = response.results[:asked]
+        if paged:
+            fresh = [result for result in fresh if _first_time(result, seen)]
         kept += filters.apply(fresh, today=today, limit=request.size - len(kept.kept))
         if (
             len(kept.kept) >= request.size
@@ -143,10 +145,13 @@ def _span(request: SearchRequest) -> tuple[int, int]:
 
 
 def _first_time(result: SearchResult, seen: set[str]) -> bool:
-    identity = result.identity()
-    if identity in seen:
+    """Whether no result with this one's URL came before (one without a URL always passes)."""
+    url = result.url
+    if url is None:
+        return True
+    if url in seen:
         return False
-    seen.add(identity)
+    seen.add(url)
     return True
 
 

@@ -224,9 +224,11 @@ def document_id(result: SearchResult) -> str:
 
     Written out as ``uuid.uuid5`` computes it, at a third of its cost (a hot path for
     k=100): the SHA-1 of the namespace and the name, with the version and variant bits set.
+    A lone surrogate, which JSON can carry, is hashed as it is rather than failing.
     """
     digest = hashlib.sha1(
-        _URL_NAMESPACE + result.identity().encode("utf-8"), usedforsecurity=False
+        _URL_NAMESPACE + result.identity().encode("utf-8", "surrogatepass"),
+        usedforsecurity=False,
     ).hexdigest()
     variant = "89ab"[int(digest[16], 16) & 3]
     return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"

@@ -176,6 +176,19 @@ def test_results_repeated_across_pages_are_kept_once(search: Callable[..., Searc
     assert outcome.filtered.seen == 15
 
 
+def test_without_filters_an_answer_is_kept_as_it_came(search: Callable[..., SearchOutcome]) -> None:
+    server = Server([item(1), item(1), {"title": "x"}, {"title": "x"}])
+    assert positions(search(server, SearchFilters(), size=4)) == [1, 1, None, None]
+
+
+def test_with_filters_results_without_a_url_are_never_taken_for_repeats(
+    search: Callable[..., SearchOutcome],
+) -> None:
+    server = Server([item(1), item(1), {"title": "x"}, {"title": "x"}])
+    outcome = search(server, SearchFilters(exclude_domains=["b.com"]), size=4)
+    assert [r.title for r in outcome.response.results] == ["t1", "x", "x"]
+
+
 def test_images_are_told_apart_by_their_image_url(search: Callable[..., SearchOutcome]) -> None:
     def image(n: int) -> dict[str, Any]:
         return {"title": "同名", "imageUrl": f"https://img.a.com/{n % 12}.jpg", "position": n}

@@ -453,9 +453,18 @@ def test_document_ids_are_stable_and_tell_results_apart() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["https://a.cn/1", "https://例子.中国/路径?q=秘塔", "http://x/" + "z" * 500, "x"]
+    "url",
+    ["https://a.cn/1", "https://例子.中国/路径?q=秘塔", "http://x/" + "z" * 500, "x"],
 )
 def test_document_id_is_the_uuid5_of_the_url(url: str) -> None:
     expected = uuid.uuid5(uuid.NAMESPACE_URL, url)
     assert document_id(SearchResult(link=url)) == str(expected)
     assert expected.version == 5
+
+
+def test_a_lone_surrogate_still_gets_a_stable_id() -> None:
+    # JSON can carry one; uuid.uuid5 would fail to encode it.
+    first = document_id(SearchResult(link="https://a.cn/\ud800"))
+    assert uuid.UUID(first).version == 5
+    assert document_id(SearchResult(link="https://a.cn/\ud800")) == first
+    assert document_id(SearchResult(link="https://a.cn/\ud801")) != first
