@@ -178,6 +178,7 @@ class SearchResult(BaseModel):
         query: str,
         prefer_content: bool = False,
         today: datetime.date | None = None,
+        credits: int | None = None,
     ) -> Document:
         """A ``Document`` whose metadata holds every field under its API name (but the
         text that became ``page_content``: the title and the URL always stay), plus
@@ -187,6 +188,8 @@ class SearchResult(BaseModel):
 
         Args:
             today: The day relative dates (``3天前``) count back from; default today in China.
+            credits: What the call that returned the result cost, as the API reported it,
+                kept as ``metadata["credits"]`` (the same on every result of the call).
         """
         page_content, used = self.text(prefer_content=prefer_content)
         dropped = used if used in _TEXT_FIELDS else None
@@ -206,6 +209,8 @@ class SearchResult(BaseModel):
         metadata["source"] = self.url or ""
         metadata["scope"] = scope
         metadata["query"] = query
+        if credits is not None:
+            metadata["credits"] = credits
         published = iso_date(self.date, today=today or today_in_china()) if self.date else None
         if published is not None:
             metadata["published"] = published
@@ -274,7 +279,8 @@ class SearchResponse(BaseModel):
     def to_documents(
         self, request: SearchRequest, *, today: datetime.date | None = None
     ) -> list[Document]:
-        """One ``Document`` a result, in the server's order, at most ``request.size``.
+        """One ``Document`` a result, in the server's order, at most ``request.size``,
+        each with the call's ``credits`` in its metadata.
 
         The cut guards against a server that returns more than was asked for.
 
@@ -285,7 +291,11 @@ class SearchResponse(BaseModel):
         today = today or today_in_china()
         return [
             result.to_document(
-                scope=self.scope, query=request.query, prefer_content=prefer_content, today=today
+                scope=self.scope,
+                query=request.query,
+                prefer_content=prefer_content,
+                today=today,
+                credits=self.credits,
             )
             for result in self.results[: request.size]
         ]

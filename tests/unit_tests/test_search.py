@@ -277,7 +277,8 @@ def test_seed_documents_keep_every_other_field_in_metadata() -> None:
     for item, document in zip(items, documents, strict=True):
         used = "summary" if "summary" in item else "snippet"
         expected = {k: v for k, v in item.items() if k != used}
-        expected.update(source=item["link"], scope="webpage", query=SEED_QUERY)
+        # credits: what the whole call cost (10 in the seed), on each of its documents.
+        expected.update(source=item["link"], scope="webpage", query=SEED_QUERY, credits=10)
         # The seed's dates are whole days (2010年01月01日), read as ISO.
         expected["published"] = item["date"].replace("年", "-").replace("月", "-").rstrip("日")
         assert document.metadata == expected

@@ -304,3 +304,13 @@ def test_cache_hits_cost_nothing_and_are_counted() -> None:
             retriever.invoke("秘塔")
     assert (usage.requests, usage.cache_hits, usage.credits) == (1, 2, 3)
     assert len(emulator.requests) == 1
+
+
+def test_credits_reach_every_document_and_the_tools_artifact() -> None:
+    _, settings = emulated()
+    docs = MetasoRetriever(k=4, **settings).invoke("秘塔")
+    assert [doc.metadata["credits"] for doc in docs] == [4, 4, 4, 4]
+    message = MetasoSearchTool(size=5, **settings).invoke(
+        {"name": "metaso_search", "args": {"query": "秘塔"}, "id": "1", "type": "tool_call"}
+    )
+    assert {doc.metadata["credits"] for doc in message.artifact} == {5}
