@@ -47,6 +47,8 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         strict: bool
             ``False`` (default): a page that fails is logged as a warning, kept in
             ``loader.failures`` and skipped; ``True``: the first failure raises.
+            An error that fails every request (a missing or wrong key, credits used
+            up, a ``base_url`` that is not the Metaso API) raises either way.
         reader_format: str
             ``"json"`` (default, with title/author/date/credits) or ``"text"``.
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
@@ -192,7 +194,9 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         return document
 
     def _failed(self, url: str, error: MetasoError) -> None:
-        if self.strict:
+        # A wrong key, used-up credits or a wrong base_url would fail every other page
+        # too: skipping them all would turn the error into an empty result.
+        if self.strict or error.fails_every_request:
             raise error
         self._failures.append((url, error))
         logger.warning("Metaso loader: could not read %s, skipped it: %s", url, error)

@@ -389,6 +389,7 @@ class MetasoClient:
                 endpoint=call.endpoint,
                 body_excerpt="" if html else self._excerpt(body),
                 url=url,
+                fails_every_request=html,
             ) from exc
         if not isinstance(payload, dict):
             raise MetasoResponseError(
@@ -412,6 +413,7 @@ class MetasoClient:
                 endpoint=call.endpoint,
                 url=self.url(call.endpoint),
                 hint="Set base_url (or METASO_BASE_URL) to the address it redirects to.",
+                fails_every_request=True,
             )
         html = _is_html(response, body)
         payload: Any = None
@@ -471,6 +473,7 @@ class MetasoClient:
             code=code,
             retry_after=retry_after,
             hint=found.hint,
+            fails_every_request=found.fails_every_request,
         )
 
     def _excerpt(self, body: bytes) -> str:

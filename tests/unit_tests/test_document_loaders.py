@@ -208,7 +208,7 @@ def test_failed_search_raises_even_when_not_strict(
 def test_failed_urls_are_reported_and_the_others_kept(
     make: Make, emulator: MetasoEmulator, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    failing = {URLS[1]: 404, URLS[4]: 500}
+    failing = {URLS[1]: 400, URLS[4]: 500}
     loader = make(MetasoLoader, urls=URLS, max_retries=0, transport=FailFor(emulator, failing))
     with caplog.at_level(logging.WARNING, logger="langchain_metaso"):
         docs = load(loader, mode)
@@ -216,14 +216,14 @@ def test_failed_urls_are_reported_and_the_others_kept(
     assert [url for url, _ in loader.failures] == [URLS[1], URLS[4]]
     (_, first), (_, second) = loader.failures
     assert type(first) is MetasoAPIError
-    assert first.status_code == 404
+    assert first.status_code == 400
     assert type(second) is MetasoServerError
     assert second.status_code == 500
     assert f"cannot read {URLS[1]}" in str(first)
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 2
     assert URLS[1] in warnings[0].getMessage()
-    assert "HTTP 404" in warnings[0].getMessage()
+    assert "HTTP 400" in warnings[0].getMessage()
     assert URLS[4] in warnings[1].getMessage()
     assert all(KEY not in record.getMessage() for record in caplog.records)
 
@@ -231,7 +231,7 @@ def test_failed_urls_are_reported_and_the_others_kept(
 def test_failures_are_those_of_the_latest_load(
     make: Make, emulator: MetasoEmulator, mode: str
 ) -> None:
-    transport = FailFor(emulator, {URLS[0]: 404})
+    transport = FailFor(emulator, {URLS[0]: 400})
     loader = make(MetasoLoader, urls=URLS[:2], transport=transport)
     load(loader, mode)
     assert len(loader.failures) == 1
