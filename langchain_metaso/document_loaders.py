@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_metaso._http import Call
 from langchain_metaso._parsing import ScopeName, check_query
@@ -41,7 +41,8 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         query: str | None
             Instead of ``urls``: search this, then read the top ``k`` results' pages.
         k: int
-            How many search results to read (default 5); only with ``query``.
+            How many search results to read (default 5; also accepted as ``size``);
+            only with ``query``.
         scope: str
             Where to search (default ``webpage``); only with ``query``.
         strict: bool
@@ -80,8 +81,8 @@ class MetasoLoader(MetasoConfig, BaseLoader):
     """The pages to read, in order."""
     query: str | None = None
     """Search this and read the top ``k`` results instead."""
-    k: int = Field(default=5, ge=1, le=MAX_SIZE)
-    """Search results to read, with ``query``."""
+    k: int = Field(default=5, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
+    """Search results to read, with ``query``; also accepted as ``size``."""
     scope: ScopeName = "webpage"
     """Where to search, with ``query``."""
     strict: bool = False

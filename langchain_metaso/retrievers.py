@@ -6,11 +6,13 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
 )
+from typing import Any
+
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
-from langchain_metaso.config import MetasoConfig
+from langchain_metaso.config import MetasoConfig, check_arguments
 from langchain_metaso.search import MAX_SIZE, SearchOptions, SearchRequest, search_call
 
 __all__ = ["MetasoRetriever"]
@@ -25,10 +27,13 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
 
     Key init args:
         k: int
-            Results to return (1-100), also accepted by ``invoke(query, k=...)``.
+            Results to return (1-100); also accepted as ``size``.
         scope: str
             ``webpage`` (default), ``document``, ``scholar``, ``podcast``, ``video``
-            or ``image``; also accepted by ``invoke(query, scope=...)``.
+            or ``image``.
+        page: int | None
+            Result page, 1-based (the API's pages hold 10 results, of which ``k``
+            are kept); ``None`` (default): the first ``k`` results.
         include_summary: bool
             Ask for an AI summary of each result (default ``True``).
         include_raw_content: bool | None
@@ -52,36 +57,47 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             docs[0].page_content         # the summary (or snippet, or raw content)
             docs[0].metadata["source"]   # the result's URL
 
+            # Any search setting for one call: k (or size), page, scope, include_summary,
+            # include_raw_content, concise_snippet; anything else is an error.
+            docs = retriever.invoke("大语言模型 幻觉 评测", k=3, scope="video", page=2)
+
     ``page_content`` is the raw page text when asked for and returned, else the
     summary, else the snippet, else the title. ``metadata`` holds every other field
     of the result under its API name, plus ``source``, ``scope`` and ``query``.
     Errors raise the typed exceptions of ``langchain_metaso.errors``.
     """
 
-    k: int = Field(default=10, ge=1, le=MAX_SIZE)
-    """Number of results (1-100); ``invoke(query, k=...)`` overrides it."""
+    k: int = Field(default=10, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
+    """Number of results (1-100), also accepted as ``size``."""
+    page: int | None = Field(default=None, ge=1)
+    """Result page, 1-based; ``None``: the first ``k`` results."""
 
-    def _request(self, query: str, k: int | None, scope: str | None) -> SearchRequest:
-        return self.search_request(query, scope=scope, size=self.k if k is None else k)
+    def _for_call(self, overrides: dict[str, Any]) -> MetasoRetriever:
+        """This retriever with a call's overrides, validated as its constructor validates
+        them: errors name the argument as the caller wrote it."""
+        if not overrides:
+            return self
+        names = self.argument_names()
+        check_arguments(
+            f"{type(self).__name__}.invoke",
+            overrides,
+            {setting: names[setting] for setting in ("k", "page", *SearchOptions.model_fields)},
+        )
+        return self.model_copy(update=overrides)
+
+    def _request(self, query: str) -> SearchRequest:
+        return self.search_request(query, size=self.k, page=self.page)
 
     def _get_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: CallbackManagerForRetrieverRun,
-        k: int | None = None,
-        scope: str | None = None,
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        request = self._request(query, k, scope)
-        return self.client.request(search_call(request)).to_documents(request)
+        settings = self._for_call(overrides)
+        request = settings._request(query)
+        return settings.client.request(search_call(request)).to_documents(request)
 
     async def _aget_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: AsyncCallbackManagerForRetrieverRun,
-        k: int | None = None,
-        scope: str | None = None,
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        request = self._request(query, k, scope)
-        return (await self.client.arequest(search_call(request))).to_documents(request)
+        settings = self._for_call(overrides)
+        request = settings._request(query)
+        return (await settings.client.arequest(search_call(request))).to_documents(request)
