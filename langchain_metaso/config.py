@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -196,6 +197,20 @@ class MetasoConfig(BaseModel):
             if shared is not None:
                 memo.setdefault(id(shared), shared)
         return super().__deepcopy__(memo)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in type(self).model_fields:
+            super().__setattr__(name, value)
+            return
+        # Pydantic has stored the value by the time a check of the whole instance fails:
+        # put the instance back as it was, so a rejected change changes nothing.
+        before, fields_set = self.__dict__.copy(), set(self.__pydantic_fields_set__)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError:
+            object.__setattr__(self, "__dict__", before)
+            object.__setattr__(self, "__pydantic_fields_set__", fields_set)
+            raise
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with ``update`` applied, validated as the constructor validates (pydantic's

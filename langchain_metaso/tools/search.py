@@ -85,7 +85,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         max_size: int | None
             The most results a model may ask for; ``None`` (default): 20, or ``size``
             if that is larger. A call asking for more gets ``max_size``, and the
-            text says so.
+            text says so. A ``size`` left unset is lowered to it.
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
@@ -138,11 +138,15 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
 
     @model_validator(mode="after")
     def _size_within_max_size(self) -> Self:
-        if self.max_size is not None and self.size > self.max_size:
+        if self.max_size is None or self.size <= self.max_size:
+            return self
+        if "size" in self.model_fields_set:
             raise ValueError(
                 f"size ({self.size}) is above max_size ({self.max_size}), the most "
                 "results a model may ask for: lower size or raise max_size"
             )
+        # The default, not the developer's choice: it follows the bound they chose.
+        self.__dict__["size"] = self.max_size
         return self
 
     @property
