@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -62,6 +63,22 @@ def check_arguments(owner: str, given: Iterable[str], accepted: Mapping[str, lis
             raise ValueError(
                 f"{owner} got {other!r} and {name!r}, two names of one setting: pass one"
             )
+
+
+@functools.cache  # a class's fields do not change; every construction reads them
+def _argument_names(cls: type[BaseModel]) -> dict[str, list[str]]:
+    mro = cls.__mro__
+    # The class furthest down the MRO that declares a field owns it: `name` is
+    # BaseTool's, though every tool gives it a default.
+    declared_by = {
+        name: index for index, klass in enumerate(mro) for name in inspect.get_annotations(klass)
+    }
+    names = {}
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [name]
+        names[name] = [choice for choice in choices if isinstance(choice, str)]
+    return dict(sorted(names.items(), key=lambda item: declared_by.get(item[0], len(mro))))
 
 
 class MetasoConfig(BaseModel):
@@ -129,20 +146,7 @@ class MetasoConfig(BaseModel):
     def argument_names(cls) -> dict[str, list[str]]:
         """Each setting the constructor takes and its names (its own, then its aliases),
         a class's own settings first and those of the LangChain base class last."""
-        mro = cls.__mro__
-        # The class furthest down the MRO that declares a field owns it: `name` is
-        # BaseTool's, though every tool gives it a default.
-        declared_by = {
-            name: index
-            for index, klass in enumerate(mro)
-            for name in inspect.get_annotations(klass)
-        }
-        names = {}
-        for name, field in cls.model_fields.items():
-            alias = field.validation_alias
-            choices = alias.choices if isinstance(alias, AliasChoices) else [name]
-            names[name] = [choice for choice in choices if isinstance(choice, str)]
-        return dict(sorted(names.items(), key=lambda item: declared_by.get(item[0], len(mro))))
+        return _argument_names(cls)
 
     @model_validator(mode="before")
     @classmethod

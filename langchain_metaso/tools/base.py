@@ -213,14 +213,19 @@ class MetasoTool(MetasoConfig, BaseTool):
         names = (next(iter(full.model_fields)), *chosen)
         maximums = tuple(item for item in self._maximums().items() if item[0] in names)
         schema = call_schema(full, names, maximums)
-        if self.__dict__.get("args_schema") is not schema:
-            # Through BaseTool's __setattr__, which forgets its cached tool_call_schema;
-            # derived, so not "set" (model_copy rebuilds it rather than passing it on).
-            super().__setattr__("args_schema", schema)
-            self.__pydantic_fields_set__.discard("args_schema")
+        if self.__dict__.get("args_schema") is schema:
+            return
+        if self.__dict__.get("args_schema") is None:  # being made: nothing read it yet
+            self.__dict__["args_schema"] = schema
+            return
+        # Through BaseTool's __setattr__, which forgets its cached tool_call_schema;
+        # derived, so not "set" (model_copy rebuilds it rather than passing it on).
+        super().__setattr__("args_schema", schema)
+        self.__pydantic_fields_set__.discard("args_schema")
 
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
+        self.__dict__["args_schema"] = None
         self._fit_schema()
 
     def __setattr__(self, name: str, value: Any) -> None:
