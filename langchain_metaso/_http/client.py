@@ -262,6 +262,8 @@ class MetasoClient:
     def _interpret(self, cache_as: str | None, call: Call[T], outcome: Outcome) -> T:
         response, body = self._answered(call, outcome)
         if call.expect == "text":
+            if _is_html(response, body):  # not the reader's Markdown: a wrong base_url
+                raise self._web_page(call)
             decoded: Any = body.decode(response.encoding or "utf-8", errors="replace")
         else:
             decoded = self._decode_json(call, response, body)
@@ -379,17 +381,14 @@ class MetasoClient:
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+            if _is_html(response, body):
+                raise self._web_page(call) from exc
             content_type = response.headers.get("content-type", "no content type")
-            # A web page is never pasted into the message: it only says where we landed.
-            html = _is_html(response, body)
             raise MetasoResponseError(
-                "an HTML page, not an answer of the Metaso API"
-                if html
-                else f"the body is not JSON ({content_type})",
+                f"the body is not JSON ({content_type})",
                 endpoint=call.endpoint,
-                body_excerpt="" if html else self._excerpt(body),
+                body_excerpt=self._excerpt(body),
                 url=url,
-                fails_every_request=html,
             ) from exc
         if not isinstance(payload, dict):
             raise MetasoResponseError(
@@ -403,6 +402,16 @@ class MetasoClient:
         if code not in (None, 0, "0") or isinstance(payload.get("error"), dict):
             raise self._api_error(call, response.status_code, payload)
         return payload
+
+    def _web_page(self, call: Call[Any]) -> MetasoResponseError:
+        """A web page where an answer was expected: ``base_url`` is not the API."""
+        # The page is never pasted into the message: it only says where we landed.
+        return MetasoResponseError(
+            "an HTML page, not an answer of the Metaso API",
+            endpoint=call.endpoint,
+            url=self.url(call.endpoint),
+            fails_every_request=True,
+        )
 
     def _http_error(self, call: Call[Any], response: httpx.Response, body: bytes) -> MetasoError:
         if response.is_redirect:
