@@ -54,6 +54,7 @@ def check_arguments(owner: str, given: Iterable[str], accepted: Mapping[str, lis
             names[0] + (f" (or {', '.join(names[1:])})" if names[1:] else "")
             for names in accepted.values()
         )
+        valid = valid or "none"
         plural = "s" if len(unknown) > 1 else ""
         raise ValueError(f"{owner} got unknown argument{plural} {named}. Valid arguments: {valid}")
     seen: dict[str, str] = {}

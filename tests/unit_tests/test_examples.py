@@ -200,6 +200,15 @@ class ChatOpenAI(BaseChatModel):
 """
 
 
+def failed_with_one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The message of an example that failed as a program does: exit 1, one line, no trace."""
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    return message
+
+
 def with_module(tmp_path: Path, name: str, source: str) -> dict[str, str]:
     """Environment settings under which a subprocess imports ``name`` from ``source``."""
     package = tmp_path / name
@@ -222,10 +231,7 @@ def test_unreachable_chat_model_says_what_to_set(
         **with_module(tmp_path, "langchain_openai", UNREACHABLE_CHAT_MODEL),
     )
 
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    message = result.stderr.strip()
-    assert len(message.splitlines()) == 1, message
+    message = failed_with_one_line(result)
     assert message.startswith(f"Error: the chat model 'gpt-4o-mini' at {chat_url} did not answer")
     assert f"ConnectionError: Connection refused by {chat_url} retried twice" in message
     for needed in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "--model", "--offline"):
@@ -244,10 +250,7 @@ def test_agent_without_langchain_openai_says_what_to_install(
         **with_module(tmp_path, "langchain_openai", missing),
     )
 
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    message = result.stderr.strip()
-    assert len(message.splitlines()) == 1, message
+    message = failed_with_one_line(result)
     assert 'pip install -e ".[examples]"' in message
     assert "--offline" in message
 
