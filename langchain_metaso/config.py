@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -28,10 +29,12 @@ from typing_extensions import Self
 from langchain_metaso._http import ConnectionPool, MetasoClient
 from langchain_metaso.cache import MetasoCache
 from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
+from langchain_metaso.usage import CreditBudget
 
 __all__ = ["DEFAULT_BASE_URL", "METASO_CN_BASE_URL", "MetasoConfig", "check_arguments"]
 
 C = TypeVar("C", bound="MetasoConfig")
+_BUDGET_LOCK = threading.Lock()
 
 
 def check_arguments(owner: str, given: Iterable[str], accepted: Mapping[str, list[str]]) -> None:
@@ -141,7 +144,13 @@ class MetasoConfig(BaseModel):
     """A LangChain rate limiter (e.g. ``InMemoryRateLimiter``) consulted before every
     request, retries included."""
 
+    credit_budget: float | None = Field(default=None, ge=0)
+    """Credits this instance and its copies (``model_copy``, a toolkit's tools) may spend
+    together; a call that would start after that is refused with
+    ``MetasoBudgetExceededError`` before it is sent. ``None``: no budget."""
+
     _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
+    _budget: CreditBudget | None = PrivateAttr(default=None)
 
     @classmethod
     def argument_names(cls) -> dict[str, list[str]]:
@@ -219,7 +228,9 @@ class MetasoConfig(BaseModel):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with ``update`` applied, validated as the constructor validates (pydantic's
-        own copy is not); it shares this instance's connections (a ``deep`` copy gets its own)."""
+        own copy is not); it shares this instance's connections and credit budget (a
+        ``deep`` copy gets its own connections)."""
+        self._credit_budget()  # made now if not yet, so that the copy spends from it too
         copied = super().model_copy(deep=deep)
         if not update:
             return copied
@@ -231,7 +242,8 @@ class MetasoConfig(BaseModel):
         fresh = type(self).model_validate(
             {**{name: getattr(copied, name) for name in given}, **update}
         )
-        fresh._pool = copied._pool
+        for resource in MetasoConfig.__private_attributes__:  # the pool, the credit budget
+            setattr(fresh, resource, getattr(copied, resource))
         return fresh
 
     @property
@@ -249,7 +261,18 @@ class MetasoConfig(BaseModel):
             cache=self.cache,
             rate_limiter=self.rate_limiter,
             total_timeout=self.total_timeout,
+            budget=self._credit_budget(),
         )
+
+    def _credit_budget(self) -> CreditBudget | None:
+        # Copies share the budget object; one given another limit counts afresh.
+        if self.credit_budget is None:
+            return None
+        with _BUDGET_LOCK:  # two first calls at once must not count on two budgets
+            budget = self._budget
+            if budget is None or budget.limit != self.credit_budget:
+                budget = self._budget = CreditBudget(self.credit_budget)
+            return budget
 
     def connection_settings(self) -> dict[str, Any]:
         """The settings every class shares (key, base URL, limits...), by name."""
@@ -266,6 +289,7 @@ class MetasoConfig(BaseModel):
         """
         sibling = cls(**{**self.connection_settings(), **kwargs})
         sibling._pool = self._pool
+        sibling._budget = self._credit_budget()
         return sibling
 
     def close(self) -> None:

@@ -7,9 +7,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
+import httpx
 import pytest
+from redis_support import redis_server, redis_server_binary
 
 import langchain_metaso._http.client as client_module
+import langchain_metaso._http.pool as pool_module
+import langchain_metaso._http.retry as retry_module
 from langchain_metaso import MetasoConfig
 from langchain_metaso.testing import MetasoEmulator
 
@@ -44,6 +48,46 @@ def emulator_url(emulator: MetasoEmulator) -> Iterator[str]:
     """The ``emulator`` fixture served over HTTP on 127.0.0.1; its base URL."""
     with emulator.serve() as base_url:
         yield base_url
+
+
+@pytest.fixture(params=["transport", "socket"])
+def api(request: pytest.FixtureRequest, emulator: MetasoEmulator) -> Iterator[httpx.Client]:
+    """A plain httpx client of ``emulator``, in process then over a socket: it sends
+    ``Bearer test-key`` and puts 302.AI's path prefix ``/metaso`` before each path."""
+    headers = {"Authorization": f"Bearer {TEST_KEY}"}
+    if request.param == "transport":
+        with httpx.Client(
+            transport=emulator.transport(), base_url="http://metaso.test/metaso", headers=headers
+        ) as client:
+            yield client
+        return
+    with (
+        emulator.serve() as base_url,
+        httpx.Client(base_url=base_url + "/metaso", headers=headers) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """A ``redis-server`` of the test session's own, on a free port of 127.0.0.1.
+
+    Skips the tests that use it when ``redis-server`` is not installed, but fails them
+    under ``CI=true``.
+    """
+    with redis_server(redis_server_binary()) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """The session's Redis server, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushall()
+    client.close()
+    return redis_server_url
 
 
 @pytest.fixture
@@ -105,3 +149,38 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     monkeypatch.setattr(client_module, "time", _SleepRecorder(time, sleep))
     monkeypatch.setattr(client_module, "asyncio", _SleepRecorder(asyncio, asleep))
     return delays
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told to, or when the HTTP core sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The HTTP core's clock (deadlines, backoff, the shared cooldown) made fake: waiting
+    advances it at once, so time limits are tested by what the clock says, not by waiting."""
+    fake = FakeClock()
+    fake_time = _SleepRecorder(time, fake.sleep)
+    fake_time.monotonic = fake.monotonic  # type: ignore[attr-defined]
+    for module in (client_module, retry_module, pool_module):
+        monkeypatch.setattr(module, "time", fake_time)
+    monkeypatch.setattr(client_module, "asyncio", _SleepRecorder(asyncio, fake.asleep))
+    return fake

@@ -423,3 +423,18 @@ def test_a_checked_copy_shares_the_connections_and_a_deep_one_does_not(cls: type
     assert (shallow.timeout, deep.timeout, target.timeout) == (5, 5, 30)
     assert shallow._pool is target._pool
     assert deep._pool is not target._pool
+    budgeted = build(cls, credit_budget=10)
+    assert budgeted.model_copy(update={"timeout": 5})._credit_budget() is (
+        budgeted._credit_budget()
+    )
+
+
+def test_share_connections_builds_a_sibling_on_the_same_pool(make: Make) -> None:
+    from langchain_metaso import MetasoReaderTool, MetasoSearchTool
+
+    search = make(MetasoSearchTool, max_concurrency=3, credit_budget=10)
+    reader = search.share_connections(MetasoReaderTool, max_chars=100)
+    assert reader._pool is search._pool
+    assert reader._credit_budget() is search._credit_budget()
+    assert (reader.max_concurrency, reader.max_chars) == (3, 100)
+    assert reader.connection_settings() == search.connection_settings()
