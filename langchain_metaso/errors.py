@@ -26,13 +26,24 @@ __all__ = [
 ]
 
 
+_SENTENCE_ENDS = (".", "!", "?", "…", "。", "！", "？")
+
+
+def _sentence(text: str) -> str:
+    """``text`` ended as a sentence: a full stop is added unless it has its own (a
+    provider's ``参数错误。`` must not read ``参数错误。.``)."""
+    text = text.rstrip()
+    return text if text.endswith(_SENTENCE_ENDS) else text + "."
+
+
 class MetasoError(Exception):
     """Base class of every error raised by ``langchain_metaso``.
 
     Attributes:
         fails_every_request: No request can succeed until a setting changes: the key
-            is missing or wrong, the credits are used up, or ``base_url`` is not the
-            Metaso API. A loader raises these instead of skipping the page.
+            is missing or wrong, the credits (or the ``credit_budget``) are used up, or
+            ``base_url`` is not the Metaso API. A loader raises these instead of skipping
+            the page.
     """
 
     fails_every_request: bool = False
@@ -60,7 +71,7 @@ class MetasoAPIError(MetasoError):
     Attributes:
         status_code: HTTP status (200 for a business error carried in the body).
         code: The provider's own error code (``errCode``, ``err_code``), if any.
-        provider_message: The provider's own message, if any.
+        provider_message: The provider's own message, if any (cut short past 300 characters).
         endpoint: The endpoint that failed, e.g. ``"search"``.
         url: The URL that was called (never carries the key).
         retry_after: Seconds the server asked to wait (``Retry-After``), if it said.
@@ -108,7 +119,7 @@ class MetasoAPIError(MetasoError):
         code_part = f", code {code}" if code is not None else ""
         super().__init__(
             f"Metaso {endpoint} failed with HTTP {status_code}{code_part}{where}: "
-            f"{provider_message or 'no message'}. {self._advice()}"
+            f"{_sentence(provider_message or 'no message')} {self._advice()}"
         )
 
     def _advice(self) -> str:
@@ -190,7 +201,7 @@ class MetasoResponseError(MetasoError):
         shown = f" Received: {body_excerpt!r}" if body_excerpt else ""
         where = f" ({url})" if url else ""
         super().__init__(
-            f"Metaso {endpoint} returned an unusable answer{where}: {problem}.{shown} "
+            f"Metaso {endpoint} returned an unusable answer{where}: {_sentence(problem)}{shown} "
             "Check that the base URL points at the Metaso API (base_url= or "
             "METASO_BASE_URL), not a proxy or a web page."
         )
@@ -215,7 +226,8 @@ class MetasoConnectionError(MetasoError):
         if advice is not None:
             self.advice = advice
         super().__init__(
-            f"Metaso {endpoint} could not reach {url or 'the server'}: {problem}. {self.advice}"
+            f"Metaso {endpoint} could not reach {url or 'the server'}: {_sentence(problem)} "
+            f"{self.advice}"
         )
 
 
@@ -236,6 +248,8 @@ class MetasoBudgetExceededError(MetasoError):
         used: Credits spent against it so far.
         endpoint: The endpoint of the refused call, e.g. ``"search"``.
     """
+
+    fails_every_request = True  # until the budget is raised: a loader stops, not skips
 
     def __init__(self, *, budget: float, used: float, endpoint: str) -> None:
         self._init = ((), {"budget": budget, "used": used, "endpoint": endpoint})

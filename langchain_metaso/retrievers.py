@@ -10,10 +10,13 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from langchain_metaso.config import MetasoConfig, check_arguments
-from langchain_metaso.search import MAX_SIZE, SearchOptions, SearchRequest, search_call
+from langchain_metaso.filters import FilterSettings
+from langchain_metaso.paged_search import SearchFlow, arun_search, paged_search, run_search
+from langchain_metaso.search import MAX_SIZE, RequestOptions, SearchOptions
 
 __all__ = ["MetasoRetriever"]
 
@@ -40,6 +43,10 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             Ask for each page's full text; it then becomes ``page_content``.
         concise_snippet: bool | None
             Ask for shorter snippets.
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which results to keep (sites, dates), applied by this client, with up to
+            3 requests a call (see ``FilterSettings``); each also accepted by
+            ``invoke(query, include_domains=[...])`` in place of the setting.
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package.
 
@@ -63,7 +70,10 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
 
     ``page_content`` is the raw page text when asked for and returned, else the
     summary, else the snippet, else the title. ``metadata`` holds every other field
-    of the result under its API name, plus ``source``, ``scope`` and ``query``.
+    of the result under its API name (the title always), plus ``source`` (the link, or
+    an image's URL), ``scope``, ``query`` and ``published`` (the date in ISO, when it can
+    be read). ``id`` derives from the link (an image's URL): the same result gets the
+    same id on every call, so vector stores and the indexing API de-duplicate it.
     Errors raise the typed exceptions of ``langchain_metaso.errors``.
     """
 
@@ -73,31 +83,35 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
     """Result page, 1-based; ``None``: the first ``k`` results."""
 
     def _for_call(self, overrides: dict[str, Any]) -> MetasoRetriever:
-        """This retriever with a call's overrides, validated as its constructor validates
-        them: errors name the argument as the caller wrote it."""
-        if not overrides:
+        """This retriever with a call's overrides (``None``: the setting's own value),
+        validated as its constructor validates them: errors name the argument as the
+        caller wrote it."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if not given:
             return self
-        names = self.argument_names()
-        check_arguments(
-            f"{type(self).__name__}.invoke",
-            overrides,
-            {setting: names[setting] for setting in ("k", "page", *SearchOptions.model_fields)},
-        )
-        return self.model_copy(update=overrides)
-
-    def _request(self, query: str) -> SearchRequest:
-        return self.search_request(query, size=self.k, page=self.page)
+        owner, names = f"{type(self).__name__}.invoke", self.argument_names()
+        per_call = ("k", "page", *RequestOptions.model_fields, *FilterSettings.model_fields)
+        try:
+            check_arguments(owner, given, {setting: names[setting] for setting in per_call})
+        except ValueError as exc:  # raised as the constructor raises it, a ValidationError
+            detail = PydanticCustomError("unknown_argument", "{message}", {"message": str(exc)})
+            raise ValidationError.from_exception_data(
+                owner, [InitErrorDetails(type=detail, loc=(), input=None)], hide_input=True
+            ) from None
+        return self.model_copy(update=given)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
         settings = self._for_call(overrides)
-        request = settings._request(query)
-        return settings.client.request(search_call(request)).to_documents(request)
+        return run_search(settings.client, settings._flow(query)).to_documents()
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
         settings = self._for_call(overrides)
-        request = settings._request(query)
-        return (await settings.client.arequest(search_call(request))).to_documents(request)
+        return (await arun_search(settings.client, settings._flow(query))).to_documents()
+
+    def _flow(self, query: str) -> SearchFlow:
+        request = self.search_request(query, size=self.k, page=self.page)
+        return paged_search(request, self.search_filters())

@@ -124,4 +124,4 @@ class MetasoAnswerTool(MetasoTool):
         def answer(reply: Answer) -> tuple[str, list[Document]]:
             return reply.content(), reply.to_documents(query=query)
 
-        return Exchange(chat_call(request, self.chat_path), answer)
+        return Exchange.of_call(chat_call(request, self.chat_path), answer)

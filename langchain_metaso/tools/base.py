@@ -5,7 +5,7 @@
 # the rest of the tool's own work.
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
@@ -18,7 +18,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic.v1 import ValidationError as ValidationErrorV1
 from pydantic_core import CoreSchema
 
-from langchain_metaso._http import Call
+from langchain_metaso._http import Call, MetasoClient
 from langchain_metaso.config import MetasoConfig, check_arguments
 from langchain_metaso.errors import MetasoError
 from langchain_metaso.scopes import SCOPES
@@ -94,11 +94,20 @@ def as_tool_error() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Exchange(Generic[T]):
-    """What one tool call sends, and how its answer becomes the text for the model
-    (the ``ToolMessage`` content) and the artifact."""
+    """What one tool call does with the API (``send`` or ``asend``, through a client),
+    and how its outcome becomes the text for the model (the ``ToolMessage`` content) and
+    the artifact."""
 
-    call: Call[T]
+    send: Callable[[MetasoClient], T]
+    asend: Callable[[MetasoClient], Awaitable[T]]
     answer: Callable[[T], tuple[str, Any]]
+
+    @classmethod
+    def of_call(cls, call: Call[T], answer: Callable[[T], tuple[str, Any]]) -> "Exchange[T]":
+        """The exchange of a single API call."""
+        return cls(
+            lambda client: client.request(call), lambda client: client.arequest(call), answer
+        )
 
 
 @dataclass(frozen=True)
@@ -257,7 +266,7 @@ class MetasoTool(MetasoConfig, BaseTool):
     ) -> str | tuple[str, Any]:
         exchange = self._exchange(*args, **kwargs)
         with as_tool_error():
-            return self._respond(*exchange.answer(self.client.request(exchange.call)))
+            return self._respond(*exchange.answer(exchange.send(self.client)))
 
     async def _arun(
         self,
@@ -267,4 +276,4 @@ class MetasoTool(MetasoConfig, BaseTool):
     ) -> str | tuple[str, Any]:
         exchange = self._exchange(*args, **kwargs)
         with as_tool_error():
-            return self._respond(*exchange.answer(await self.client.arequest(exchange.call)))
+            return self._respond(*exchange.answer(await exchange.asend(self.client)))

@@ -97,7 +97,7 @@ class MetasoReaderTool(MetasoTool):
 
     def _exchange(self, url: str) -> Exchange[ReaderPage]:
         call = reader_call(ReaderRequest(url=url, format=self.reader_format))
-        return Exchange(call, self._answer)
+        return Exchange.of_call(call, self._answer)
 
     def _answer(self, page: ReaderPage) -> tuple[str, Document]:
         if not page.markdown.strip():

@@ -18,6 +18,7 @@ from langchain_metaso.document_loaders import MetasoLoader
 from langchain_metaso.errors import (
     MetasoAPIError,
     MetasoAuthenticationError,
+    MetasoBudgetExceededError,
     MetasoInsufficientCreditsError,
     MetasoResponseError,
     MetasoServerError,
@@ -283,6 +284,7 @@ ENTRY_POINTS: dict[str, Callable[[MetasoLoader], list[Document]]] = {
         ("credits used up", MetasoInsufficientCreditsError),
         ("base_url not the API", MetasoAPIError),
         ("base_url serves a web page", MetasoResponseError),
+        ("credit budget spent", MetasoBudgetExceededError),
     ],
 )
 def test_errors_that_fail_every_request_raise_whatever_strict_says(
@@ -293,9 +295,11 @@ def test_errors_that_fail_every_request_raise_whatever_strict_says(
         settings["api_key"] = "wrong-key"
     elif setup == "credits used up":
         emulator.script(Fault.status(402))
+    elif setup == "credit budget spent":
+        settings["credit_budget"] = 0
     elif setup == "base_url not the API":
         emulator.script(Fault.status(404))  # what a server without the endpoint answers
-    else:
+    elif setup == "base_url serves a web page":
         emulator.script(Fault.garbage())
     loader = MetasoLoader(urls=URLS[:3], strict=False, **settings)
 
@@ -378,3 +382,12 @@ def test_leaving_the_async_load_early_cancels_the_rest(
     assert first.metadata["source"] == urls[0]
     assert emulator.stats.requests < len(urls)
     assert emulator.stats.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"include_domains": ["a.com"]}, {"recency_days": 3}, {"published_after": "2025-01-01"}],
+)
+def test_filters_with_urls_are_rejected(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="filter search results: use them with query="):
+        MetasoLoader(metaso_api_key="test-key", urls=["https://a.com/1"], **settings)

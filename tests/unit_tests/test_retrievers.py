@@ -72,7 +72,8 @@ def test_size_is_another_name_of_k(emulator: MetasoEmulator, emulator_url: str) 
 
 VALID_PER_CALL = (
     "Valid arguments: k (or size), page, scope, include_summary, include_raw_content, "
-    "concise_snippet"
+    "concise_snippet, include_domains, exclude_domains, recency_days, published_after, "
+    "keep_undated"
 )
 
 
@@ -91,9 +92,9 @@ def test_unknown_per_call_arguments_are_rejected(
     overrides: dict[str, Any],
     words: list[str],
 ) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValidationError) as info:
         invoke(make(MetasoRetriever), "q", **overrides)
-    assert str(info.value).startswith("MetasoRetriever.invoke ")
+    assert "\n  MetasoRetriever.invoke got " in str(info.value)
     for word in words:
         assert word in str(info.value)
     assert emulator.requests == []
@@ -114,15 +115,18 @@ def test_per_call_errors_name_the_argument_as_passed(
 def test_page_at_instantiation_and_per_call(
     emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
 ) -> None:
-    retriever = MetasoRetriever(api_key="test-key", base_url=emulator_url, k=3, page=2)
-    assert [d.metadata["position"] for d in invoke(retriever, "q")] == [11, 12, 13]
-    assert [d.metadata["position"] for d in invoke(retriever, "q", page=3)] == [21, 22, 23]
-    assert [d.metadata["position"] for d in invoke(retriever, "q", page=None, k=2)] == [1, 2]
+    paged = MetasoRetriever(api_key="test-key", base_url=emulator_url, k=3, page=2)
+    assert [d.metadata["position"] for d in invoke(paged, "q")] == [11, 12, 13]
+    assert [d.metadata["position"] for d in invoke(paged, "q", page=3)] == [21, 22, 23]
+    assert [d.metadata["position"] for d in invoke(paged, "q", page=None)] == [11, 12, 13]
+    first = MetasoRetriever(api_key="test-key", base_url=emulator_url, k=2)
+    assert [d.metadata["position"] for d in invoke(first, "q", page=2)] == [11, 12]
     bodies = [request.json() for request in emulator.requests]
     assert [(body.get("page"), body.get("size")) for body in bodies] == [
         (2, None),
         (3, None),
-        (None, 2),
+        (2, None),  # None keeps the setting
+        (2, None),
     ]
 
 
@@ -235,7 +239,8 @@ def test_title_when_nothing_else(make: Make, emulator: MetasoEmulator) -> None:
     [document] = make(MetasoRetriever).invoke("q")
     assert document.page_content == "只有标题"
     assert document.metadata["source"] == "https://x/1"
-    assert "title" not in document.metadata
+    # The title stays in the metadata, as in every document (issue 10.9).
+    assert document.metadata["title"] == "只有标题"
 
 
 def test_no_results_is_an_empty_list(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
@@ -292,4 +297,44 @@ def test_empty_query_raises_value_error(
 ) -> None:
     with pytest.raises(ValueError, match="query"):
         invoke(make(MetasoRetriever), " ")
+    assert emulator.requests == []
+
+
+# --- filters per call (issue 15) -------------------------------------------------------------
+
+
+def test_filters_per_call_override_the_instances(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    retriever = make(MetasoRetriever, k=3, include_domains=["huanqiu.com"])
+    only_ce = invoke(retriever, SEED_QUERY, include_domains=["ce.cn"])
+    assert [d.metadata["source"] for d in only_ce] == [load_seed_response()["webpages"][1]["link"]]
+    # An empty list lifts the instance's filter for this call; the instance keeps it.
+    everything = invoke(retriever, SEED_QUERY, include_domains=[])
+    assert len(everything) == 3
+    assert retriever.include_domains == ("huanqiu.com",)
+    [own] = invoke(retriever, SEED_QUERY)
+    assert "huanqiu.com" in own.metadata["source"]
+
+
+def test_date_filters_per_call(make: Make, invoke: Invoke) -> None:
+    documents = invoke(make(MetasoRetriever, k=2), SEED_QUERY, published_after="2025-01-01")
+    assert [d.metadata["published"][:4] for d in documents] == ["2025", "2025"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"recency_days": 0}, ["recency_days", "at least 1"]),
+        ({"include_domains": ["not a domain"]}, ["is not a domain"]),
+        ({"include_domain": ["a.com"]}, ["'include_domain' (did you mean 'include_domains'?)"]),
+    ],
+)
+def test_bad_filters_per_call_fail_before_any_request(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, kwargs: dict[str, Any], words: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        invoke(make(MetasoRetriever), "q", **kwargs)
+    for word in words:
+        assert word in str(caught.value)
     assert emulator.requests == []

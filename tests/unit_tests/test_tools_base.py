@@ -102,7 +102,8 @@ def test_content_format_failures_are_the_same_error_message(
 
 # --- typed errors ----------------------------------------------------------------------------
 
-FAULTS: list[tuple[Fault, type[MetasoError]]] = [
+# How each error class comes about: a fault of the server, or a setting.
+FAILURES: list[tuple[Fault | dict[str, Any], type[MetasoError]]] = [
     (Fault.status(401), errors.MetasoAuthenticationError),
     (Fault.status(402), errors.MetasoInsufficientCreditsError),
     (Fault.status(429), errors.MetasoRateLimitError),
@@ -111,32 +112,39 @@ FAULTS: list[tuple[Fault, type[MetasoError]]] = [
     (Fault.garbage(), errors.MetasoResponseError),
     (Fault.drop(), errors.MetasoConnectionError),
     (Fault.timeout(), errors.MetasoTimeoutError),
+    ({"credit_budget": 0}, errors.MetasoBudgetExceededError),
 ]
 
 
-def test_the_faults_cover_every_error_class() -> None:
-    covered = {cls for _, expected in FAULTS for cls in expected.__mro__}
+def test_the_failures_cover_every_error_class() -> None:
+    covered = {cls for _, expected in FAILURES for cls in expected.__mro__}
     assert {getattr(errors, name) for name in errors.__all__} <= covered
 
 
 @pytest.mark.parametrize("cls", TOOLS)
-@pytest.mark.parametrize(("fault", "expected"), FAULTS, ids=[e.__name__ for _, e in FAULTS])
+@pytest.mark.parametrize(
+    ("failure", "expected"), FAILURES, ids=[expected.__name__ for _, expected in FAILURES]
+)
 def test_without_handle_tool_error_a_program_catches_the_typed_error(
     cls: Any,
-    fault: Fault,
+    failure: Fault | dict[str, Any],
     expected: type[MetasoError],
     emulator: MetasoEmulator,
     emulator_url: str,
     run: Run,
 ) -> None:
     settings = {"api_key": KEY, "base_url": emulator_url, "max_retries": 0, "timeout": 0.2}
+    if isinstance(failure, dict):
+        settings.update(failure)
     program_tool = cls(**settings, handle_tool_error=False)
     agent_tool = cls(**settings)
 
-    emulator.script(fault)
+    if isinstance(failure, Fault):
+        emulator.script(failure)
     with pytest.raises(expected) as info:
         run(program_tool, tool_call(cls))
-    emulator.script(fault)
+    if isinstance(failure, Fault):
+        emulator.script(failure)
     message = run(agent_tool, tool_call(cls))
 
     error = info.value
