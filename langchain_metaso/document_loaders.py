@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_metaso._http import Call
 from langchain_metaso._parsing import ScopeName, check_query
@@ -49,12 +49,15 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         query: str | None
             Instead of ``urls``: search this, then read the top ``k`` results' pages.
         k: int
-            How many search results to read (default 5); only with ``query``.
+            How many search results to read (default 5; also accepted as ``size``);
+            only with ``query``.
         scope: str
             Where to search (default ``webpage``); only with ``query``.
         strict: bool
             ``False`` (default): a page that fails is logged as a warning, kept in
             ``loader.failures`` and skipped; ``True``: the first failure raises.
+            An error that fails every request (a missing or wrong key, credits used
+            up, a ``base_url`` that is not the Metaso API) raises either way.
         reader_format: str
             ``"json"`` (default, with title/author/date/credits) or ``"text"``.
         include_domains, exclude_domains, recency_days, published_after, keep_undated:
@@ -89,8 +92,8 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     """The pages to read, in order."""
     query: str | None = None
     """Search this and read the top ``k`` results instead."""
-    k: int = Field(default=5, ge=1, le=MAX_SIZE)
-    """Search results to read, with ``query``."""
+    k: int = Field(default=5, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
+    """Search results to read, with ``query``; also accepted as ``size``."""
     scope: ScopeName = "webpage"
     """Where to search, with ``query``."""
     strict: bool = False
@@ -211,7 +214,9 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         return document
 
     def _failed(self, url: str, error: MetasoError) -> None:
-        if self.strict:
+        # A wrong key, used-up credits or a wrong base_url would fail every other page
+        # too: skipping them all would turn the error into an empty result.
+        if self.strict or error.fails_every_request:
             raise error
         self._failures.append((url, error))
         logger.warning("Metaso loader: could not read %s, skipped it: %s", url, error)

@@ -10,11 +10,13 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import Field
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from langchain_metaso.config import MetasoConfig
+from langchain_metaso.config import MetasoConfig, check_arguments
+from langchain_metaso.filters import FilterSettings
 from langchain_metaso.paged_search import SearchFlow, arun_search, paged_search, run_search
-from langchain_metaso.search import MAX_SIZE, SearchOptions
+from langchain_metaso.search import MAX_SIZE, RequestOptions, SearchOptions
 
 __all__ = ["MetasoRetriever"]
 
@@ -28,10 +30,13 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
 
     Key init args:
         k: int
-            Results to return (1-100), also accepted by ``invoke(query, k=...)``.
+            Results to return (1-100); also accepted as ``size``.
         scope: str
             ``webpage`` (default), ``document``, ``scholar``, ``podcast``, ``video``
-            or ``image``; also accepted by ``invoke(query, scope=...)``.
+            or ``image``.
+        page: int | None
+            Result page, 1-based (the API's pages hold 10 results, of which ``k``
+            are kept); ``None`` (default): the first ``k`` results.
         include_summary: bool
             Ask for an AI summary of each result (default ``True``).
         include_raw_content: bool | None
@@ -59,6 +64,10 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             docs[0].page_content         # the summary (or snippet, or raw content)
             docs[0].metadata["source"]   # the result's URL
 
+            # Any search setting for one call: k (or size), page, scope, include_summary,
+            # include_raw_content, concise_snippet; anything else is an error.
+            docs = retriever.invoke("大语言模型 幻觉 评测", k=3, scope="video", page=2)
+
     ``page_content`` is the raw page text when asked for and returned, else the
     summary, else the snippet, else the title. ``metadata`` holds every other field
     of the result under its API name (the title always), plus ``source`` (the link, or
@@ -68,34 +77,41 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
     Errors raise the typed exceptions of ``langchain_metaso.errors``.
     """
 
-    k: int = Field(default=10, ge=1, le=MAX_SIZE)
-    """Number of results (1-100); ``invoke(query, k=...)`` overrides it."""
+    k: int = Field(default=10, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
+    """Number of results (1-100), also accepted as ``size``."""
+    page: int | None = Field(default=None, ge=1)
+    """Result page, 1-based; ``None``: the first ``k`` results."""
 
-    def _flow(
-        self, query: str, k: int | None, scope: str | None, filters: dict[str, Any]
-    ) -> SearchFlow:
-        request = self.search_request(query, scope=scope, size=self.k if k is None else k)
-        return paged_search(request, self.search_filters(**filters))
+    def _for_call(self, overrides: dict[str, Any]) -> MetasoRetriever:
+        """This retriever with a call's overrides (``None``: the setting's own value),
+        validated as its constructor validates them: errors name the argument as the
+        caller wrote it."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if not given:
+            return self
+        owner, names = f"{type(self).__name__}.invoke", self.argument_names()
+        per_call = ("k", "page", *RequestOptions.model_fields, *FilterSettings.model_fields)
+        try:
+            check_arguments(owner, given, {setting: names[setting] for setting in per_call})
+        except ValueError as exc:  # raised as the constructor raises it, a ValidationError
+            detail = PydanticCustomError("unknown_argument", "{message}", {"message": str(exc)})
+            raise ValidationError.from_exception_data(
+                owner, [InitErrorDetails(type=detail, loc=(), input=None)], hide_input=True
+            ) from None
+        return self.model_copy(update=given)
 
     def _get_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: CallbackManagerForRetrieverRun,
-        k: int | None = None,
-        scope: str | None = None,
-        **filters: Any,
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        return run_search(self.client, self._flow(query, k, scope, filters)).to_documents()
+        settings = self._for_call(overrides)
+        return run_search(settings.client, settings._flow(query)).to_documents()
 
     async def _aget_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: AsyncCallbackManagerForRetrieverRun,
-        k: int | None = None,
-        scope: str | None = None,
-        **filters: Any,
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        outcome = await arun_search(self.client, self._flow(query, k, scope, filters))
-        return outcome.to_documents()
+        settings = self._for_call(overrides)
+        return (await arun_search(settings.client, settings._flow(query))).to_documents()
+
+    def _flow(self, query: str) -> SearchFlow:
+        request = self.search_request(query, size=self.k, page=self.page)
+        return paged_search(request, self.search_filters())

@@ -354,6 +354,8 @@ class MetasoClient:
     def _interpret(self, call: Call[T], outcome: Outcome) -> tuple[Any, T]:
         response, body = self._answered(call, outcome)
         if call.expect == "text":
+            if _is_html(response, body):  # not the reader's Markdown: a wrong base_url
+                raise self._web_page(call)
             decoded: Any = body.decode(response.encoding or "utf-8", errors="replace")
         else:
             decoded = self._decode_json(call, response, body)
@@ -455,15 +457,13 @@ class MetasoClient:
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+            if _is_html(response, body):
+                raise self._web_page(call) from exc
             content_type = response.headers.get("content-type", "no content type")
-            # A web page is never pasted into the message: it only says where we landed.
-            html = _is_html(response, body)
             raise MetasoResponseError(
-                "an HTML page, not an answer of the Metaso API"
-                if html
-                else f"the body is not JSON ({content_type})",
+                f"the body is not JSON ({content_type})",
                 endpoint=call.endpoint,
-                body_excerpt="" if html else self._excerpt(body),
+                body_excerpt=self._excerpt(body),
                 url=url,
             ) from exc
         if not isinstance(payload, dict):
@@ -479,6 +479,16 @@ class MetasoClient:
             raise self._api_error(call, response.status_code, payload)
         return payload
 
+    def _web_page(self, call: Call[Any]) -> MetasoResponseError:
+        """A web page where an answer was expected: ``base_url`` is not the API."""
+        # The page is never pasted into the message: it only says where we landed.
+        return MetasoResponseError(
+            "an HTML page, not an answer of the Metaso API",
+            endpoint=call.endpoint,
+            url=self.url(call.endpoint),
+            fails_every_request=True,
+        )
+
     def _http_error(self, call: Call[Any], response: httpx.Response, body: bytes) -> MetasoError:
         if response.is_redirect:
             location = response.headers.get("location", "elsewhere")
@@ -488,6 +498,7 @@ class MetasoClient:
                 endpoint=call.endpoint,
                 url=self.url(call.endpoint),
                 hint="Set base_url (or METASO_BASE_URL) to the address it redirects to.",
+                fails_every_request=True,
             )
         html = _is_html(response, body)
         payload: Any = None
@@ -548,6 +559,7 @@ class MetasoClient:
             code=code,
             retry_after=retry_after,
             hint=found.hint,
+            fails_every_request=found.fails_every_request,
         )
 
     def _excerpt(self, body: bytes) -> str:

@@ -1,10 +1,10 @@
 """``MetasoSearchTool``: Metaso search as a tool an agent can call."""
 
-from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.documents import Document
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import Self
 
-from langchain_metaso._parsing import ScopeName, check_query
+from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.filters import Filtered
 from langchain_metaso.paged_search import SearchOutcome, arun_search, paged_search, run_search
 from langchain_metaso.scopes import Scope, describe_scopes
@@ -15,27 +15,30 @@ from langchain_metaso.search import (
     SearchResponse,
     SearchResult,
 )
-from langchain_metaso.tools.base import MetasoTool, as_tool_error
+from langchain_metaso.tools.base import Exchange, MetasoTool
 
-__all__ = ["MetasoSearchInput", "MetasoSearchTool", "format_results"]
+__all__ = ["DEFAULT_MAX_SIZE", "MetasoSearchInput", "MetasoSearchTool", "format_results"]
+
+DEFAULT_MAX_SIZE = 20
+"""The most results a model may ask for unless the developer says otherwise: about
+2,000 characters of results into its context from one call."""
 
 
 class MetasoSearchInput(BaseModel):
     """Arguments of a ``metaso_search`` call."""
 
-    query: str = Field(description="What to search for, in Chinese or English.")
+    # An argument the tool does not take is an error the model can fix, not dropped.
+    model_config = ConfigDict(extra="forbid")
+
+    query: Query = Field(description="What to search for, in Chinese or English.")
     scope: ScopeName | None = Field(
         default=None,
         description=f"Where to search: {describe_scopes()}.",
     )
-    size: int | None = Field(
-        default=None, ge=1, le=MAX_SIZE, description="How many results to return (1-100)."
-    )
+    size: int | None = Field(default=None, ge=1, description="How many results to return.")
     page: int | None = Field(
         default=None, ge=1, description="Result page, starting at 1 (10 results a page)."
     )
-
-    _check_query = field_validator("query")(check_query)
 
 
 QUERY_SHOWN = 100
@@ -121,12 +124,20 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
     Key init args:
         scope: str
             Default scope of a call: ``webpage``, ``document``, ``scholar``,
-            ``podcast``, ``video`` or ``image``. A call may pass its own.
+            ``podcast``, ``video`` or ``image``.
         size: int
-            Default number of results (1-100). A call may pass its own.
+            Default number of results (1-100).
         page: int | None
             Default result page (the API's pages hold 10 results; ``size`` is
             then not sent, as the API takes one or the other).
+        model_args: tuple[str, ...] | None
+            The call arguments besides ``query`` a model may set (``scope``, ``size``,
+            ``page``); ``None`` (default): all. The others always take the
+            instance's values, and the schema the model sees lists only these.
+        max_size: int | None
+            The most results a model may ask for; ``None`` (default): 20, or ``size``
+            if that is larger. A call asking for more gets ``max_size``, and the
+            text says so. A ``size`` left unset is lowered to it.
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
@@ -142,6 +153,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             from langchain_metaso import MetasoSearchTool
 
             tool = MetasoSearchTool(size=5)
+            scholar = MetasoSearchTool(scope="scholar", model_args=["size"], max_size=10)
 
     Invoke directly with args:
         .. code-block:: python
@@ -159,7 +171,8 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             message.artifact   # list[Document], as MetasoRetriever builds them
 
     Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
-    error ``ToolMessage`` whose text tells the model what to do, not as an exception.
+    error ``ToolMessage`` whose text tells the model what to do; with
+    ``handle_tool_error=False`` they raise the typed error of ``langchain_metaso.errors``.
     """
 
     name: str = "metaso_search"
@@ -175,39 +188,55 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
     """Default number of results of a call."""
     page: int | None = Field(default=None, ge=1)
     """Default result page of a call."""
+    max_size: int | None = Field(default=None, ge=1, le=MAX_SIZE)
+    """The most results a model may ask for; ``None``: 20, or ``size`` if larger."""
 
-    def _request(
-        self, query: str, scope: Scope | None, size: int | None, page: int | None
-    ) -> SearchRequest:
-        return self.search_request(
-            query, scope=scope, size=size or self.size, page=page or self.page
+    @model_validator(mode="after")
+    def _size_within_max_size(self) -> Self:
+        if self.max_size is None or self.size <= self.max_size:
+            return self
+        if "size" in self.model_fields_set:
+            raise ValueError(
+                f"size ({self.size}) is above max_size ({self.max_size}), the most "
+                "results a model may ask for: lower size or raise max_size"
+            )
+        # The default, not the developer's choice: it follows the bound they chose.
+        self.__dict__["size"] = self.max_size
+        return self
+
+    @property
+    def size_limit(self) -> int:
+        """The most results a call gets: ``max_size``, else 20 or ``size`` if larger."""
+        return self.max_size or max(DEFAULT_MAX_SIZE, self.size)
+
+    def _maximums(self) -> dict[str, int]:
+        return {"size": self.size_limit}
+
+    def _exchange(
+        self,
+        query: str,
+        scope: Scope | None = None,
+        size: int | None = None,
+        page: int | None = None,
+    ) -> Exchange[SearchOutcome]:
+        limit = self.size_limit
+        request = self.search_request(
+            query, scope=scope, size=min(size or self.size, limit), page=page or self.page
+        )
+        cut = (
+            f"\n\n(Asked for {size} results; this tool returns at most {limit} a call.)"
+            if size and size > limit
+            else ""
         )
 
-    @staticmethod
-    def _answer(outcome: SearchOutcome) -> tuple[str, list[Document]]:
-        text = format_results(outcome.request, outcome.response, outcome.filtered)
-        return text, outcome.to_documents()
+        filters = self.search_filters()
 
-    def _run(
-        self,
-        query: str,
-        scope: Scope | None = None,
-        size: int | None = None,
-        page: int | None = None,
-        run_manager: CallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        flow = paged_search(self._request(query, scope, size, page), self.search_filters())
-        with as_tool_error():
-            return self._answer(run_search(self.client, flow))
+        def answer(outcome: SearchOutcome) -> tuple[str, list[Document]]:
+            text = format_results(outcome.request, outcome.response, outcome.filtered)
+            return text + cut, outcome.to_documents()
 
-    async def _arun(
-        self,
-        query: str,
-        scope: Scope | None = None,
-        size: int | None = None,
-        page: int | None = None,
-        run_manager: AsyncCallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        flow = paged_search(self._request(query, scope, size, page), self.search_filters())
-        with as_tool_error():
-            return self._answer(await arun_search(self.client, flow))
+        return Exchange(
+            lambda client: run_search(client, paged_search(request, filters)),
+            lambda client: arun_search(client, paged_search(request, filters)),
+            answer,
+        )

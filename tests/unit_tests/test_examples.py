@@ -154,7 +154,105 @@ def test_quickstart_api_error_prints_the_message_and_exits_1(
     assert wrong_key not in message
 
 
+@pytest.mark.parametrize(
+    ("script", "value", "expected"),
+    [
+        ("quickstart.py", "0", "0 is not between 1 and 100"),
+        ("rag_chain.py", "101", "101 is not between 1 and 100"),
+        ("quickstart.py", "many", "'many' is not a whole number"),
+    ],
+)
+def test_invalid_command_line_value_is_a_one_line_usage_error(
+    script: str, value: str, expected: str
+) -> None:
+    result = run_example(script, "--k", value, "--offline")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"{script}: error: argument --k: {expected} (see --help)\n"
+
+
 # --- agent and chain -----------------------------------------------------------------------
+
+# Stands in for langchain-openai (not a test dependency): a chat model whose provider
+# cannot be reached, as with a wrong OPENAI_BASE_URL or no network.
+UNREACHABLE_CHAT_MODEL = """
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+
+class ChatOpenAI(BaseChatModel):
+    model: str
+    api_key: str
+    base_url: str
+    temperature: float
+
+    @property
+    def _llm_type(self) -> str:
+        return "unreachable"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> "ChatOpenAI":
+        return self
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError(f"Connection refused by {self.base_url}\\nretried twice")
+"""
+
+
+def failed_with_one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The message of an example that failed as a program does: exit 1, one line, no trace."""
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    return message
+
+
+def with_module(tmp_path: Path, name: str, source: str) -> dict[str, str]:
+    """Environment settings under which a subprocess imports ``name`` from ``source``."""
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text(source, encoding="utf-8")
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
+def test_unreachable_chat_model_says_what_to_set(
+    script: str, served: tuple[MetasoEmulator, str], tmp_path: Path
+) -> None:
+    _, base_url = served
+    chat_url = "http://127.0.0.1:9/v1"
+    result = run_example(
+        script,
+        METASO_API_KEY=KEY,
+        METASO_BASE_URL=base_url,
+        OPENAI_BASE_URL=chat_url,
+        **with_module(tmp_path, "langchain_openai", UNREACHABLE_CHAT_MODEL),
+    )
+
+    message = failed_with_one_line(result)
+    assert message.startswith(f"Error: the chat model 'gpt-4o-mini' at {chat_url} did not answer")
+    assert f"ConnectionError: Connection refused by {chat_url} retried twice" in message
+    for needed in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "--model", "--offline"):
+        assert needed in message
+
+
+def test_agent_without_langchain_openai_says_what_to_install(
+    served: tuple[MetasoEmulator, str], tmp_path: Path
+) -> None:
+    _, base_url = served
+    missing = 'raise ImportError("No module named langchain_openai")'
+    result = run_example(
+        "agent.py",
+        METASO_API_KEY=KEY,
+        METASO_BASE_URL=base_url,
+        **with_module(tmp_path, "langchain_openai", missing),
+    )
+
+    message = failed_with_one_line(result)
+    assert 'pip install -e ".[examples]"' in message
+    assert "--offline" in message
 
 
 def test_agent_offline_runs_the_tool_loop_and_answers_from_the_results() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from langchain_metaso import (
     SCOPES,
@@ -136,12 +137,43 @@ def test_unknown_per_call_scope_fails_before_any_request(
 def test_per_call_k_out_of_range_fails_before_any_request(
     make: Make, emulator: MetasoEmulator, invoke: Invoke, k: int
 ) -> None:
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValidationError) as info:
         invoke(retriever(make), "q", k=k)
+    assert info.value.errors()[0]["loc"] == ("k",)  # the caller's name, not the API's
     assert emulator.requests == []
 
 
 # --- error mapping ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "every"),
+    [
+        (Fault.status(401), True),
+        (Fault.status(403), True),
+        (Fault.status(402), True),
+        (Fault.status(200, body={"error": {"err_code": -10007, "message": "daily"}}), True),
+        (Fault.status(404), True),
+        (Fault.status(405), True),
+        (Fault.status(501), True),
+        (Fault.garbage(), True),  # a web page at HTTP 200
+        (Fault.garbage(status=400), True),
+        (Fault.status(400), False),
+        (Fault.business_error(1000, "参数错误"), False),
+        (Fault.status(429), False),
+        (Fault.status(500), False),
+        (Fault.garbage(status=502), False),  # a proxy's error page before the right server
+        (Fault.garbage(b"not json", content_type="text/plain"), False),
+        (Fault.drop(), False),
+    ],
+)
+def test_fails_every_request_marks_what_no_retry_or_other_request_gets_past(
+    make: Make, emulator: MetasoEmulator, emulator_url: str, fault: Fault, every: bool
+) -> None:
+    emulator.script(fault)
+    with pytest.raises(MetasoError) as info:
+        socket_retriever(make, emulator_url, max_retries=0).invoke("q")
+    assert info.value.fails_every_request is every
 
 
 def test_wrong_key_is_an_authentication_error(make: Make, invoke: Invoke) -> None:

@@ -266,6 +266,20 @@ def test_model_and_scope_reach_the_api(
     assert second["scope"] == "video"
 
 
+def test_model_args_keep_the_scope_the_developers(
+    emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
+) -> None:
+    tool = MetasoAnswerTool(api_key=KEY, base_url=emulator_url, scope="scholar", model_args=[])
+    assert list(tool.tool_call_schema.model_json_schema()["properties"]) == ["query"]
+
+    refused = message(invoke, tool, query="q", scope="video")
+    assert refused.status == "error"
+    assert "scope: not an argument of this tool" in refused.content
+    assert emulator.requests == []
+    assert message(invoke, tool, query="q").status == "success"
+    assert emulator.requests[0].json()["scope"] == "scholar"
+
+
 def test_unknown_model_is_rejected_at_construction(make: Make) -> None:
     with pytest.raises(ValidationError, match="fast_thinking"):
         make(MetasoAnswerTool, model="gpt-4")

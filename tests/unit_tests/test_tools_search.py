@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
-from pydantic import ValidationError
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ValidationError
 
-from langchain_metaso import SCOPES, MetasoRetriever, MetasoSearchTool
+from langchain_metaso import SCOPES, MetasoRetriever, MetasoSearchInput, MetasoSearchTool
 from langchain_metaso._http import MetasoClient
 from langchain_metaso.testing import SEED_QUERY, Fault, MetasoEmulator, load_seed_response
 
@@ -51,6 +53,129 @@ def test_schema_the_model_sees(make: Make) -> None:
     assert set(SCOPES) <= set(str(schema["properties"]["scope"]).split("'"))
 
 
+# --- the developer's settings are the model's limits -----------------------------------------
+
+
+def size_maximum(tool: MetasoSearchTool) -> int:
+    """The bound on ``size`` in the schema the model is sent."""
+    size = convert_to_openai_tool(tool)["function"]["parameters"]["properties"]["size"]
+    [number] = [branch for branch in size["anyOf"] if branch.get("type") == "integer"]
+    assert f"At most {number['maximum']}." in size["description"]
+    return int(number["maximum"])
+
+
+@pytest.mark.parametrize(
+    ("model_args", "shown"),
+    [
+        (None, ["query", "scope", "size", "page"]),
+        (["size"], ["query", "size"]),
+        (("page", "scope"), ["query", "scope", "page"]),
+        ([], ["query"]),
+    ],
+)
+def test_model_args_are_all_the_model_sees(
+    make: Make, model_args: list[str] | None, shown: list[str]
+) -> None:
+    tool = make(MetasoSearchTool, model_args=model_args)
+    assert list(tool.tool_call_schema.model_json_schema()["properties"]) == shown
+    parameters = convert_to_openai_tool(tool)["function"]["parameters"]
+    assert list(parameters["properties"]) == shown
+    assert parameters["required"] == ["query"]
+
+
+def test_arguments_outside_model_args_keep_the_instance_values(
+    emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
+) -> None:
+    tool = MetasoSearchTool(
+        api_key="test-key", base_url=emulator_url, scope="scholar", size=3, model_args=["size"]
+    )
+    refused = message(invoke, tool, query="q", scope="video", size=5)
+    assert refused.status == "error"
+    assert "scope: not an argument of this tool" in refused.content
+    assert emulator.requests == []
+
+    result = message(invoke, tool, query="q", size=5)
+    body = emulator.requests[0].json()
+    assert (body["scope"], body["size"]) == ("scholar", 5)
+    assert len(result.artifact) == 5
+
+
+def test_unknown_model_args_name_the_valid_ones() -> None:
+    with pytest.raises(ValidationError) as info:
+        MetasoSearchTool(api_key="test-key", model_args=["scope", "sise"])
+    text = str(info.value)
+    assert "'sise' (did you mean 'size'?)" in text
+    assert "Valid arguments: scope, size, page" in text
+
+
+@pytest.mark.parametrize(
+    ("settings", "limit"),
+    [
+        ({}, 20),
+        ({"size": 5}, 20),
+        ({"size": 30}, 30),
+        ({"size": 100}, 100),
+        ({"size": 5, "max_size": 8}, 8),
+        ({"max_size": 100}, 100),
+    ],
+)
+def test_max_size_is_the_bound_the_schema_shows(
+    make: Make, settings: dict[str, Any], limit: int
+) -> None:
+    tool = make(MetasoSearchTool, **settings)
+    assert tool.size_limit == limit
+    assert size_maximum(tool) == limit
+
+
+def test_a_call_above_max_size_gets_max_size_and_the_text_says_so(
+    emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
+) -> None:
+    tool = MetasoSearchTool(api_key="test-key", base_url=emulator_url)
+    result = message(invoke, tool, query="秘塔", size=100)
+
+    assert result.status == "success"
+    assert emulator.requests[0].json()["size"] == 20
+    assert len(result.artifact) == 20
+    assert result.content.startswith("Metaso webpage search for '秘塔': 20 of ")
+    assert result.content.endswith("(Asked for 100 results; this tool returns at most 20 a call.)")
+    # Within the bound, nothing is added.
+    within = message(invoke, tool, query="秘塔", size=20)
+    assert "Asked for" not in within.content
+
+
+def test_settings_changed_later_reshape_the_schema(make: Make) -> None:
+    tool = make(MetasoSearchTool)
+    tool.model_args = ("scope",)
+    assert list(tool.tool_call_schema.model_json_schema()["properties"]) == ["query", "scope"]
+    tool.model_args = None
+    tool.size = 40
+    assert size_maximum(tool) == 40
+    copy = tool.model_copy(update={"max_size": 50})
+    assert size_maximum(copy) == 50
+    assert size_maximum(tool) == 40
+    with pytest.raises(ValidationError, match="max_size"):
+        tool.max_size = 10  # below size 40
+    assert tool.max_size is None
+
+
+def test_a_tool_with_a_reshaped_schema_pickles(make: Make) -> None:
+    tool = make(MetasoSearchTool, transport=None, model_args=["size"], max_size=7)
+    assert tool.size == 7  # left unset, the default follows the bound
+    restored = pickle.loads(pickle.dumps(tool))
+    assert list(restored.tool_call_schema.model_json_schema()["properties"]) == ["query", "size"]
+    assert size_maximum(restored) == 7
+
+
+def test_args_schema_is_built_not_given(make: Make) -> None:
+    class Other(BaseModel):
+        query: str
+
+    with pytest.raises(ValidationError, match="model_args"):
+        make(MetasoSearchTool, args_schema=Other)
+    # The whole schema, as the class has it, is no change: the bound is still shown.
+    assert size_maximum(make(MetasoSearchTool, args_schema=MetasoSearchInput)) == 20
+
+
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
@@ -58,6 +183,9 @@ def test_schema_the_model_sees(make: Make) -> None:
         ({"size": 0}, ["size"]),
         ({"size": 101}, ["size", "100"]),
         ({"page": 0}, ["page"]),
+        ({"size": 30, "max_size": 10}, ["size (30) is above max_size (10)"]),
+        ({"max_size": 0}, ["max_size"]),
+        ({"max_size": 101}, ["max_size", "100"]),
     ],
 )
 def test_bad_instance_settings_fail_at_construction(
@@ -200,8 +328,8 @@ def test_no_results_is_one_sentence(make: Make, invoke: Invoke) -> None:
         ({"query": "   "}, ["query", "empty"]),
         ({}, ["query"]),
         ({"query": "q", "size": 0}, ["size"]),
-        ({"query": "q", "size": 101}, ["size", "100"]),
         ({"query": "q", "page": 0}, ["page"]),
+        ({"query": "q", "k": 3}, ["k", "not an argument of this tool"]),
     ],
 )
 def test_invalid_arguments_come_back_as_an_error_message(
