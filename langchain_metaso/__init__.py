@@ -23,6 +23,7 @@ from langchain_metaso.errors import (
 if TYPE_CHECKING:
     from langchain_metaso.cache import InMemoryCache, MetasoCache
     from langchain_metaso.chat import CHAT_MODELS, ChatModel
+    from langchain_metaso.chat_models import ChatMetaso
     from langchain_metaso.config import MetasoConfig
     from langchain_metaso.document_loaders import MetasoLoader
     from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
@@ -42,6 +43,7 @@ _LAZY = {
     "MetasoCache": "cache",
     "CHAT_MODELS": "chat",
     "ChatModel": "chat",
+    "ChatMetaso": "chat_models",
     "MetasoConfig": "config",
     "MetasoLoader": "document_loaders",
     "DEFAULT_BASE_URL": "providers",
@@ -71,6 +73,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "METASO_CN_BASE_URL",
     "SCOPES",
+    "ChatMetaso",
     "ChatModel",
     "InMemoryCache",
     "MetasoAPIError",

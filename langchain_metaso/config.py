@@ -38,12 +38,17 @@ class MetasoConfig(BaseModel):
     """
 
     # Validation errors quote their input: a rejected key must not appear in them.
-    model_config = ConfigDict(arbitrary_types_allowed=True, hide_input_in_errors=True)
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, hide_input_in_errors=True, populate_by_name=True
+    )
 
     metaso_api_key: SecretStr = Field(
-        default_factory=secret_from_env("METASO_API_KEY", default=""), validate_default=True
+        alias="api_key",
+        default_factory=secret_from_env("METASO_API_KEY", default=""),
+        validate_default=True,
     )
-    """API key; read from the ``METASO_API_KEY`` environment variable if not given."""
+    """API key (also ``api_key=``, LangChain's usual name); read from the
+    ``METASO_API_KEY`` environment variable if not given."""
     base_url: str = Field(
         default_factory=from_env("METASO_BASE_URL", default=DEFAULT_BASE_URL), validate_default=True
     )

@@ -11,6 +11,7 @@ from langchain_metaso.chat import (
     AnswerFormat,
     AnswerRequest,
     ChatModel,
+    ChatPath,
     chat_call,
 )
 from langchain_metaso.scopes import Scope, describe_scopes
@@ -96,17 +97,9 @@ class MetasoAnswerTool(MetasoTool):
     """The answer shape asked for; both are understood."""
     concise_snippet: bool | None = None
     """Ask for shorter source snippets."""
-    chat_path: str = CHAT_PATH
+    chat_path: ChatPath = CHAT_PATH
     """The chat endpoint under ``base_url``: configurable because 302.AI documents it
     without its path."""
-
-    @field_validator("chat_path")
-    @classmethod
-    def _relative_path(cls, value: str) -> str:
-        path = value.strip().strip("/")
-        if not path or "://" in path:
-            raise ValueError(f"chat_path must be a path under base_url, got {value!r}")
-        return path
 
     def _request(self, query: str, scope: Scope | None) -> AnswerRequest:
         return AnswerRequest(
