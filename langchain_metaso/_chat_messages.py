@@ -105,11 +105,14 @@ class StopCut:
 
     def __init__(self, stops: Sequence[str]) -> None:
         self._stops = [stop for stop in stops if stop]
+        self._longest = max((len(stop) for stop in self._stops), default=0)
         self._held = ""
         self.stopped = False
 
     def feed(self, text: str) -> str:
         """The text that is now certain to come before any stop sequence."""
+        if not self._stops:  # the usual case, once a chunk
+            return text
         if self.stopped:
             return ""
         return self._split(self._held + text, final=False)
@@ -133,8 +136,7 @@ class StopCut:
 
     def _partial_start(self, text: str) -> int | None:
         """Where the earliest tail of ``text`` that begins a stop sequence starts."""
-        longest = max((len(stop) for stop in self._stops), default=0)
-        for start in range(max(0, len(text) - longest + 1), len(text)):
+        for start in range(max(0, len(text) - self._longest + 1), len(text)):
             tail = text[start:]
             if any(len(stop) > len(tail) and stop.startswith(tail) for stop in self._stops):
                 return start

@@ -293,27 +293,22 @@ def _first_choice(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _sources(containers: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """The first source list in ``containers``, normalized."""
-    found = next(
-        (
-            items
-            for container in containers
-            for key in _SOURCE_KEYS
-            if isinstance(items := container.get(key), list)
-        ),
-        None,
-    )
+    found = _first_list(containers, _SOURCE_KEYS)
     return None if found is None else _normalize(found)
 
 
 def _highlights(containers: list[dict[str, Any]]) -> list[Any] | None:
-    return next(
-        (
-            items
-            for container in containers
-            if isinstance(items := container.get("highlights"), list)
-        ),
-        None,
-    )
+    return _first_list(containers, ("highlights",))
+
+
+def _first_list(containers: list[dict[str, Any]], keys: tuple[str, ...]) -> list[Any] | None:
+    # Plain loops: this runs for every chunk of a stream.
+    for container in containers:
+        for key in keys:
+            items = container.get(key)
+            if isinstance(items, list):
+                return items
+    return None
 
 
 def _normalize(items: list[Any]) -> list[dict[str, Any]]:
