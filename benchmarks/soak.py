@@ -193,7 +193,10 @@ def tool_error_type(text: str) -> str | None:
 
 
 def titled(query: str, documents: list[Any]) -> bool:
-    return bool(documents) and all(query in doc.metadata.get("title", "") for doc in documents)
+    # An image result has only a title, so its document's text is that title.
+    return bool(documents) and all(
+        query in doc.metadata.get("title", doc.page_content) for doc in documents
+    )
 
 
 @dataclass(frozen=True)

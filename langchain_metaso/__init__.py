@@ -11,6 +11,7 @@ from langchain_metaso._lazy import lazy_exports
 from langchain_metaso.errors import (
     MetasoAPIError,
     MetasoAuthenticationError,
+    MetasoBudgetExceededError,
     MetasoConnectionError,
     MetasoError,
     MetasoInsufficientCreditsError,
@@ -21,12 +22,13 @@ from langchain_metaso.errors import (
 )
 
 if TYPE_CHECKING:
-    from langchain_metaso.cache import InMemoryCache, MetasoCache
+    from langchain_metaso.cache import InMemoryCache, MetasoCache, MetasoStoreCache
     from langchain_metaso.chat import CHAT_MODELS, ChatModel
     from langchain_metaso.chat_models import ChatMetaso
     from langchain_metaso.config import MetasoConfig
     from langchain_metaso.document_loaders import MetasoLoader
     from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
+    from langchain_metaso.rate_limiters import RedisRateLimiter
     from langchain_metaso.retrievers import MetasoRetriever
     from langchain_metaso.scopes import SCOPES, Scope
     from langchain_metaso.search import SearchRequest, SearchResponse, SearchResult
@@ -35,12 +37,14 @@ if TYPE_CHECKING:
     from langchain_metaso.tools.base import MetasoTool
     from langchain_metaso.tools.reader import MetasoReaderInput, MetasoReaderTool
     from langchain_metaso.tools.search import MetasoSearchInput, MetasoSearchTool
+    from langchain_metaso.usage import CreditBudget, MetasoUsage, metaso_usage
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "InMemoryCache": "cache",
     "MetasoCache": "cache",
+    "MetasoStoreCache": "cache",
     "CHAT_MODELS": "chat",
     "ChatModel": "chat",
     "ChatMetaso": "chat_models",
@@ -48,6 +52,7 @@ _LAZY = {
     "MetasoLoader": "document_loaders",
     "DEFAULT_BASE_URL": "providers",
     "METASO_CN_BASE_URL": "providers",
+    "RedisRateLimiter": "rate_limiters",
     "MetasoRetriever": "retrievers",
     "SCOPES": "scopes",
     "Scope": "scopes",
@@ -62,6 +67,9 @@ _LAZY = {
     "MetasoReaderTool": "tools.reader",
     "MetasoSearchInput": "tools.search",
     "MetasoSearchTool": "tools.search",
+    "CreditBudget": "usage",
+    "MetasoUsage": "usage",
+    "metaso_usage": "usage",
 }
 
 
@@ -75,11 +83,13 @@ __all__ = [
     "SCOPES",
     "ChatMetaso",
     "ChatModel",
+    "CreditBudget",
     "InMemoryCache",
     "MetasoAPIError",
     "MetasoAnswerInput",
     "MetasoAnswerTool",
     "MetasoAuthenticationError",
+    "MetasoBudgetExceededError",
     "MetasoCache",
     "MetasoConfig",
     "MetasoConnectionError",
@@ -94,12 +104,16 @@ __all__ = [
     "MetasoSearchInput",
     "MetasoSearchTool",
     "MetasoServerError",
+    "MetasoStoreCache",
     "MetasoTimeoutError",
     "MetasoTool",
     "MetasoToolkit",
+    "MetasoUsage",
+    "RedisRateLimiter",
     "Scope",
     "SearchRequest",
     "SearchResponse",
     "SearchResult",
     "__version__",
+    "metaso_usage",
 ]

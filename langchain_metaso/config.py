@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -14,10 +15,12 @@ from typing_extensions import Self
 from langchain_metaso._http import ConnectionPool, MetasoClient
 from langchain_metaso.cache import MetasoCache
 from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
+from langchain_metaso.usage import CreditBudget
 
 __all__ = ["DEFAULT_BASE_URL", "METASO_CN_BASE_URL", "MetasoConfig"]
 
 C = TypeVar("C", bound="MetasoConfig")
+_BUDGET_LOCK = threading.Lock()
 
 
 class MetasoConfig(BaseModel):
@@ -76,7 +79,13 @@ class MetasoConfig(BaseModel):
     """A LangChain rate limiter (e.g. ``InMemoryRateLimiter``) consulted before every
     request, retries included."""
 
+    credit_budget: float | None = Field(default=None, ge=0)
+    """Credits this instance and its copies (``model_copy``, a toolkit's tools) may spend
+    together; a call that would start after that is refused with
+    ``MetasoBudgetExceededError`` before it is sent. ``None``: no budget."""
+
     _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
+    _budget: CreditBudget | None = PrivateAttr(default=None)
 
     @field_validator("metaso_api_key")
     @classmethod
@@ -135,7 +144,18 @@ class MetasoConfig(BaseModel):
             cache=self.cache,
             rate_limiter=self.rate_limiter,
             total_timeout=self.total_timeout,
+            budget=self._credit_budget(),
         )
+
+    def _credit_budget(self) -> CreditBudget | None:
+        # Copies share the budget object; one given another limit counts afresh.
+        if self.credit_budget is None:
+            return None
+        with _BUDGET_LOCK:  # two first calls at once must not count on two budgets
+            budget = self._budget
+            if budget is None or budget.limit != self.credit_budget:
+                budget = self._budget = CreditBudget(self.credit_budget)
+            return budget
 
     def connection_settings(self) -> dict[str, Any]:
         """The settings every class shares (key, base URL, limits...), by name."""
@@ -152,6 +172,7 @@ class MetasoConfig(BaseModel):
         """
         sibling = cls(**{**self.connection_settings(), **kwargs})
         sibling._pool = self._pool
+        sibling._budget = self._credit_budget()
         return sibling
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from langchain_metaso.providers import PROVIDERS_HINT
 __all__ = [
     "MetasoAPIError",
     "MetasoAuthenticationError",
+    "MetasoBudgetExceededError",
     "MetasoConnectionError",
     "MetasoError",
     "MetasoInsufficientCreditsError",
@@ -183,3 +184,27 @@ class MetasoConnectionError(MetasoError):
 class MetasoTimeoutError(MetasoConnectionError):
     """No answer in time: within ``timeout`` for an attempt, or ``total_timeout`` for
     the whole call with its retries; the message says which."""
+
+
+class MetasoBudgetExceededError(MetasoError):
+    """A credit budget is spent: the call was refused before anything was sent.
+
+    Raised for a ``credit_budget`` of an instance (shared with its copies) or of a
+    ``metaso_usage(credit_budget=...)`` block. Calls already under way when the budget
+    ran out finish, so what is used can exceed the budget by their credits.
+
+    Attributes:
+        budget: The budget, in credits.
+        used: Credits spent against it so far.
+        endpoint: The endpoint of the refused call, e.g. ``"search"``.
+    """
+
+    def __init__(self, *, budget: float, used: float, endpoint: str) -> None:
+        self._init = ((), {"budget": budget, "used": used, "endpoint": endpoint})
+        self.budget = budget
+        self.used = used
+        self.endpoint = endpoint
+        super().__init__(
+            f"Metaso {endpoint} was not sent: the search budget of {budget:g} credits is "
+            f"spent ({used:g} used). Raise credit_budget or start a new metaso_usage()."
+        )

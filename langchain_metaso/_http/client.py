@@ -18,8 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from langchain_core.rate_limiters import BaseRateLimiter
@@ -29,15 +28,25 @@ from langchain_metaso._http.call import ACCEPT, Call
 from langchain_metaso._http.error_table import meaning
 from langchain_metaso._http.pool import ConnectionPool
 from langchain_metaso._http.retry import RetryPolicy, parse_retry_after
+from langchain_metaso._http.single_flight import Abandoned, join
 from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder, aiter_events, iter_events
-from langchain_metaso.cache import MetasoCache, cache_key
+from langchain_metaso.cache import (
+    MetasoCache,
+    acache_get,
+    acache_set,
+    cache_get,
+    cache_key,
+    cache_set,
+)
 from langchain_metaso.errors import (
     MetasoAPIError,
     MetasoConnectionError,
     MetasoError,
+    MetasoRateLimitError,
     MetasoResponseError,
     MetasoTimeoutError,
 )
+from langchain_metaso.usage import CreditBudget, check_budget, credits_from, record_usage
 
 __all__ = ["MetasoClient"]
 
@@ -75,6 +84,7 @@ class MetasoClient:
     cache: MetasoCache | None = None
     rate_limiter: BaseRateLimiter | None = None
     total_timeout: float | None = None
+    budget: CreditBudget | None = None
 
     @property
     def policy(self) -> RetryPolicy:
@@ -87,22 +97,64 @@ class MetasoClient:
         )
 
     def request(self, call: Call[T]) -> T:
-        """Run ``call`` synchronously, with retries; raise a ``MetasoError`` on failure."""
-        key = self._cache_key(call)
-        cached = self._from_cache(call, key)
-        if cached is not None:
-            return cached
-        flow: Flow[T] = self._exchange(call, partial(self._interpret, key))
-        return self._drive(flow, stream=False)
+        """Run ``call`` synchronously, with retries; raise a ``MetasoError`` on failure.
+
+        With a cache, an identical earlier answer is served from it, and an identical call
+        in flight is waited for rather than sent again.
+        """
+        cache = self.cache
+        if cache is None or call.expect == "events":
+            return self._send(call)[1]
+        key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
+        while True:
+            hit = self._from_cache(call, cache_get(cache, key))
+            if hit is not None:
+                return hit
+            flight, leader = join(cache, key)
+            if not leader:
+                try:
+                    return self._shared(call, flight.wait())
+                except Abandoned:
+                    continue
+            with flight:
+                flight.answer, result = self._send(call)
+                cache_set(cache, key, flight.answer)
+                return result
 
     async def arequest(self, call: Call[T]) -> T:
-        """Run ``call`` on the running event loop, with retries."""
-        key = self._cache_key(call)
-        cached = self._from_cache(call, key)
-        if cached is not None:
-            return cached
-        flow: Flow[T] = self._exchange(call, partial(self._interpret, key))
-        return await self._adrive(flow, stream=False)
+        """``request`` on the running event loop; the cache is read without blocking it."""
+        cache = self.cache
+        if cache is None or call.expect == "events":
+            return (await self._asend(call))[1]
+        key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
+        while True:
+            hit = self._from_cache(call, await acache_get(cache, key))
+            if hit is not None:
+                return hit
+            flight, leader = join(cache, key)
+            if not leader:
+                try:
+                    return self._shared(call, await flight.wait_async())
+                except Abandoned:
+                    continue
+            with flight:
+                flight.answer, result = await self._asend(call)
+                await acache_set(cache, key, flight.answer)
+                return result
+
+    def _send(self, call: Call[T]) -> tuple[Any, T]:
+        """Send ``call`` (no cache): its decoded answer and its parsed result."""
+        check_budget(call.endpoint, self.budget)
+        answer: tuple[Any, T] = self._drive(self._exchange(call, self._interpret), stream=False)
+        self._record(call, answer[0])
+        return answer
+
+    async def _asend(self, call: Call[T]) -> tuple[Any, T]:
+        check_budget(call.endpoint, self.budget)
+        flow: Flow[tuple[Any, T]] = self._exchange(call, self._interpret)
+        answer = await self._adrive(flow, stream=False)
+        self._record(call, answer[0])
+        return answer
 
     def stream(self, call: Call[T]) -> Iterator[T]:
         """Send an ``"events"`` call; yield ``call.parse`` of each event's data, in order.
@@ -113,34 +165,42 @@ class MetasoClient:
         holds one of the ``max_concurrency`` slots until it is closed, and ends with
         ``MetasoTimeoutError`` once ``total_timeout`` has passed.
         """
+        check_budget(call.endpoint, self.budget)
         _, slot = self.pool.sync_lane(self.transport, self.max_concurrency)
         with slot:
             deadline = self.policy.deadline(time.monotonic())
             response = self._drive(self._exchange(call, self._opened, deadline), stream=True)
+            credits = None
             try:
                 for event in iter_events(response.iter_lines(), self._decoder(call)):
                     _check_deadline(deadline, response.request)
+                    credits = credits_from(event.data) or credits
                     yield self._parse_event(call, event)
             except httpx.RequestError as exc:
                 raise self._connection_error(call, exc) from exc
             finally:
                 response.close()
+            self._record(call, {"credits": credits})
 
     async def astream(self, call: Call[T]) -> AsyncIterator[T]:
         """``stream`` on the running event loop."""
+        check_budget(call.endpoint, self.budget)
         _, slot = await self.pool.async_lane(self.transport, self.max_concurrency)
         async with slot:
             deadline = self.policy.deadline(time.monotonic())
             flow = self._exchange(call, self._opened, deadline)
             response = await self._adrive(flow, stream=True)
+            credits = None
             try:
                 async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
                     _check_deadline(deadline, response.request)
+                    credits = credits_from(event.data) or credits
                     yield self._parse_event(call, event)
             except httpx.RequestError as exc:
                 raise self._connection_error(call, exc) from exc
             finally:
                 await response.aclose()
+            self._record(call, {"credits": credits})
 
     def _drive(self, flow: Flow[R], *, stream: bool) -> R:
         client, slots = self.pool.sync_lane(self.transport, self.max_concurrency)
@@ -222,12 +282,15 @@ class MetasoClient:
         content = _encode(call.body)
         delay, attempt = 0.0, 0
         while True:
+            delay = max(delay, self._cooldown(call, policy, deadline))
             request = self._build(call, content, policy.attempt_timeout(deadline, delay))
             outcome = yield delay, request, deadline
             assert outcome is not None  # the drivers always send one back
             try:
                 return interpret(call, outcome)
             except MetasoError as exc:
+                if isinstance(exc, MetasoRateLimitError) and exc.retry_after:
+                    self.pool.cool_down(exc.retry_after)  # for every copy, not just this call
                 wait = policy.retry_delay(exc, attempt)
                 if wait is None:
                     raise
@@ -259,7 +322,36 @@ class MetasoClient:
             extensions={"timeout": httpx.Timeout(timeout, pool=None).as_dict()},
         )
 
-    def _interpret(self, cache_as: str | None, call: Call[T], outcome: Outcome) -> T:
+    def _cooldown(self, call: Call[Any], policy: RetryPolicy, deadline: float | None) -> float:
+        """The wait before the next attempt that the shared cooldown imposes.
+
+        Raises:
+            MetasoRateLimitError: the cooldown lasts longer than a call should wait.
+        """
+        left = self.pool.cooldown_left()
+        if not left:
+            return 0.0
+        wait = policy.cooldown_wait(left, deadline)
+        if wait is None:
+            raise MetasoRateLimitError(
+                "not sent: an earlier request was answered HTTP 429 and the wait it asked "
+                "for is not over",
+                status_code=429,
+                endpoint=call.endpoint,
+                url=self.url(call.endpoint),
+                retry_after=round(left, 1),
+            )
+        return wait
+
+    def _record(self, call: Call[Any], answer: Any) -> None:
+        record_usage(call.endpoint, credits_from(answer), budget=self.budget)
+
+    def _shared(self, call: Call[T], answer: Any) -> T:
+        """The result of an identical call's answer: it cost this call nothing."""
+        record_usage(call.endpoint, None, cache_hit=True, budget=self.budget)
+        return call.parse(answer)
+
+    def _interpret(self, call: Call[T], outcome: Outcome) -> tuple[Any, T]:
         response, body = self._answered(call, outcome)
         if call.expect == "text":
             decoded: Any = body.decode(response.encoding or "utf-8", errors="replace")
@@ -274,36 +366,20 @@ class MetasoClient:
                 body_excerpt=self._excerpt(body),
                 url=self.url(call.endpoint),
             ) from exc
-        if cache_as is not None:
-            # Only an answer that parsed is stored: errors and garbage are never cached.
-            self._use_cache("set", cache_as, decoded)
-        return result
+        return decoded, result
 
-    def _cache_key(self, call: Call[Any]) -> str | None:
-        """The call's key in the cache, or None when it is not to be cached."""
-        if self.cache is None or call.expect == "events":
-            return None
-        return cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
-
-    def _from_cache(self, call: Call[T], key: str | None) -> T | None:
-        """The parsed answer of an identical earlier call, if the cache holds one."""
-        decoded = None if key is None else self._use_cache("get", key)
-        if decoded is None:
+    def _from_cache(self, call: Call[T], entry: Any) -> T | None:
+        """The parsed cache entry of an identical earlier call, if there is one that parses."""
+        if entry is None:
             return None
         try:
-            result = call.parse(decoded)
+            result = call.parse(entry)
         except Exception as exc:  # a stale or foreign entry: ask the server instead
             logger.warning("Metaso cache: ignored an entry that did not parse (%s)", exc)
             return None
         logger.debug("Metaso %s: answered from the cache", call.endpoint)
+        record_usage(call.endpoint, None, cache_hit=True, budget=self.budget)
         return result
-
-    def _use_cache(self, action: Literal["get", "set"], key: str, *value: Any) -> Any:
-        try:
-            return getattr(self.cache, action)(key, *value)
-        except Exception as exc:  # a cache backend that fails must not fail the search
-            logger.warning("Metaso cache %s failed (%s); going without", action, exc)
-            return None
 
     def _opened(self, call: Call[Any], outcome: Outcome) -> httpx.Response:
         """The response of a stream call, its body still unread, once it is an event stream."""

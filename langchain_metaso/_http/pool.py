@@ -6,6 +6,7 @@ import asyncio
 import functools
 import ssl
 import threading
+import time
 import weakref
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ class ConnectionPool:
     closes them when it ends, a long-lived (Jupyter) loop keeps reusing its own.
     Copies made by ``copy.deepcopy`` and pickling start empty. A pool nobody holds any
     more closes its sync connections (notebooks and scripts drop instances unclosed).
+
+    It also holds the cooldown its instances share: after a 429 with ``Retry-After``,
+    none of them sends again before that time is up.
     """
 
     def __init__(self) -> None:
@@ -80,6 +84,7 @@ class ConnectionPool:
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopLanes] = (
             weakref.WeakKeyDictionary()
         )
+        self._cooldown_until = 0.0
         weakref.finalize(self, _close_sync, self._sync)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionPool:
@@ -87,6 +92,15 @@ class ConnectionPool:
 
     def __reduce__(self) -> tuple[type[ConnectionPool], tuple[()]]:
         return ConnectionPool, ()
+
+    def cool_down(self, seconds: float) -> None:
+        """Hold every request of this pool back for ``seconds`` from now."""
+        with self._lock:
+            self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+
+    def cooldown_left(self) -> float:
+        """Seconds until requests may be sent again (0 when they may now)."""
+        return max(0.0, self._cooldown_until - time.monotonic())
 
     @staticmethod
     def _limits(max_concurrency: int) -> httpx.Limits:

@@ -77,6 +77,14 @@ class RetryPolicy:
         # Equal jitter: at least half the ceiling, so retries spread without collapsing to 0.
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 (not crypto)
 
+    def cooldown_wait(self, left: float, deadline: float | None) -> float | None:
+        """How long to wait out a shared cooldown with ``left`` seconds to go before an
+        attempt, or ``None`` if that is longer than a call should wait: the call then fails
+        at once, as for a long ``Retry-After``."""
+        if left > MAX_RETRY_AFTER or not self.fits(left, deadline):
+            return None
+        return left
+
     def fits(self, delay: float, deadline: float | None) -> bool:
         """Whether an attempt after ``delay`` seconds still has time before ``deadline``:
         one that would start with less than a tenth of ``timeout`` left is not started."""

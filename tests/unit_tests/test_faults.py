@@ -299,6 +299,11 @@ class Harness:
     def clear(self) -> None:
         self.emulator.reset()
         self.relay.clear()
+        # A 429 asking for an hour holds its instance (and copies) back for an hour, as
+        # it should: the next test starts with a new instance instead.
+        for key, instance in list(self.instances.items()):
+            if instance._pool.cooldown_left():
+                del self.instances[key]
 
     def instance(self, caller: Caller, base_url: str, **update: Any) -> Any:
         """The shared instance of ``caller`` for ``base_url``; with ``update``, a copy
