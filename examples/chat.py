@@ -58,8 +58,10 @@ def main() -> None:
     for number, citation in enumerate(citations(answer), start=1):
         print(f"[{number}] {citation.get('title') or '(untitled)'}")
         print(f"    {citation.get('url') or '(no link)'}")
-    metadata = answer.response_metadata
-    print(f"\n{metadata['model_name']}, {metadata.get('credits', '?')} credits")
+    # A stream reports its token counts; credits come only with a whole answer.
+    usage = answer.usage_metadata
+    tokens = f", {usage['total_tokens']} tokens" if usage else ""
+    print(f"\n({answer.response_metadata['model_name']}{tokens})")
 
 
 if __name__ == "__main__":

@@ -20,22 +20,8 @@ from langchain_metaso import ChatMetaso, MetasoAuthenticationError
 QUESTION = "秘塔 AI 搜索是哪家公司开发的?"
 WRONG_KEY = "wrong-key-for-integration-tests"
 
-# Standard tests the emulator of this branch cannot pass yet: it sends no token counts
-# (usage). The emulator that serves the chat endpoint as the real one does fixes them;
-# strict, so that these marks are removed when it arrives.
-NEEDS_CHAT_EMULATOR = {
-    "test_usage_metadata": "the emulator's chat answers carry no usage yet",
-    "test_usage_metadata_streaming": "the emulator's chat streams carry no usage yet",
-}
-
 
 class TestChatMetasoStandard(OnTarget, ChatModelIntegrationTests):
-    @pytest.fixture(autouse=True)
-    def _known_emulator_gaps(self, request: pytest.FixtureRequest, metaso_target: Target) -> None:
-        reason = NEEDS_CHAT_EMULATOR.get(request.function.__name__)
-        if reason and metaso_target.name == "emulator":
-            request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-
     @property
     def chat_model_class(self) -> type[ChatMetaso]:
         return ChatMetaso
@@ -104,14 +90,12 @@ def test_multi_turn_conversation(metaso_target: Target) -> None:
 
 
 @pytest.mark.parametrize("model", ["fast_thinking", "ds-r1"])
-def test_thinking_models_keep_reasoning_apart(
-    metaso_target: Target, model: str, request: pytest.FixtureRequest
-) -> None:
-    if metaso_target.name == "emulator":
-        request.applymarker(
-            pytest.mark.xfail(reason="the emulator streams no reasoning yet", strict=True)
-        )
-    full = summed(list(metaso_target.make(ChatMetaso, model=model).stream(QUESTION)))
+def test_thinking_models_keep_reasoning_apart(metaso_target: Target, model: str) -> None:
+    chat = metaso_target.make(ChatMetaso, model=model)
+    message = chat.invoke(QUESTION)
+    assert message.additional_kwargs["reasoning_content"]
+    assert [block["type"] for block in message.content_blocks] == ["reasoning", "text"]
+    full = summed(list(chat.stream(QUESTION)))
     reasoning = full.additional_kwargs["reasoning_content"]
     assert reasoning
     assert reasoning not in full.text

@@ -1,8 +1,8 @@
 """The chat endpoint's module, chat.py: requests, whole answers and streamed chunks.
 
-The streamed chunks are the reconstructed stream of the API reference
+The streamed chunks are those of the reconstructed stream of the API reference
 (``fixtures/chat_stream.reconstructed.txt``: sources, reasoning, text, then the end with
-``usage``), and the chunks of the emulator, which sends its sources beside ``choices``.
+``usage``), and variations on them.
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def test_the_reconstructed_stream_reads_chunk_by_chunk() -> None:
 
 
 def test_sources_beside_choices_and_credits_on_the_last_chunk() -> None:
-    # How the emulator sends them: sources with the first chunk, credits with the last.
+    # Fields beside ``choices`` are read too (OpenAI-style proxies add theirs there).
     first = AnswerDelta.from_event(
         {"choices": [{"delta": {"role": "assistant", "content": ""}}], "citations": SOURCES[:1]}
     )

@@ -124,9 +124,12 @@ def annotations(message: AIMessage) -> list[Any]:
 
 
 def same_answer(streamed: AIMessageChunk, whole: AIMessage) -> None:
+    """The same text, reasoning, sources, usage and metadata; the API reports credits
+    only with a whole answer."""
     assert streamed.content == whole.content
     assert streamed.additional_kwargs == whole.additional_kwargs
-    assert streamed.response_metadata == whole.response_metadata
+    whole_metadata = {k: v for k, v in whole.response_metadata.items() if k != "credits"}
+    assert streamed.response_metadata == whole_metadata
     assert streamed.usage_metadata == whole.usage_metadata
     assert annotations(streamed) == annotations(whole)
 
@@ -176,10 +179,11 @@ def test_stream_adds_up_to_invoke(mode: str, invoke: Invoke) -> None:
     assert [body.get("stream") for body in transport.bodies] == [True, None]
 
 
+@pytest.mark.parametrize(("model", "credits"), [("fast", 3), ("fast_thinking", 5)])
 def test_the_emulators_answer_streamed_or_not(
-    make: Make, emulator: MetasoEmulator, mode: str, invoke: Invoke
+    make: Make, mode: str, invoke: Invoke, model: str, credits: int
 ) -> None:
-    chat = make(ChatMetaso)
+    chat = make(ChatMetaso, model=model)
     whole = invoke(chat, QUESTION)
     chunks = stream(chat, QUESTION, mode)
 
@@ -190,7 +194,20 @@ def test_the_emulators_answer_streamed_or_not(
     assert [a["title"] for a in annotations(whole)] == [c["title"] for c in citations]
     assert "[[1]]" in whole.text
     assert len(chunks) > 5
-    assert whole.response_metadata["credits"] == 3
+    assert whole.response_metadata["credits"] == credits
+    assert whole.usage_metadata
+    # A thinking model's reasoning streams apart, before the text, and never in it.
+    reasoning = whole.additional_kwargs.get("reasoning_content", "")
+    assert bool(reasoning) == (model == "fast_thinking")
+    shown = [
+        block["type"]
+        for chunk in chunks
+        for block in chunk.content_blocks
+        if block.get("reasoning") or block.get("text")
+    ]
+    assert shown == sorted(shown, key=["reasoning", "text"].index)
+    assert ("reasoning" in shown) == bool(reasoning)
+    assert not reasoning or reasoning not in whole.text
 
 
 def test_batch_and_abatch(make: Make, emulator: MetasoEmulator) -> None:

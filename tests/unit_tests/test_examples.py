@@ -193,25 +193,37 @@ def test_rag_chain_offline_prints_sources_and_an_answer_citing_them() -> None:
 # --- chat ---------------------------------------------------------------------------------
 
 
-def test_chat_offline_streams_the_answer_then_its_numbered_sources() -> None:
+@pytest.mark.parametrize("model", ["fast", "fast_thinking"])
+def test_chat_offline_streams_the_answer_then_its_numbered_sources(model: str) -> None:
     question = "大语言模型的幻觉是什么?"
-    output = succeeded(run_example("chat.py", question, "--scope", "scholar", "--offline"))
+    output = succeeded(
+        run_example("chat.py", question, "--scope", "scholar", "--model", model, "--offline")
+    )
 
     chat = ChatMetaso(
-        metaso_api_key=KEY, transport=MetasoEmulator(api_key=KEY).transport(), scope="scholar"
+        metaso_api_key=KEY,
+        transport=MetasoEmulator(api_key=KEY).transport(),
+        scope="scholar",
+        model=model,
     )
     expected = chat.invoke(question)
     sources = expected.response_metadata["citations"]
     assert len(sources) >= 3
-    lines = output.splitlines()
-    assert lines[0].startswith("Offline:")
-    assert lines[1] == "Answer:"
-    answer, listed = output.split("\nAnswer:\n", 1)[1].split("\n\nSources:\n", 1)
+    first_line, shown = output.split("\n", 1)
+    assert first_line.startswith("Offline:")
+    reasoning = expected.additional_kwargs.get("reasoning_content")
+    assert bool(reasoning) == (model == "fast_thinking")
+    if reasoning:  # the thinking model's reasoning comes first, apart from the answer
+        assert shown.startswith(f"Reasoning:\n{reasoning}\n\nAnswer:\n")
+    else:
+        assert shown.startswith("Answer:\n")
+    answer, listed = shown.split("Answer:\n", 1)[1].split("\n\nSources:\n", 1)
     assert answer == expected.text
     assert numbered(listed) == [
         (n, source["title"], source["link"]) for n, source in enumerate(sources, start=1)
     ]
-    assert listed.rstrip().endswith(f"fast, {expected.response_metadata['credits']} credits")
+    tokens = expected.usage_metadata["total_tokens"] if expected.usage_metadata else None
+    assert listed.rstrip().endswith(f"({model}, {tokens} tokens)")
 
 
 # --- notebook ------------------------------------------------------------------------------
