@@ -385,7 +385,7 @@ def test_a_failure_before_the_first_chunk_is_retried(
 def test_a_stream_broken_midway_raises_after_what_came(
     make: Make, emulator: MetasoEmulator, mode: str
 ) -> None:
-    emulator.script(Fault.truncated())
+    emulator.script(Fault.truncated(after=4))  # the sources, then three pieces of text
     got: list[AIMessageChunk] = []
 
     async def adrain() -> None:
@@ -400,8 +400,10 @@ def test_a_stream_broken_midway_raises_after_what_came(
 
     with pytest.raises(MetasoConnectionError, match="chat/completions"):
         drain()
-    assert got  # the answer had begun: no retry, and no silently shorter answer
+    # What came was delivered; then an error, not a retry or a silently shorter answer.
+    assert len(got) == 4
     assert "citations" in got[0].response_metadata
+    assert all(chunk.text for chunk in got[1:])
     assert all(chunk.chunk_position is None for chunk in got)
     assert len(emulator.requests) == 1
 
