@@ -6,7 +6,7 @@ with bare ``httpx``: time to the first token of the answer, and to the end of th
 
 The emulator runs in a child process (so its threads do not compete with the measured
 client for the GIL) and streams the chat answer of one question: the sources first, then
-the text in pieces of 8 characters (about 40 chunks), then ``[DONE]``. Three contenders:
+the text in pieces of 8 characters (25 for this question), then ``[DONE]``. Three contenders:
 bare httpx (the target's baseline), the thinnest LangChain chat model doing that same
 read (a ``BaseChatModel`` whose ``_stream`` yields each piece: the floor of any chat model,
 for information), and ``ChatMetaso.stream``. Two conditions:
