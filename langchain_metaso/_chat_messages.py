@@ -150,10 +150,13 @@ def answer_message(answer: Answer, *, model: str, stops: Sequence[str]) -> AIMes
     return AIMessage(
         content=text,
         additional_kwargs=_reasoning(answer.reasoning),
-        response_metadata={
-            **_metadata(answer.sources, answer.highlights),
-            **_closing_metadata(answer.model or model, answer.finish_reason, answer.credits),
-        },
+        response_metadata=_metadata(
+            citations=answer.sources,
+            highlights=answer.highlights,
+            model_name=answer.model or model,
+            finish_reason=answer.finish_reason,
+            credits=answer.credits,
+        ),
         usage_metadata=usage_metadata(answer.usage),
         id=answer.id,
     )
@@ -193,20 +196,23 @@ class StreamReader:
         return AIMessageChunk(
             content=text,
             additional_kwargs=_reasoning(reasoning),
-            response_metadata=_metadata(delta.sources, delta.highlights),
+            response_metadata=_metadata(citations=delta.sources, highlights=delta.highlights),
             id=self._id,
         )
 
     def finish(self) -> AIMessageChunk:
         """The last chunk: held-back text and what describes the whole answer."""
-        # So that an answer without sources says so as the whole message does.
-        sources: list[dict[str, Any]] | None = None if self._sources_seen else []
+        # What describes the whole answer is said once: chunks' metadata add up, and text
+        # or numbers said twice would be joined or summed.
         return AIMessageChunk(
             content=self._cut.finish(),
-            response_metadata={
-                **_metadata(sources, None),
-                **_closing_metadata(self._model, self._finish_reason, self._credits),
-            },
+            response_metadata=_metadata(
+                # So that an answer without sources says so, as the whole message does.
+                citations=None if self._sources_seen else [],
+                model_name=self._model,
+                finish_reason=self._finish_reason,
+                credits=self._credits,
+            ),
             usage_metadata=usage_metadata(self._usage),
             id=self._id,
             chunk_position="last",
@@ -217,24 +223,9 @@ def _reasoning(reasoning: str) -> dict[str, Any]:
     return {"reasoning_content": reasoning} if reasoning else {}
 
 
-def _metadata(sources: list[dict[str, Any]] | None, highlights: list[Any] | None) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"model_provider": PROVIDER}
-    if sources is not None:
-        metadata["citations"] = sources
-    if highlights is not None:
-        metadata["highlights"] = highlights
-    return metadata
-
-
-def _closing_metadata(model: str, finish_reason: str | None, credits: int | None) -> dict[str, Any]:
-    # Said once a message: chunks' metadata add up, and text or numbers said twice
-    # would be joined or summed.
-    metadata: dict[str, Any] = {"model_name": model}
-    if finish_reason is not None:
-        metadata["finish_reason"] = finish_reason
-    if credits is not None:
-        metadata["credits"] = credits
-    return metadata
+def _metadata(**fields: Any) -> dict[str, Any]:
+    """``response_metadata``: the provider, and those of ``fields`` that have a value."""
+    return {"model_provider": PROVIDER, **{k: v for k, v in fields.items() if v is not None}}
 
 
 def usage_metadata(usage: TokenUsage | None) -> UsageMetadata | None:
