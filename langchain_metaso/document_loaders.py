@@ -14,6 +14,14 @@ from langchain_metaso._http import Call
 from langchain_metaso._parsing import ScopeName, check_query
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.errors import MetasoError
+from langchain_metaso.filters import FilterSettings
+from langchain_metaso.paged_search import (
+    SearchFlow,
+    SearchOutcome,
+    arun_search,
+    paged_search,
+    run_search,
+)
 from langchain_metaso.reader import (
     ReaderFormat,
     ReaderPage,
@@ -21,14 +29,14 @@ from langchain_metaso.reader import (
     check_url,
     reader_call,
 )
-from langchain_metaso.search import MAX_SIZE, SearchRequest, SearchResponse, search_call
+from langchain_metaso.search import MAX_SIZE, SearchRequest
 
 __all__ = ["MetasoLoader"]
 
 logger = logging.getLogger("langchain_metaso")
 
 
-class MetasoLoader(MetasoConfig, BaseLoader):
+class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     """Web pages as ``Document``s, read by Metaso (秘塔): given URLs, or a search's top hits.
 
     Setup:
@@ -49,6 +57,9 @@ class MetasoLoader(MetasoConfig, BaseLoader):
             ``loader.failures`` and skipped; ``True``: the first failure raises.
         reader_format: str
             ``"json"`` (default, with title/author/date/credits) or ``"text"``.
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which search results to read (sites, dates), only with ``query``; applied
+            by this client, with up to 3 search requests (see ``FilterSettings``).
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package;
             ``max_concurrency`` also bounds the pages read at once by ``alazy_load``.
@@ -116,6 +127,11 @@ class MetasoLoader(MetasoConfig, BaseLoader):
                 "give exactly one of urls=[...] (pages to read) and query='...' "
                 "(search, then read the top k results)"
             )
+        if self.urls is not None and self.search_filters().active:
+            raise ValueError(
+                "include_domains, exclude_domains, recency_days and published_after "
+                "filter search results: use them with query='...', not with urls"
+            )
         return self
 
     @property
@@ -130,7 +146,7 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         urls = (
             self.urls
             if self.urls is not None
-            else self._links(self.client.request(search_call(self._request())))
+            else self._links(run_search(self.client, self._search()))
         )
         client = self.client
         for url in urls:
@@ -147,7 +163,7 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         urls = (
             self.urls
             if self.urls is not None
-            else self._links(await self.client.arequest(search_call(self._request())))
+            else self._links(await arun_search(self.client, self._search()))
         )
         client = self.client
         # The client lets max_concurrency of these run at once; the others wait their turn.
@@ -168,14 +184,17 @@ class MetasoLoader(MetasoConfig, BaseLoader):
 
     # --- shared by both paths, no I/O ---
 
-    def _request(self) -> SearchRequest:
+    def _search(self) -> SearchFlow:
         assert self.query is not None  # the model validator guarantees it
         # Only the links are used: summaries would cost credits for nothing.
-        return SearchRequest(query=self.query, scope=self.scope, size=self.k, include_summary=False)
+        request = SearchRequest(
+            query=self.query, scope=self.scope, size=self.k, include_summary=False
+        )
+        return paged_search(request, self.search_filters())
 
-    def _links(self, response: SearchResponse) -> list[str]:
+    def _links(self, outcome: SearchOutcome) -> list[str]:
         links: dict[str, None] = {}
-        for result in response.results[: self.k]:
+        for result in outcome.response.results:
             try:
                 links[check_url(result.link or "")] = None
             except ValueError:

@@ -26,6 +26,16 @@ __all__ = [
 ]
 
 
+_SENTENCE_ENDS = (".", "!", "?", "…", "。", "！", "？")
+
+
+def _sentence(text: str) -> str:
+    """``text`` ended as a sentence: a full stop is added unless it has its own (a
+    provider's ``参数错误。`` must not read ``参数错误。.``)."""
+    text = text.rstrip()
+    return text if text.endswith(_SENTENCE_ENDS) else text + "."
+
+
 class MetasoError(Exception):
     """Base class of every error raised by ``langchain_metaso``."""
 
@@ -46,7 +56,7 @@ class MetasoAPIError(MetasoError):
     Attributes:
         status_code: HTTP status (200 for a business error carried in the body).
         code: The provider's own error code (``errCode``, ``err_code``), if any.
-        provider_message: The provider's own message, if any.
+        provider_message: The provider's own message, if any (cut short past 300 characters).
         endpoint: The endpoint that failed, e.g. ``"search"``.
         url: The URL that was called (never carries the key).
         retry_after: Seconds the server asked to wait (``Retry-After``), if it said.
@@ -88,7 +98,7 @@ class MetasoAPIError(MetasoError):
         code_part = f", code {code}" if code is not None else ""
         super().__init__(
             f"Metaso {endpoint} failed with HTTP {status_code}{code_part}{where}: "
-            f"{provider_message or 'no message'}. {self._advice()}"
+            f"{_sentence(provider_message or 'no message')} {self._advice()}"
         )
 
     def _advice(self) -> str:
@@ -152,7 +162,7 @@ class MetasoResponseError(MetasoError):
         shown = f" Received: {body_excerpt!r}" if body_excerpt else ""
         where = f" ({url})" if url else ""
         super().__init__(
-            f"Metaso {endpoint} returned an unusable answer{where}: {problem}.{shown} "
+            f"Metaso {endpoint} returned an unusable answer{where}: {_sentence(problem)}{shown} "
             "Check that the base URL points at the Metaso API (base_url= or "
             "METASO_BASE_URL), not a proxy or a web page."
         )
@@ -177,7 +187,8 @@ class MetasoConnectionError(MetasoError):
         if advice is not None:
             self.advice = advice
         super().__init__(
-            f"Metaso {endpoint} could not reach {url or 'the server'}: {problem}. {self.advice}"
+            f"Metaso {endpoint} could not reach {url or 'the server'}: {_sentence(problem)} "
+            f"{self.advice}"
         )
 
 

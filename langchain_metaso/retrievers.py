@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
@@ -11,7 +13,8 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
 from langchain_metaso.config import MetasoConfig
-from langchain_metaso.search import MAX_SIZE, SearchOptions, SearchRequest, search_call
+from langchain_metaso.paged_search import SearchFlow, arun_search, paged_search, run_search
+from langchain_metaso.search import MAX_SIZE, SearchOptions
 
 __all__ = ["MetasoRetriever"]
 
@@ -35,6 +38,10 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             Ask for each page's full text; it then becomes ``page_content``.
         concise_snippet: bool | None
             Ask for shorter snippets.
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which results to keep (sites, dates), applied by this client, with up to
+            3 requests a call (see ``FilterSettings``); each also accepted by
+            ``invoke(query, include_domains=[...])`` in place of the setting.
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package.
 
@@ -54,15 +61,21 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
 
     ``page_content`` is the raw page text when asked for and returned, else the
     summary, else the snippet, else the title. ``metadata`` holds every other field
-    of the result under its API name, plus ``source``, ``scope`` and ``query``.
+    of the result under its API name (the title always), plus ``source`` (the link, or
+    an image's URL), ``scope``, ``query`` and ``published`` (the date in ISO, when it can
+    be read). ``id`` derives from the link (an image's URL): the same result gets the
+    same id on every call, so vector stores and the indexing API de-duplicate it.
     Errors raise the typed exceptions of ``langchain_metaso.errors``.
     """
 
     k: int = Field(default=10, ge=1, le=MAX_SIZE)
     """Number of results (1-100); ``invoke(query, k=...)`` overrides it."""
 
-    def _request(self, query: str, k: int | None, scope: str | None) -> SearchRequest:
-        return self.search_request(query, scope=scope, size=self.k if k is None else k)
+    def _flow(
+        self, query: str, k: int | None, scope: str | None, filters: dict[str, Any]
+    ) -> SearchFlow:
+        request = self.search_request(query, scope=scope, size=self.k if k is None else k)
+        return paged_search(request, self.search_filters(**filters))
 
     def _get_relevant_documents(
         self,
@@ -71,9 +84,9 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         run_manager: CallbackManagerForRetrieverRun,
         k: int | None = None,
         scope: str | None = None,
+        **filters: Any,
     ) -> list[Document]:
-        request = self._request(query, k, scope)
-        return self.client.request(search_call(request)).to_documents(request)
+        return run_search(self.client, self._flow(query, k, scope, filters)).to_documents()
 
     async def _aget_relevant_documents(
         self,
@@ -82,6 +95,7 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         run_manager: AsyncCallbackManagerForRetrieverRun,
         k: int | None = None,
         scope: str | None = None,
+        **filters: Any,
     ) -> list[Document]:
-        request = self._request(query, k, scope)
-        return (await self.client.arequest(search_call(request))).to_documents(request)
+        outcome = await arun_search(self.client, self._flow(query, k, scope, filters))
+        return outcome.to_documents()

@@ -538,7 +538,8 @@ class MetasoClient:
             ),
             None,
         )
-        message = self._redact(message)
+        # Cut short: a provider may echo the whole request (a 10,000-character query).
+        message = self._shorten(message)
         found = meaning(status, code, message, html=html)
         return found.error(
             message,

@@ -5,13 +5,15 @@ from langchain_core.documents import Document
 from pydantic import BaseModel, Field, field_validator
 
 from langchain_metaso._parsing import ScopeName, check_query
+from langchain_metaso.filters import Filtered
+from langchain_metaso.paged_search import SearchOutcome, arun_search, paged_search, run_search
 from langchain_metaso.scopes import Scope, describe_scopes
 from langchain_metaso.search import (
     MAX_SIZE,
     SearchOptions,
     SearchRequest,
     SearchResponse,
-    search_call,
+    SearchResult,
 )
 from langchain_metaso.tools.base import MetasoTool, as_tool_error
 
@@ -36,27 +38,77 @@ class MetasoSearchInput(BaseModel):
     _check_query = field_validator("query")(check_query)
 
 
-def format_results(request: SearchRequest, response: SearchResponse) -> str:
-    """Compact text for a model: one numbered entry a result."""
+QUERY_SHOWN = 100
+"""The most characters of a query the text for a model repeats."""
+
+
+def format_results(
+    request: SearchRequest,
+    response: SearchResponse,
+    filtered: Filtered[SearchResult] | None = None,
+) -> str:
+    """Compact text for a model: one numbered entry a result, and what filters dropped.
+
+    Args:
+        request: The search asked for (its query, scope and size).
+        response: Its answer, or the kept results of a filtered search.
+        filtered: What the filters kept and dropped, said when they dropped any.
+    """
+    query = _quote(request.query)
+    note = filtered.describe() if filtered is not None else ""
+    note = f" ({note})" if note else ""
     if not response.results:
-        return f"No {request.scope} results found for {request.query!r}."
+        return f"No {request.scope} results found for {query}{note}."
     shown = min(len(response.results), request.size)
     of_total = f" of {response.total}" if response.total else ""
-    lines = [f"Metaso {request.scope} search for {request.query!r}: {shown}{of_total} results."]
+    lines = [f"Metaso {request.scope} search for {query}: {shown}{of_total} results{note}."]
     for index, result in enumerate(response.results[:shown], start=1):
-        number = result.position or index
-        details = [
-            part for part in (result.date, result.duration, ", ".join(result.authors or ())) if part
-        ]
-        lines.append(f"\n[{number}] {result.title or '(untitled)'}")
-        if result.link:
-            lines.append(result.link)
-        if details:
-            lines.append(" | ".join(details))
-        # Summary or snippet even when raw content was fetched: whole pages would swamp
-        # the model's context; they are in the artifact.
-        lines.append(result.text()[0].strip())
+        lines.append("")
+        lines.extend(_entry(result, index))
     return "\n".join(lines)
+
+
+def _entry(result: SearchResult, index: int) -> list[str]:
+    lines = [f"[{result.position or index}] {result.title or '(untitled)'}"]
+    if result.url:
+        lines.append(result.url)
+    details = [
+        result.date,
+        _duration(result.duration),
+        ", ".join(result.authors or ()),
+        _pixels(result.image_width, result.image_height),
+    ]
+    if any(details):
+        lines.append(" | ".join(part for part in details if part))
+    # Summary or snippet even when raw content was fetched: whole pages would swamp
+    # the model's context; they are in the artifact. A title or URL is shown already.
+    text, used = result.text()
+    if used in ("summary", "snippet"):
+        lines.append(text.strip())
+    return lines
+
+
+def _quote(query: str) -> str:
+    """The query on one line, cut to ``QUERY_SHOWN`` characters, in quotes."""
+    line = " ".join(query.split())
+    return f"'{line if len(line) <= QUERY_SHOWN else line[: QUERY_SHOWN - 1] + '…'}'"
+
+
+def _duration(value: str | None) -> str | None:
+    """``"617"`` (seconds, as the API writes it) as ``"duration 10:17"``; other text as is."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        return f"duration {text}"
+    hours, rest = divmod(int(text), 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    return f"duration {clock}"
+
+
+def _pixels(width: int | None, height: int | None) -> str | None:
+    return f"{width}x{height} pixels" if width and height else None
 
 
 class MetasoSearchTool(SearchOptions, MetasoTool):
@@ -78,6 +130,9 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which results to keep (sites, dates), applied by this client, with up to
+            3 requests a call; see ``FilterSettings``.
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package.
 
@@ -129,8 +184,9 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         )
 
     @staticmethod
-    def _answer(request: SearchRequest, response: SearchResponse) -> tuple[str, list[Document]]:
-        return format_results(request, response), response.to_documents(request)
+    def _answer(outcome: SearchOutcome) -> tuple[str, list[Document]]:
+        text = format_results(outcome.request, outcome.response, outcome.filtered)
+        return text, outcome.to_documents()
 
     def _run(
         self,
@@ -140,9 +196,9 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         page: int | None = None,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[str, list[Document]]:
-        request = self._request(query, scope, size, page)
+        flow = paged_search(self._request(query, scope, size, page), self.search_filters())
         with as_tool_error():
-            return self._answer(request, self.client.request(search_call(request)))
+            return self._answer(run_search(self.client, flow))
 
     async def _arun(
         self,
@@ -152,6 +208,6 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         page: int | None = None,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[str, list[Document]]:
-        request = self._request(query, scope, size, page)
+        flow = paged_search(self._request(query, scope, size, page), self.search_filters())
         with as_tool_error():
-            return self._answer(request, await self.client.arequest(search_call(request)))
+            return self._answer(await arun_search(self.client, flow))

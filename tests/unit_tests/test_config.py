@@ -321,3 +321,14 @@ def test_key_absent_from_construction_errors(cls: type) -> None:
             cls(metaso_api_key=SECRET, **bad)
         assert SECRET not in str(info.value)
         assert SECRET not in repr(info.value)
+
+
+def test_share_connections_builds_a_sibling_on_the_same_pool(make: Make) -> None:
+    from langchain_metaso import MetasoReaderTool, MetasoSearchTool
+
+    search = make(MetasoSearchTool, max_concurrency=3, credit_budget=10)
+    reader = search.share_connections(MetasoReaderTool, max_chars=100)
+    assert reader._pool is search._pool
+    assert reader._credit_budget() is search._credit_budget()
+    assert (reader.max_concurrency, reader.max_chars) == (3, 100)
+    assert reader.connection_settings() == search.connection_settings()

@@ -306,3 +306,12 @@ def test_leaving_the_async_load_early_cancels_the_rest(
     assert first.metadata["source"] == urls[0]
     assert emulator.stats.requests < len(urls)
     assert emulator.stats.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"include_domains": ["a.com"]}, {"recency_days": 3}, {"published_after": "2025-01-01"}],
+)
+def test_filters_with_urls_are_rejected(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="filter search results: use them with query="):
+        MetasoLoader(metaso_api_key="test-key", urls=["https://a.com/1"], **settings)

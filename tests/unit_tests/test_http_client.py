@@ -258,6 +258,36 @@ def test_business_error_at_http_200(make: Make, emulator: MetasoEmulator, invoke
     assert len(emulator.requests) == 1  # not retried
 
 
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        ("参数错误。", "参数错误。 Check"),
+        ("Invalid request.", "Invalid request. Check"),
+        ("Is the query empty?", "Is the query empty? Check"),
+        ("参数错误", "参数错误. Check"),
+    ],
+)
+def test_a_provider_message_is_not_given_a_second_full_stop(
+    make: Make, emulator: MetasoEmulator, said: str, shown: str
+) -> None:
+    emulator.script(Fault.business_error(1000, said))
+    with pytest.raises(MetasoAPIError) as info:
+        retriever(make).invoke("q")
+    assert f": {shown} the request parameters" in str(info.value)
+
+
+def test_a_provider_message_echoing_a_long_query_is_cut_short(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    query = "秘塔" * 5000
+    emulator.script(Fault.business_error(1000, f"query too long: {query}"))
+    with pytest.raises(MetasoAPIError) as info:
+        retriever(make).invoke(query)
+    assert info.value.provider_message == f"query too long: {query}"[:300] + "…"
+    assert len(str(info.value)) < 600
+    assert "…. " not in str(info.value)
+
+
 def test_business_error_with_string_code(make: Make, emulator: MetasoEmulator) -> None:
     emulator.script(Fault.garbage(b'{"errCode": "2001", "errMsg": "bad"}', 200, "application/json"))
     with pytest.raises(MetasoAPIError) as info:

@@ -169,7 +169,8 @@ def test_title_when_nothing_else(make: Make, emulator: MetasoEmulator) -> None:
     [document] = make(MetasoRetriever).invoke("q")
     assert document.page_content == "只有标题"
     assert document.metadata["source"] == "https://x/1"
-    assert "title" not in document.metadata
+    # The title stays in the metadata, as in every document (issue 10.9).
+    assert document.metadata["title"] == "只有标题"
 
 
 def test_no_results_is_an_empty_list(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
@@ -226,4 +227,44 @@ def test_empty_query_raises_value_error(
 ) -> None:
     with pytest.raises(ValueError, match="query"):
         invoke(make(MetasoRetriever), " ")
+    assert emulator.requests == []
+
+
+# --- filters per call (issue 15) -------------------------------------------------------------
+
+
+def test_filters_per_call_override_the_instances(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    retriever = make(MetasoRetriever, k=3, include_domains=["huanqiu.com"])
+    only_ce = invoke(retriever, SEED_QUERY, include_domains=["ce.cn"])
+    assert [d.metadata["source"] for d in only_ce] == [load_seed_response()["webpages"][1]["link"]]
+    # An empty list lifts the instance's filter for this call; the instance keeps it.
+    everything = invoke(retriever, SEED_QUERY, include_domains=[])
+    assert len(everything) == 3
+    assert retriever.include_domains == ("huanqiu.com",)
+    [own] = invoke(retriever, SEED_QUERY)
+    assert "huanqiu.com" in own.metadata["source"]
+
+
+def test_date_filters_per_call(make: Make, invoke: Invoke) -> None:
+    documents = invoke(make(MetasoRetriever, k=2), SEED_QUERY, published_after="2025-01-01")
+    assert [d.metadata["published"][:4] for d in documents] == ["2025", "2025"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"recency_days": 0}, ["recency_days", "at least 1"]),
+        ({"include_domains": ["not a domain"]}, ["is not a domain"]),
+        ({"include_domain": ["a.com"]}, ["include_domain", "Extra inputs are not permitted"]),
+    ],
+)
+def test_bad_filters_per_call_fail_before_any_request(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, kwargs: dict[str, Any], words: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        invoke(make(MetasoRetriever), "q", **kwargs)
+    for word in words:
+        assert word in str(caught.value)
     assert emulator.requests == []

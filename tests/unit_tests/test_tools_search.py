@@ -278,3 +278,70 @@ def test_tool_keeps_working_after_an_error(
     emulator.script(Fault.status(500))
     assert message(invoke, tool, query="q").status == "error"
     assert len(message(invoke, tool, query="q").artifact) == 2
+
+
+# --- what the model reads of each kind of result (issue 10.9, 11.2) ---------------------------
+
+
+def scripted(make: Make, emulator: MetasoEmulator, scope: str, *items: dict[str, Any]) -> Any:
+    emulator.script(Fault.status(200, body={f"{scope}s": list(items), "total": 40}))
+    return make(MetasoSearchTool, scope=scope).invoke(tool_call(query="q"))
+
+
+def test_an_image_shows_its_url_and_size_and_its_title_once(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    image = {"title": "断桥残雪", "imageUrl": "https://img.cn/a.jpg", "imageWidth": 1024}
+    sized = {**image, "title": "雪后西湖", "imageUrl": "https://img.cn/b.png", "imageHeight": 600}
+    sized["imageWidth"] = 800
+    result = scripted(make, emulator, "image", image, sized)
+    assert result.content.split("\n\n")[1:] == [
+        "[1] 断桥残雪\nhttps://img.cn/a.jpg",  # no height: no size
+        "[2] 雪后西湖\nhttps://img.cn/b.png\n800x600 pixels",
+    ]
+    assert [d.metadata["source"] for d in result.artifact] == [
+        "https://img.cn/a.jpg",
+        "https://img.cn/b.png",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("duration", "shown"),
+    [("617", "duration 10:17"), ("59", "duration 0:59"), ("3725", "duration 1:02:05")],
+)
+def test_a_duration_in_seconds_reads_as_a_time(
+    make: Make, emulator: MetasoEmulator, duration: str, shown: str
+) -> None:
+    video = {"title": "v", "link": "https://v.cn/1", "date": "2024-06-17", "duration": duration}
+    content = scripted(make, emulator, "video", {**video, "snippet": "s"}).content
+    assert content.endswith(f"\n2024-06-17 | {shown}\ns")
+
+
+def test_a_duration_that_is_not_seconds_is_shown_as_written(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    podcast = {"title": "p", "link": "https://p.cn/1", "duration": "12:03", "authors": ["甲"]}
+    assert scripted(make, emulator, "podcast", podcast).content.endswith("\nduration 12:03 | 甲")
+
+
+def test_a_long_query_is_cut_short_in_the_text(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    query = "秘塔" * 5000
+    found = message(invoke, make(MetasoSearchTool, size=1), query=query).content
+    header = found.split("\n")[0]
+    assert (
+        header == f"Metaso webpage search for '{query[:99]}…': 1 of {header.split()[-2]} results."
+    )
+    assert emulator.requests[0].json()["q"] == query  # cut in the text only
+    emulator.script(Fault.status(200, body={"webpages": [], "total": 0}))
+    empty = message(invoke, make(MetasoSearchTool), query=query + "?").content
+    assert empty == f"No webpage results found for '{query[:99]}…'."
+
+
+def test_a_query_reads_on_one_line_with_no_doubled_punctuation(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    emulator.script(Fault.status(200, body={"webpages": [], "total": 0}))
+    content = message(invoke, make(MetasoSearchTool), query="什么是\n秘塔?  ").content
+    assert content == "No webpage results found for '什么是 秘塔?'."
