@@ -443,6 +443,9 @@ class MetasoClient:
         return SSEDecoder(call.endpoint, excerpt=self._shorten)
 
     def _parse_event(self, call: Call[T], event: ServerSentEvent) -> T:
+        # A server that fails once the stream has started can only say so in an event.
+        if isinstance(event.data, dict) and _is_error(event.data):
+            raise self._api_error(call, 200, event.data)
         try:
             return call.parse(event.data)
         except ValueError as exc:
@@ -473,9 +476,7 @@ class MetasoClient:
                 body_excerpt=self._excerpt(body),
                 url=url,
             )
-        # Metaso's business errors (errCode) and 302.AI's envelope come with HTTP 200 too.
-        code = payload.get("errCode", payload.get("err_code"))
-        if code not in (None, 0, "0") or isinstance(payload.get("error"), dict):
+        if _is_error(payload):
             raise self._api_error(call, response.status_code, payload)
         return payload
 
@@ -579,6 +580,13 @@ def _check_deadline(deadline: float | None, request: httpx.Request) -> None:
         raise httpx.ReadTimeout(
             "total_timeout passed while the answer was arriving", request=request
         )
+
+
+def _is_error(payload: dict[str, Any]) -> bool:
+    """Whether a JSON answer is an error: Metaso's business errors (``errCode``) and
+    302.AI's envelope come with HTTP 200 too."""
+    code = payload.get("errCode", payload.get("err_code"))
+    return code not in (None, 0, "0") or isinstance(payload.get("error"), dict)
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

@@ -1,7 +1,7 @@
 """``MetasoAnswerTool``: a search-grounded answer with its sources, as an agent tool."""
 
 from langchain_core.documents import Document
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.chat import (
@@ -10,6 +10,7 @@ from langchain_metaso.chat import (
     AnswerFormat,
     AnswerRequest,
     ChatModel,
+    ChatPath,
     chat_call,
 )
 from langchain_metaso.scopes import Scope, describe_scopes
@@ -100,17 +101,9 @@ class MetasoAnswerTool(MetasoTool):
     """The answer shape asked for; both are understood."""
     concise_snippet: bool | None = None
     """Ask for shorter source snippets."""
-    chat_path: str = CHAT_PATH
+    chat_path: ChatPath = CHAT_PATH
     """The chat endpoint under ``base_url``: configurable because 302.AI documents it
     without its path."""
-
-    @field_validator("chat_path")
-    @classmethod
-    def _relative_path(cls, value: str) -> str:
-        path = value.strip().strip("/")
-        if not path or "://" in path:
-            raise ValueError(f"chat_path must be a path under base_url, got {value!r}")
-        return path
 
     def _exchange(self, query: str, scope: Scope | None = None) -> Exchange[Answer]:
         request = AnswerRequest(

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from langchain_core.documents import Document
 
-from langchain_metaso import MetasoRetriever
+from langchain_metaso import ChatMetaso, MetasoRetriever
 from langchain_metaso.testing import MetasoEmulator, load_seed_response
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_quickstart_scope_and_k() -> None:
         assert ", ".join(doc.metadata["authors"]) in output
 
 
-@pytest.mark.parametrize("script", ["quickstart.py", "agent.py", "rag_chain.py"])
+@pytest.mark.parametrize("script", ["quickstart.py", "agent.py", "rag_chain.py", "chat.py"])
 def test_without_key_or_offline_exits_2_with_one_message(script: str) -> None:
     result = run_example(script)
 
@@ -286,6 +286,42 @@ def test_rag_chain_offline_prints_sources_and_an_answer_citing_them() -> None:
     assert question in answer
     for number, title, url in expected:
         assert f"{title} [{number}] ({url})" in answer
+
+
+# --- chat ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["fast", "fast_thinking"])
+def test_chat_offline_streams_the_answer_then_its_numbered_sources(model: str) -> None:
+    question = "大语言模型的幻觉是什么?"
+    output = succeeded(
+        run_example("chat.py", question, "--scope", "scholar", "--model", model, "--offline")
+    )
+
+    chat = ChatMetaso(
+        metaso_api_key=KEY,
+        transport=MetasoEmulator(api_key=KEY).transport(),
+        scope="scholar",
+        model=model,
+    )
+    expected = chat.invoke(question)
+    sources = expected.response_metadata["citations"]
+    assert len(sources) >= 3
+    first_line, shown = output.split("\n", 1)
+    assert first_line.startswith("Offline:")
+    reasoning = expected.additional_kwargs.get("reasoning_content")
+    assert bool(reasoning) == (model == "fast_thinking")
+    if reasoning:  # the thinking model's reasoning comes first, apart from the answer
+        assert shown.startswith(f"Reasoning:\n{reasoning}\n\nAnswer:\n")
+    else:
+        assert shown.startswith("Answer:\n")
+    answer, listed = shown.split("Answer:\n", 1)[1].split("\n\nSources:\n", 1)
+    assert answer == expected.text
+    assert numbered(listed) == [
+        (n, source["title"], source["link"]) for n, source in enumerate(sources, start=1)
+    ]
+    tokens = expected.usage_metadata["total_tokens"] if expected.usage_metadata else None
+    assert listed.rstrip().endswith(f"({model}, {tokens} tokens)")
 
 
 # --- notebook ------------------------------------------------------------------------------
