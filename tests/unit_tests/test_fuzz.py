@@ -379,7 +379,7 @@ def test_search_tool_input_is_rejected_or_sent_well_formed(args: dict[str, Any],
         assert body["page"] == args["page"]
         assert "size" not in body
     elif type(args.get("size")) is int:
-        assert body["size"] == min(args["size"], tool.max_size)  # a model's size is capped
+        assert body["size"] == min(args["size"], tool.size_limit)  # a model's size is capped
 
 
 def reader_reply(request: httpx.Request) -> httpx.Response:
