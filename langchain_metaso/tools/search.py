@@ -2,13 +2,12 @@
 
 from langchain_core.documents import Document
 from langchain_core.tools import ToolException
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from typing_extensions import Self
 
-from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.filters import Domains, Filtered, FilterSettings, SearchFilters
 from langchain_metaso.paged_search import SearchOutcome, arun_search, paged_search, run_search
-from langchain_metaso.scopes import Scope, describe_scopes
+from langchain_metaso.scopes import Scope
 from langchain_metaso.search import (
     MAX_SIZE,
     SearchOptions,
@@ -16,7 +15,7 @@ from langchain_metaso.search import (
     SearchResponse,
     SearchResult,
 )
-from langchain_metaso.tools.base import Exchange, MetasoTool
+from langchain_metaso.tools.base import Exchange, MetasoTool, QueryInput
 
 __all__ = ["DEFAULT_MAX_SIZE", "MetasoSearchInput", "MetasoSearchTool", "format_results"]
 
@@ -25,17 +24,9 @@ DEFAULT_MAX_SIZE = 20
 2,000 characters of results into its context from one call."""
 
 
-class MetasoSearchInput(BaseModel):
+class MetasoSearchInput(QueryInput):
     """Arguments of a ``metaso_search`` call."""
 
-    # An argument the tool does not take is an error the model can fix, not dropped.
-    model_config = ConfigDict(extra="forbid")
-
-    query: Query = Field(description="What to search for, in Chinese or English.")
-    scope: ScopeName | None = Field(
-        default=None,
-        description=f"Where to search: {describe_scopes()}.",
-    )
     size: int | None = Field(default=None, ge=1, description="How many results to return.")
     page: int | None = Field(
         default=None, ge=1, description="Result page, starting at 1 (10 results a page)."
@@ -181,9 +172,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             message.content    # compact text for the model
             message.artifact   # list[Document], as MetasoRetriever builds them
 
-    Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
-    error ``ToolMessage`` whose text tells the model what to do; with
-    ``handle_tool_error=False`` they raise the typed error of ``langchain_metaso.errors``.
+    Failures come back to the model as an error ``ToolMessage`` (see ``MetasoTool``).
     """
 
     name: str = "metaso_search"
