@@ -12,7 +12,7 @@ from typing import Any
 
 from ._api import answer
 from ._faults import Fault
-from ._reply import Plan, http_error
+from ._reply import JSON_TYPE, Plan, Reply, http_error
 from ._server import serve
 from ._transport import EmulatorTransport
 
@@ -74,6 +74,10 @@ class MetasoEmulator:
     ``reject_page_with_size`` reproduces a reported quirk of the real service: a search with
     both ``page`` and ``size`` gets HTTP 200 with ``errCode`` 1000. Set it to False to accept
     both, like a tolerant server. With ``page`` alone, pages hold the default 10 results.
+
+    ``fixed_answers`` maps exact paths to JSON bytes answered as they are (HTTP 200), before
+    authorization and routing: a stand-in for another service, so a benchmark can serve a
+    peer's endpoint from the same server as the API's.
     """
 
     # Out of the repr so the accepted key never shows up in logs.
@@ -84,6 +88,7 @@ class MetasoEmulator:
     retry_after_seconds: float = 1
     reject_page_with_size: bool = True
     pages: dict[str, str] = field(default_factory=dict, repr=False)
+    fixed_answers: dict[str, bytes] = field(default_factory=dict, repr=False)
     requests: list[RecordedRequest] = field(default_factory=list, init=False, repr=False)
     stats: EmulatorStats = field(default_factory=EmulatorStats, init=False)
     _faults: deque[Fault] = field(default_factory=deque, init=False, repr=False)
@@ -93,9 +98,10 @@ class MetasoEmulator:
         """A transport for both ``httpx.Client`` and ``httpx.AsyncClient``."""
         return EmulatorTransport(self._exchange)
 
-    def serve(self) -> AbstractContextManager[str]:
-        """Context manager: an HTTP/1.1 server on 127.0.0.1, yielding its base URL."""
-        return serve(self)
+    def serve(self, port: int = 0) -> AbstractContextManager[str]:
+        """Context manager: an HTTP/1.1 server on 127.0.0.1 (``port`` 0: any free one),
+        yielding its base URL."""
+        return serve(self, port)
 
     def script(self, *faults: Fault) -> None:
         """Queue faults; each following request consumes one, in order."""
@@ -155,13 +161,21 @@ class MetasoEmulator:
         fault = fault or _NO_FAULT
         if fault.interruption is not None:
             return Plan(self.latency + fault.seconds, fault.interruption)
-        reply = fault.reply or answer(
-            method,
-            path,
-            headers,
-            body,
-            api_key=self.api_key,
-            pages=self.pages,
-            reject_page_with_size=self.reject_page_with_size,
+        reply = (
+            fault.reply
+            or self._fixed_answer(path)
+            or answer(
+                method,
+                path,
+                headers,
+                body,
+                api_key=self.api_key,
+                pages=self.pages,
+                reject_page_with_size=self.reject_page_with_size,
+            )
         )
         return Plan(self.latency + fault.seconds, replace(reply, truncated=fault.truncate))
+
+    def _fixed_answer(self, path: str) -> Reply | None:
+        body = self.fixed_answers.get(path)
+        return None if body is None else Reply(200, (("Content-Type", JSON_TYPE),), (body,))
