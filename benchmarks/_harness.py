@@ -1,10 +1,9 @@
-"""The benchmarks' harness: timing, medians and p90s, and one side-by-side table.
+"""The benchmarks' harness: interleaved timing, medians and p90s, one side-by-side table.
 
-A benchmark is a list of steps, each a function filling a :class:`Report` with measurements
-(a contender's samples, then one comparison per baseline: the ratio, and where a target is
-set, ``PASS`` or ``MISS``) and facts (a counted outcome). :func:`run` runs them against one
-emulator served from a child process (its threads must not compete with the measured client
-for the GIL), prints the table and exits 1 when a target is missed.
+A benchmark is a list of steps, functions of a :class:`Report` and the emulator, which
+:func:`run` serves from a child process: in this one, its threads would compete with the
+measured client for the GIL. Steps add measurements (a contender's samples, then each
+baseline's median, the ratio and, where a target is set, ``PASS`` or ``MISS``) and facts.
 """
 
 from __future__ import annotations
@@ -30,8 +29,6 @@ from langchain_metaso.testing import EmulatorProcess
 for _variable in ("LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING", "LANGSMITH_TRACING"):
     os.environ.pop(_variable, None)
 
-VERSIONS = ("langchain-metaso", "langchain-core", "httpx", "pydantic", "langchain-tavily")
-
 
 @dataclass
 class Measure:
@@ -48,17 +45,12 @@ class Measure:
 
     @property
     def p90(self) -> float:
-        ordered = sorted(self.samples)
-        return ordered[math.ceil(0.9 * len(ordered)) - 1]
+        return sorted(self.samples)[math.ceil(0.9 * len(self.samples)) - 1]
 
     def show(self, value: float) -> str:
         if self.unit == "B":
             return f"{value / 1e6:.2f} MB"
-        ms = value * 1000
-        return f"{ms:.3f} ms" if ms < 10 else f"{ms:.1f} ms"
-
-
-Check = Callable[[Any], bool]
+        return f"{value * 1000:.3f} ms" if value < 0.01 else f"{value * 1000:.1f} ms"
 
 
 def _schedule(contenders: Mapping[str, Any], warmup: int, calls: int) -> Iterator[tuple[str, Any]]:
@@ -70,8 +62,7 @@ def _schedule(contenders: Mapping[str, Any], warmup: int, calls: int) -> Iterato
     gc.collect()
     order = list(contenders.items())
     for round_ in range(calls):
-        shift = round_ % len(order)
-        yield from order[shift:] + order[:shift]
+        yield from order[round_ % len(order) :] + order[: round_ % len(order)]
 
 
 def _record(measures: dict[str, Measure], name: str, seconds: float, ok: bool) -> None:
@@ -81,10 +72,13 @@ def _record(measures: dict[str, Measure], name: str, seconds: float, ok: bool) -
 
 
 def interleave(
-    contenders: Mapping[str, Callable[[], Any]], check: Check, warmup: int, calls: int
+    contenders: Mapping[str, Callable[[], Any]],
+    check: Callable[[Any], bool],
+    warmup: int,
+    calls: int,
 ) -> dict[str, Measure]:
-    """Time each contender's calls, interleaved (see ``_schedule``); ``check`` tells a
-    good answer from a failed call."""
+    """Time the contenders' calls as ``_schedule`` orders them; ``check`` tells a good
+    answer from a failed call."""
     measures = {name: Measure(name) for name in contenders}
     for name, function in _schedule(contenders, warmup, calls):
         start = time.perf_counter()
@@ -94,7 +88,10 @@ def interleave(
 
 
 async def ainterleave(
-    contenders: Mapping[str, Callable[[], Awaitable[Any]]], check: Check, warmup: int, calls: int
+    contenders: Mapping[str, Callable[[], Awaitable[Any]]],
+    check: Callable[[Any], bool],
+    warmup: int,
+    calls: int,
 ) -> dict[str, Measure]:
     """:func:`interleave` for coroutines, one call at a time on the running loop."""
     measures = {name: Measure(name) for name in contenders}
@@ -111,7 +108,7 @@ def _verdict(ok: bool | None) -> str:
 
 @dataclass
 class Report:
-    """The rows of the table, as data (what ``--json`` writes) and as text (``render``)."""
+    """The table's rows, as data (what ``--json`` writes) and as text (``render``)."""
 
     args: argparse.Namespace
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -119,7 +116,6 @@ class Report:
     _lines: list[list[str]] = field(default_factory=list)
 
     def count(self, full: int, quick: int) -> int:
-        """How many: ``quick`` with ``--quick``, else ``full``."""
         return quick if self.args.quick else full
 
     def section(self, title: str) -> None:
@@ -132,8 +128,7 @@ class Report:
         name = measure.name + (f" [{measure.failures} FAILED]" if measure.failures else "")
         cells = [name, measure.show(measure.median), measure.show(measure.p90)]
         row = {"name": measure.name, "unit": measure.unit, "median": measure.median}
-        row |= {"p90": measure.p90, "n": len(measure.samples), "failures": measure.failures}
-        self.rows.append(row | {"against": []})
+        self.rows.append(row | {"p90": measure.p90, "failures": measure.failures, "against": []})
         if not against:
             self._lines.append([*cells, "", "", "", "", ""])
         for baseline, limit in against:
@@ -144,10 +139,8 @@ class Report:
             side = [baseline.name, baseline.show(baseline.median), f"{ratio:.2f}x", target]
             self._lines.append([*cells, *side, _verdict(ok)])
             cells = ["", "", ""]
-            self.rows[-1]["against"].append(
-                {"name": baseline.name, "median": baseline.median, "ratio": ratio}
-                | {"limit": limit, "verdict": _verdict(ok)}
-            )
+            comparison = {"name": baseline.name, "median": baseline.median, "ratio": ratio}
+            self.rows[-1]["against"].append(comparison | {"verdict": _verdict(ok)})
 
     def fact(self, name: str, value: Any, target: str = "", ok: bool | None = None) -> None:
         """A counted outcome; ``ok`` (when given) is whether it meets ``target``."""
@@ -155,7 +148,7 @@ class Report:
         self._lines.append([name, str(value), "", "", "", "", target, _verdict(ok)])
 
     def verdicts(self) -> list[str]:
-        found = [row.get("verdict", "") for row in self.rows]
+        found = [row.get("verdict") for row in self.rows]
         found += [c["verdict"] for row in self.rows for c in row.get("against", ())]
         return [verdict for verdict in found if verdict]
 
@@ -172,18 +165,16 @@ class Report:
         ]
         lines = [head, *self._lines]
         widths = [max(len(line[i]) for line in lines if len(line) > 1) for i in range(len(head))]
-        out = []
-        for line in lines:
-            if len(line) == 1:  # a section's title
-                out.append(f"\n{line[0]}")
-            else:
-                cells = zip(line, widths, strict=True)
-                out.append("  ".join(cell.ljust(width) for cell, width in cells).rstrip())
-        return "\n".join(out)
+        return "\n".join(
+            f"\n{line[0]}"  # a section's title
+            if len(line) == 1
+            else "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+            for line in lines
+        )
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
-    """The options every benchmark has: ``--quick`` and ``--json PATH``."""
+    """The options every benchmark takes: ``--quick`` and ``--json PATH``."""
     options = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -195,38 +186,29 @@ def parser(doc: str) -> argparse.ArgumentParser:
 Step = Callable[[Report, EmulatorProcess], None]
 
 
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def run(args: argparse.Namespace, steps: Sequence[Step], **settings: Any) -> int:
-    """Run ``steps`` against one emulator in a child process (``settings``: its settings),
-    print the table and the tally of targets; the exit status is 1 when a target is missed."""
-    # The rows are only as quiet as the machine: the load average shows other work on it.
-    machine = f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
-    versions = ", ".join(f"{package} {_version(package)}" for package in VERSIONS)
-    print(f"{machine}{os.getloadavg()[0]:.2f}; {versions}", flush=True)
-    report = Report(args)
-    started = time.perf_counter()
+    """Run ``steps`` against one emulator in a child process (``settings``: its settings)
+    and print the table; the exit status is 1 when a target is missed."""
+    versions = [f"{name} {metadata.version(name)}" for name in ("langchain-core", "httpx")]
+    # The load average shows the other work on the machine: the rows are only as quiet.
+    machine = f"Python {platform.python_version()}, {', '.join(versions)}, {os.cpu_count()} CPUs"
+    print(f"{machine}, load average {os.getloadavg()[0]:.2f}", flush=True)
+    report, started = Report(args), time.perf_counter()
     with EmulatorProcess(**settings) as server:
         for step in steps:
             step_start = time.perf_counter()
             step(report, server)
             print(f"  {step.__name__}: {time.perf_counter() - step_start:.1f} s", file=sys.stderr)
-    elapsed = time.perf_counter() - started
+    verdicts, elapsed = report.verdicts(), time.perf_counter() - started
     print(report.render(), *report.notes, sep="\n")
-    verdicts = report.verdicts()
     print(
         f"\ntargets: {verdicts.count('PASS')} PASS, {verdicts.count('MISS')} MISS; "
         f"{elapsed:.1f} s; load average at the end {os.getloadavg()[0]:.2f}"
     )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            data = {"machine": machine, "versions": versions, "seconds": elapsed}
-            json.dump(data | {"rows": report.rows, "notes": report.notes}, out, indent=2)
+            data = {"machine": machine, "rows": report.rows, "notes": report.notes}
+            json.dump(data, out, ensure_ascii=False, indent=1)
     return 1 if "MISS" in verdicts else 0
 
 

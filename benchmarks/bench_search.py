@@ -1,11 +1,6 @@
 """Issue 5's benchmark: the package against a bare httpx call, the thinnest LangChain tool
-and retriever doing the same work, and langchain-tavily, against one emulator.
-
-    python benchmarks/bench_search.py                 # about 2 minutes on 2 cores
-    python benchmarks/bench_search.py --quick         # well under a minute
-    python benchmarks/bench_search.py --json out.json # also every figure as JSON
-
-What each row measures, and why the baselines are fair: benchmarks/README.md.
+and retriever doing the same work, and langchain-tavily (``--quick``: a shorter run). What
+each row measures, and why the baselines are fair: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -39,7 +34,9 @@ KEY = "test-key"
 SEED = load_seed_response()
 QUERY = SEED["searchParameters"]["q"]
 RESULTS = 10  # the seed answer's: every contender must get all ten
+TEXTS = [item.get("summary") or item["snippet"] for item in SEED["webpages"]]
 CALL = {"name": "search", "args": {"query": QUERY}, "id": "call-1", "type": "tool_call"}
+HEADERS = {"Authorization": f"Bearer {KEY}"}
 BODY = {"q": QUERY, "scope": "webpage", "includeSummary": True, "size": RESULTS}
 # HTTPS to a distant host, as issue 5 simulates it: 30 ms to open a connection, 20 ms an answer.
 LOOPBACK = {"latency": 0.0, "connection_delay": 0.0, "max_in_flight": None}
@@ -53,15 +50,11 @@ TOOL, RETRIEVER, BARE, PEER = "MetasoSearchTool", "MetasoRetriever", "bare httpx
 THIN, RICH, THIN_RETRIEVER = "thin @tool", "thin @tool, package's schema", "thin BaseRetriever"
 
 
-def text(item: Mapping[str, Any]) -> str:
-    return str(item.get("summary") or item["snippet"])
-
-
 def tavily_answer() -> str:
     """The seed's results in the shape of Tavily's ``/search`` answer."""
     results = [
-        {"url": item["link"], "title": item["title"], "content": text(item), "score": 0.9}
-        for item in SEED["webpages"]
+        {"url": item["link"], "title": item["title"], "content": text, "score": 0.9}
+        for item, text in zip(SEED["webpages"], TEXTS, strict=True)
     ]
     return json.dumps({"query": QUERY, "answer": None, "images": [], "results": results})
 
@@ -97,24 +90,20 @@ def thin_answer(payload: Mapping[str, Any], query: str) -> tuple[str, list[Docum
 
 @dataclass
 class Bare:
-    """The floor of HTTP: one shared client, the same request, ``.json()``; ``limit``
-    bounds its requests in flight."""
+    """The floor of HTTP: one shared client (an ``httpx.Client`` for ``invoke``, an
+    ``AsyncClient`` for ``ainvoke``), the same request, ``.json()``; ``limit`` bounds the
+    requests in flight."""
 
     url: str
-    client: httpx.Client | None = None
-    aclient: httpx.AsyncClient | None = None
+    client: Any
     limit: asyncio.Semaphore | None = None
 
     def invoke(self, query: str) -> Any:
-        assert self.client is not None
-        headers = {"Authorization": f"Bearer {KEY}"}
-        return self.client.post(self.url, json=BODY | {"q": query}, headers=headers).json()
+        return self.client.post(self.url, json=BODY | {"q": query}, headers=HEADERS).json()
 
     async def ainvoke(self, query: str) -> Any:
-        assert self.aclient is not None
         async with self.limit or contextlib.nullcontext():
-            headers = {"Authorization": f"Bearer {KEY}"}
-            response = await self.aclient.post(self.url, json=BODY | {"q": query}, headers=headers)
+            response = await self.client.post(self.url, json=BODY | {"q": query}, headers=HEADERS)
         return response.json()
 
     async def abatch(self, queries: list[str]) -> list[Any]:
@@ -204,7 +193,7 @@ def sync_latency(report: Report, server: EmulatorProcess) -> None:
 @run_async
 async def async_latency(report: Report, server: EmulatorProcess) -> None:
     async with httpx.AsyncClient() as aclient:
-        entrants = contenders(server, Bare(f"{server.url}/search", aclient=aclient))
+        entrants = contenders(server, Bare(f"{server.url}/search", aclient))
         for label, settings in CONDITIONS.items():
             server.set(**settings)
             report.section(f"2. One call, ainvoke, {label}")
@@ -220,7 +209,7 @@ async def batch(server: EmulatorProcess, name: str) -> tuple[float, list[Any]]:
     """(seconds, answers) of one contender's batch."""
     pool = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     async with httpx.AsyncClient(limits=pool) as aclient:
-        bare = Bare(f"{server.url}/search", aclient=aclient, limit=asyncio.Semaphore(IN_FLIGHT))
+        bare = Bare(f"{server.url}/search", aclient, asyncio.Semaphore(IN_FLIGHT))
         entrants = contenders(server, bare)
         runnable, given = entrants[name]
         start = time.perf_counter()
@@ -301,7 +290,7 @@ def imports(report: Report, server: EmulatorProcess) -> None:
 
 def memory(report: Report, server: EmulatorProcess) -> None:
     # 100 results, each with about 5 KB of raw page text, mostly Chinese.
-    items, filler = SEED["webpages"], "".join(map(text, SEED["webpages"]))
+    items, filler = SEED["webpages"], "".join(TEXTS)
     results = [
         items[n % 10]
         | {"link": f"{items[n % 10]['link']}?n={n}", "position": n + 1}
@@ -322,7 +311,6 @@ def memory(report: Report, server: EmulatorProcess) -> None:
         (f"{RETRIEVER}.invoke, k=100", lambda: retriever.invoke(QUERY), MEMORY_LIMIT),
         (f"{TOOL}.invoke, size=100", lambda: tool.invoke(CALL), None),
         ("json.loads alone", lambda: json.loads(body), None),
-        ("json.loads + thin Documents", lambda: thin_answer(json.loads(body), QUERY), None),
     ):
         function()  # first-call caches (schemas, imports) are not a call's cost
         peak, kept = Measure(f"{name}: peak", unit="B"), Measure(f"{name}: retained", unit="B")

@@ -2,15 +2,9 @@
 
     python benchmarks/soak.py                 # 10,000 calls, a few minutes on 2 cores
     python benchmarks/soak.py --quick         # 1,000 calls, as the test suite runs it
-    python benchmarks/soak.py --calls 50000 --json soak.json
+    python benchmarks/soak.py --calls 50000 --fault-rate 0.1 --json soak.json
 
-The calls mix the search tool and the retriever, sync (on worker threads) and async (on one
-long-lived event loop), over every scope, through two shared instances. The emulator runs in
-a child process, so every socket here is a client's, and answers --fault-rate of requests
-with a random fault: 5xx, 429, a dropped connection, a body cut short, an answer slower
-than the client's timeout, a business error, a body that is not JSON. Checked: no unhandled
-exception, every call accounted for and answered with its own query's results, no file
-descriptor growth, sockets within the pools, and no connection left open at the server.
+What it calls, what faults it injects and what it checks: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -70,10 +64,6 @@ HINTS = {
 }
 
 
-# (runnable, query, its input, invoke's options, async?)
-Call = tuple[str, str, Any, dict[str, Any], bool]
-
-
 def open_fds() -> tuple[int, int]:
     """(open file descriptors, of which sockets), from /proc/self/fd."""
     targets = []
@@ -86,18 +76,34 @@ def open_fds() -> tuple[int, int]:
 
 
 class Soak:
-    """Two shared instances, the calls' outcomes tallied (on the main thread only)."""
+    """Two shared instances, and the calls' outcomes."""
 
     def __init__(self, base_url: str) -> None:
         settings: dict[str, Any] = {"metaso_api_key": KEY, "base_url": base_url}
         settings |= {"timeout": TIMEOUT, "retry_backoff": 0.01, "max_concurrency": MAX_CONCURRENCY}
         self.tool = MetasoSearchTool(size=3, **settings)
         self.retriever = MetasoRetriever(k=3, **settings)
-        self.runnable = {"tool": self.tool, "retriever": self.retriever}
         self.outcomes: Counter[str] = Counter()  # "success", an error type, "unhandled"...
         self.unhandled: list[str] = []
         self.loop = asyncio.new_event_loop()
-        self.threads = ThreadPoolExecutor(SYNC_WORKERS)
+        self.loop.set_default_executor(ThreadPoolExecutor(SYNC_WORKERS))
+
+    async def call(self, kind: str, scope: str, query: str, is_async: bool) -> Any:
+        runnable, given, options = self.retriever, query, {"scope": scope}
+        if kind == "tool":
+            arguments = {"query": query, "scope": scope}
+            given = {"name": "metaso_search", "args": arguments, "id": query, "type": "tool_call"}
+            runnable, options = self.tool, {}
+        if is_async:
+            return await runnable.ainvoke(given, **options)
+        return await asyncio.to_thread(runnable.invoke, given, **options)  # a worker thread
+
+    async def batch(self, calls: list[tuple[str, str, str, bool]]) -> None:
+        outcomes = await asyncio.gather(
+            *(self.call(*call) for call in calls), return_exceptions=True
+        )
+        for (kind, _, query, _), outcome in zip(calls, outcomes, strict=True):
+            self.settle(kind, query, outcome)
 
     def settle(self, kind: str, query: str, outcome: Any) -> None:
         """Tally one call: its own query's answer, a typed error, or else unhandled."""
@@ -119,32 +125,14 @@ class Soak:
         self.outcomes["unhandled"] += 1
         self.unhandled.append(f"{kind}: {outcome!r:.200}")
 
-    def run(self, calls: list[Call]) -> None:
-        """In batches: the sync calls on the threads while the async ones run here."""
+    def run(self, calls: list[tuple[str, str, str, bool]]) -> None:
         for start in range(0, len(calls), BATCH):
-            batch = calls[start : start + BATCH]
-            threaded = [
-                (kind, query, self.threads.submit(self.runnable[kind].invoke, given, **options))
-                for kind, query, given, options, is_async in batch
-                if not is_async
-            ]
-            together = [call for call in batch if call[4]]
-            outcomes = self.loop.run_until_complete(self.gather(together))
-            for (kind, query, *_), outcome in zip(together, outcomes, strict=True):
-                self.settle(kind, query, outcome)
-            for kind, query, future in threaded:
-                self.settle(kind, query, future.exception() or future.result())
-
-    async def gather(self, calls: list[Call]) -> list[Any]:
-        tasks = (
-            self.runnable[kind].ainvoke(given, **options) for kind, _, given, options, _ in calls
-        )
-        return await asyncio.gather(*tasks, return_exceptions=True)
+            self.loop.run_until_complete(self.batch(calls[start : start + BATCH]))
 
     def close(self) -> None:
-        self.threads.shutdown()
         self.loop.run_until_complete(self.tool.aclose())
         self.loop.run_until_complete(self.retriever.aclose())
+        self.loop.run_until_complete(self.loop.shutdown_default_executor())
         self.loop.close()
 
 
@@ -165,17 +153,11 @@ def soak(report: Report, server: EmulatorProcess) -> None:
         for _ in range(4 * count)
     ]
     server.script(*(FAULTS[name] if name else NO_FAULT for name in script))
-    calls: list[Call] = []
-    for number in range(count):
-        scope = rng.choice(SCOPES)
-        # Bracketed, so no query is part of another ("[7]" is not in "[70]").
-        query, is_async = f"[soak {number}] 秘塔 {scope}", rng.random() < 0.5
-        if rng.random() < 0.5:
-            arguments = {"query": query, "scope": scope}
-            call = {"name": "metaso_search", "args": arguments, "id": query, "type": "tool_call"}
-            calls.append(("tool", query, call, {}, is_async))
-        else:
-            calls.append(("retriever", query, query, {"scope": scope}, is_async))
+    # Bracketed, so no query is part of another ("[7]" is not in "[70]").
+    calls = [
+        (rng.choice(("tool", "retriever")), scope, f"[soak {n}] 秘塔 {scope}", rng.random() < 0.5)
+        for n, scope in enumerate(rng.choice(SCOPES) for _ in range(count))
+    ]
     started = time.perf_counter()
     fds_start, sockets_start = open_fds()
     soak = Soak(server.url)
