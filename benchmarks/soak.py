@@ -119,7 +119,8 @@ class Soak:
             return
         documents = outcome.artifact if isinstance(outcome, ToolMessage) else outcome
         if isinstance(documents, list) and documents:
-            mine = all(query in doc.metadata.get("title", "") for doc in documents)
+            # An image result has only a title, so its document's text is that title.
+            mine = all(query in doc.metadata.get("title", doc.page_content) for doc in documents)
             self.outcomes["success" if mine else "another query's answer"] += 1
             return
         self.outcomes["unhandled"] += 1

@@ -15,13 +15,13 @@ from langchain_core.documents import Document
 from langchain_core.messages import ToolMessage
 
 from integration_tests.conftest import Target
-from langchain_metaso.answer_tool import MetasoAnswerTool
-from langchain_metaso.client import Call
+from langchain_metaso._http import Call
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.document_loaders import MetasoLoader
 from langchain_metaso.errors import MetasoAuthenticationError
-from langchain_metaso.reader_tool import MetasoReaderTool
 from langchain_metaso.toolkits import MetasoToolkit
+from langchain_metaso.tools.answer import MetasoAnswerTool
+from langchain_metaso.tools.reader import MetasoReaderTool
 
 # Stable pages, kept by IANA for exactly this kind of use.
 PAGES = ["https://example.com/", "https://www.iana.org/help/example-domains"]

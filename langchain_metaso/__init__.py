@@ -5,12 +5,13 @@ nothing and ``from langchain_metaso import MetasoSearchTool`` loads only what th
 needs (not the reader, loader or answer modules).
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from langchain_metaso._lazy import lazy_exports
 from langchain_metaso.errors import (
     MetasoAPIError,
     MetasoAuthenticationError,
+    MetasoBudgetExceededError,
     MetasoConnectionError,
     MetasoError,
     MetasoInsufficientCreditsError,
@@ -21,62 +22,56 @@ from langchain_metaso.errors import (
 )
 
 if TYPE_CHECKING:
-    from langchain_metaso.answer import CHAT_MODELS, ChatModel
-    from langchain_metaso.answer_tool import MetasoAnswerInput, MetasoAnswerTool
-    from langchain_metaso.cache import InMemoryCache, MetasoCache
-    from langchain_metaso.config import DEFAULT_BASE_URL, METASO_CN_BASE_URL, MetasoConfig
+    from langchain_metaso.cache import InMemoryCache, MetasoCache, MetasoStoreCache
+    from langchain_metaso.chat import CHAT_MODELS, ChatModel
+    from langchain_metaso.config import MetasoConfig
     from langchain_metaso.document_loaders import MetasoLoader
-    from langchain_metaso.models import (
-        SCOPES,
-        Scope,
-        SearchRequest,
-        SearchResponse,
-        SearchResult,
-    )
-    from langchain_metaso.reader_tool import MetasoReaderInput, MetasoReaderTool
+    from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
+    from langchain_metaso.rate_limiters import RedisRateLimiter
     from langchain_metaso.retrievers import MetasoRetriever
+    from langchain_metaso.scopes import SCOPES, Scope
+    from langchain_metaso.search import SearchRequest, SearchResponse, SearchResult
     from langchain_metaso.toolkits import MetasoToolkit
-    from langchain_metaso.tools import MetasoSearchInput, MetasoSearchTool, MetasoTool
+    from langchain_metaso.tools.answer import MetasoAnswerInput, MetasoAnswerTool
+    from langchain_metaso.tools.base import MetasoTool
+    from langchain_metaso.tools.reader import MetasoReaderInput, MetasoReaderTool
+    from langchain_metaso.tools.search import MetasoSearchInput, MetasoSearchTool
+    from langchain_metaso.usage import CreditBudget, MetasoUsage, metaso_usage
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "CHAT_MODELS": "answer",
-    "ChatModel": "answer",
-    "MetasoAnswerInput": "answer_tool",
-    "MetasoAnswerTool": "answer_tool",
     "InMemoryCache": "cache",
     "MetasoCache": "cache",
-    "DEFAULT_BASE_URL": "config",
-    "METASO_CN_BASE_URL": "config",
+    "MetasoStoreCache": "cache",
+    "CHAT_MODELS": "chat",
+    "ChatModel": "chat",
     "MetasoConfig": "config",
     "MetasoLoader": "document_loaders",
-    "SCOPES": "models",
-    "Scope": "models",
-    "SearchRequest": "models",
-    "SearchResponse": "models",
-    "SearchResult": "models",
-    "MetasoReaderInput": "reader_tool",
-    "MetasoReaderTool": "reader_tool",
+    "DEFAULT_BASE_URL": "providers",
+    "METASO_CN_BASE_URL": "providers",
+    "RedisRateLimiter": "rate_limiters",
     "MetasoRetriever": "retrievers",
+    "SCOPES": "scopes",
+    "Scope": "scopes",
+    "SearchRequest": "search",
+    "SearchResponse": "search",
+    "SearchResult": "search",
     "MetasoToolkit": "toolkits",
-    "MetasoSearchInput": "tools",
-    "MetasoSearchTool": "tools",
-    "MetasoTool": "tools",
+    "MetasoAnswerInput": "tools.answer",
+    "MetasoAnswerTool": "tools.answer",
+    "MetasoTool": "tools.base",
+    "MetasoReaderInput": "tools.reader",
+    "MetasoReaderTool": "tools.reader",
+    "MetasoSearchInput": "tools.search",
+    "MetasoSearchTool": "tools.search",
+    "CreditBudget": "usage",
+    "MetasoUsage": "usage",
+    "metaso_usage": "usage",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
@@ -85,11 +80,13 @@ __all__ = [
     "METASO_CN_BASE_URL",
     "SCOPES",
     "ChatModel",
+    "CreditBudget",
     "InMemoryCache",
     "MetasoAPIError",
     "MetasoAnswerInput",
     "MetasoAnswerTool",
     "MetasoAuthenticationError",
+    "MetasoBudgetExceededError",
     "MetasoCache",
     "MetasoConfig",
     "MetasoConnectionError",
@@ -104,12 +101,16 @@ __all__ = [
     "MetasoSearchInput",
     "MetasoSearchTool",
     "MetasoServerError",
+    "MetasoStoreCache",
     "MetasoTimeoutError",
     "MetasoTool",
     "MetasoToolkit",
+    "MetasoUsage",
+    "RedisRateLimiter",
     "Scope",
     "SearchRequest",
     "SearchResponse",
     "SearchResult",
     "__version__",
+    "metaso_usage",
 ]

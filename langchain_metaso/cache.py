@@ -1,35 +1,81 @@
 """An opt-in cache of API answers: every call costs credits, a repeated one need not.
 
-Pass ``cache=InMemoryCache()`` (or anything with the two methods of ``MetasoCache``) to
-any public class. What is cached is the decoded answer of a successful call (a JSON
-object or text, so a Redis or disk backend can store it as JSON), under a key made of the
-endpoint, the base URL and the request body: never the API key. Errors are not cached.
+Pass ``cache=InMemoryCache()`` (one process), ``cache=MetasoStoreCache(store)`` (any
+LangChain ``ByteStore``) or ``cache=MetasoStoreCache.from_redis_url(url)`` (shared by
+every process and machine using that Redis), or anything with the two methods of
+``MetasoCache``, to any public class. What is cached is the decoded answer of a
+successful call (a JSON object or text), under a key made of the endpoint, the base URL,
+the answer format and the request body: never the API key. Errors are not cached.
 
 The trade-off: a hit is free and instant but as old as the entry, so keep ``ttl`` short
 for news and fresh facts, and long for stable questions (papers, documents).
+
+The HTTP core reaches a cache only through ``cache_get``/``cache_set`` and their async
+twins ``acache_get``/``acache_set``: they use a cache's own ``aget``/``aset`` when it has
+them, run a sync-only cache off the event loop, and log a failing backend and go on
+without it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import logging
+import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["InMemoryCache", "MetasoCache", "cache_key"]
+if TYPE_CHECKING:
+    from langchain_core.stores import ByteStore
+
+__all__ = [
+    "InMemoryCache",
+    "MetasoAsyncCache",
+    "MetasoCache",
+    "MetasoStoreCache",
+    "acache_get",
+    "acache_set",
+    "cache_get",
+    "cache_key",
+    "cache_set",
+]
+
+logger = logging.getLogger("langchain_metaso")
 
 
 @runtime_checkable
 class MetasoCache(Protocol):
-    """What a cache backend provides. Values are JSON-compatible (dicts, lists, text)."""
+    """What a cache backend provides. Values are JSON-compatible (dicts, lists, text).
+
+    A backend may also define ``aget`` and ``aset`` (``MetasoAsyncCache``), which async
+    calls then use; without them, async calls run ``get`` and ``set`` in a worker thread.
+    """
 
     def get(self, key: str) -> Any | None:
         """The value stored under ``key``, or ``None`` on a miss."""
 
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key``."""
+
+
+@runtime_checkable
+class MetasoAsyncCache(MetasoCache, Protocol):
+    """A cache with native async methods too.
+
+    A protocol of its own, because settings typed ``MetasoCache`` check it with
+    ``isinstance``: a sync-only cache must still pass.
+    """
+
+    async def aget(self, key: str) -> Any | None:
+        """``get`` without blocking the event loop."""
+
+    async def aset(self, key: str, value: Any) -> None:
+        """``set`` without blocking the event loop."""
 
 
 def cache_key(
@@ -43,6 +89,48 @@ def cache_key(
         sort_keys=True,
         separators=(",", ":"),
     )
+
+
+@contextmanager
+def _tolerated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:  # a cache backend that fails must not fail the search
+        logger.warning("Metaso cache %s failed (%s); going without", action, exc)
+
+
+def cache_get(cache: MetasoCache, key: str) -> Any | None:
+    """``cache.get(key)``, or ``None`` (logged) if the backend fails."""
+    with _tolerated("get"):
+        return cache.get(key)
+    return None
+
+
+def cache_set(cache: MetasoCache, key: str, value: Any) -> None:
+    """``cache.set(key, value)``; a failing backend is logged and ignored."""
+    with _tolerated("set"):
+        cache.set(key, value)
+
+
+async def acache_get(cache: MetasoCache, key: str) -> Any | None:
+    """``cache_get`` for async code: the cache's ``aget``, else ``get`` off the loop."""
+    # getattr, not isinstance: a runtime protocol check costs ~10 µs, more than a hit.
+    aget = getattr(cache, "aget", None)
+    with _tolerated("get"):
+        if aget is not None:
+            return await aget(key)
+        return await asyncio.to_thread(cache.get, key)
+    return None
+
+
+async def acache_set(cache: MetasoCache, key: str, value: Any) -> None:
+    """``cache_set`` for async code: the cache's ``aset``, else ``set`` off the loop."""
+    aset = getattr(cache, "aset", None)
+    with _tolerated("set"):
+        if aset is not None:
+            await aset(key, value)
+        else:
+            await asyncio.to_thread(cache.set, key, value)
 
 
 class InMemoryCache:
@@ -90,6 +178,13 @@ class InMemoryCache:
             while len(self._entries) > self.maxsize:
                 self._entries.popitem(last=False)
 
+    # The lock is held for a dict operation, never across I/O: cheap enough on the loop.
+    async def aget(self, key: str) -> Any | None:
+        return self.get(key)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -111,3 +206,142 @@ class InMemoryCache:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+_ENTRY_FORMAT = 1  # in every stored entry: another format is a miss, never a crash
+_SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]+")  # what file stores and Redis tools take as is
+
+
+class MetasoStoreCache:
+    """A cache over any LangChain ``ByteStore``, so answers are shared by every process
+    (and machine) that uses the same store: Redis, files, or any other LangChain store.
+
+    Entries are JSON (never pickles) holding the answer and its expiry, so a store with no
+    expiry of its own works, and a new release of this package reads the entries of an
+    old one or treats them as misses: an entry that cannot be read is a miss, an expired
+    one is a miss and is deleted. Store keys are short and safe for files and Redis:
+    ``{namespace}/{endpoint}/{hash of the request}``.
+
+    Setup:
+        .. code-block:: python
+
+            from langchain_core.stores import InMemoryByteStore
+            from langchain_metaso import MetasoSearchTool, MetasoStoreCache
+
+            cache = MetasoStoreCache(InMemoryByteStore(), ttl=3600)
+            # or, shared by every worker: pip install "langchain-metaso[redis]"
+            cache = MetasoStoreCache.from_redis_url("redis://localhost:6379/0", ttl=3600)
+            tool = MetasoSearchTool(cache=cache)
+
+    Args:
+        store: Where entries go: any ``BaseStore[str, bytes]``.
+        ttl: Seconds an entry is served after it is set; ``None`` serves it until the
+            store drops it.
+        namespace: Prefix of every key, so several caches (or apps) can share a store.
+        clock: Wall-clock seconds (``time.time``): expiries are compared across processes.
+    """
+
+    def __init__(
+        self,
+        store: ByteStore,
+        ttl: float | None = 3600.0,
+        *,
+        namespace: str = "metaso",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError(f"ttl must be positive or None, got {ttl}")
+        if not namespace:
+            raise ValueError("namespace must not be empty")
+        self.store = store
+        self.ttl = ttl
+        self.namespace = namespace
+        self._clock = clock
+
+    @classmethod
+    def from_redis_url(
+        cls,
+        url: str,
+        ttl: float | None = 3600.0,
+        *,
+        namespace: str = "metaso",
+        **redis_options: Any,
+    ) -> MetasoStoreCache:
+        """A cache on the Redis server at ``url``, which also expires the keys itself.
+
+        Needs redis-py: ``pip install "langchain-metaso[redis]"``.
+
+        Args:
+            url: e.g. ``redis://localhost:6379/0``.
+            ttl: Seconds an entry is served, and kept by Redis.
+            namespace: Prefix of every key.
+            **redis_options: Passed to ``redis.Redis.from_url``; socket timeouts default
+                to 2 s, so an unreachable Redis slows a search down, never hangs it.
+        """
+        from langchain_metaso._redis import RedisByteStore, RedisConnection
+
+        store = RedisByteStore(RedisConnection(url, **redis_options), ttl=ttl)
+        return cls(store, ttl, namespace=namespace)
+
+    def get(self, key: str) -> Any | None:
+        store_key = self._store_key(key)
+        [raw] = self.store.mget([store_key])
+        value, expired = self._read(raw)
+        if expired:
+            self.store.mdelete([store_key])
+        return value
+
+    def set(self, key: str, value: Any) -> None:
+        self.store.mset([(self._store_key(key), self._entry(value))])
+
+    async def aget(self, key: str) -> Any | None:
+        store_key = self._store_key(key)
+        [raw] = await self.store.amget([store_key])
+        value, expired = self._read(raw)
+        if expired:
+            await self.store.amdelete([store_key])
+        return value
+
+    async def aset(self, key: str, value: Any) -> None:
+        await self.store.amset([(self._store_key(key), self._entry(value))])
+
+    def _store_key(self, key: str) -> str:
+        # The endpoint keeps keys readable (``redis-cli --scan --pattern 'metaso/search/*'``).
+        try:
+            endpoint = json.loads(key)[1]
+        except (ValueError, LookupError, TypeError):
+            endpoint = None
+        readable = _SAFE_PART.sub("_", endpoint).strip("_.") if isinstance(endpoint, str) else ""
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return f"{self.namespace}/{readable[:40] or 'call'}/{digest}"
+
+    def _entry(self, value: Any) -> bytes:
+        expires = None if self.ttl is None else self._clock() + self.ttl
+        entry = {"format": _ENTRY_FORMAT, "expires": expires, "value": value}
+        # An answer may hold a lone surrogate (from a JSON \ud800 escape): surrogatepass
+        # writes it, where strict UTF-8 would fail the whole entry.
+        return json.dumps(entry, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+    def _read(self, raw: bytes | None) -> tuple[Any | None, bool]:
+        """The entry's value (``None`` on a miss), and whether it expired."""
+        if raw is None:
+            return None, False
+        try:
+            entry = json.loads(raw.decode("utf-8", "surrogatepass"))
+        except (ValueError, RecursionError):
+            return None, False
+        if not isinstance(entry, dict) or entry.get("format") != _ENTRY_FORMAT:
+            return None, False
+        expires = entry.get("expires")
+        if expires is None:
+            return entry.get("value"), False
+        if isinstance(expires, bool) or not isinstance(expires, int | float):
+            return None, False
+        if not expires > self._clock():  # NaN included
+            return None, True
+        return entry.get("value"), False
+
+    def __repr__(self) -> str:
+        return (
+            f"MetasoStoreCache(store={self.store!r}, ttl={self.ttl}, namespace={self.namespace!r})"
+        )

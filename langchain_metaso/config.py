@@ -1,9 +1,10 @@
-"""Settings shared by every public class, defined once, and the search call they share."""
+"""``MetasoConfig``: the settings every public class shares, defined once."""
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
+import threading
+from types import TracebackType
+from typing import Any, TypeVar
 
 import httpx
 from langchain_core.rate_limiters import BaseRateLimiter
@@ -11,16 +12,15 @@ from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 from typing_extensions import Self
 
+from langchain_metaso._http import ConnectionPool, MetasoClient
 from langchain_metaso.cache import MetasoCache
-from langchain_metaso.client import Call, ConnectionPool, MetasoClient
-from langchain_metaso.models import SearchRequest, SearchResponse
+from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
+from langchain_metaso.usage import CreditBudget
 
 __all__ = ["DEFAULT_BASE_URL", "METASO_CN_BASE_URL", "MetasoConfig"]
 
-DEFAULT_BASE_URL = "https://api.302.ai/metaso"
-"""302.AI, the provider documented in the seed; its keys start with ``sk-``."""
-METASO_CN_BASE_URL = "https://metaso.cn/api/v1"
-"""Metaso itself; its keys start with ``mk-``."""
+C = TypeVar("C", bound="MetasoConfig")
+_BUDGET_LOCK = threading.Lock()
 
 
 class MetasoConfig(BaseModel):
@@ -53,7 +53,10 @@ class MetasoConfig(BaseModel):
     """API root, e.g. ``https://api.302.ai/metaso`` or ``https://metaso.cn/api/v1``;
     read from ``METASO_BASE_URL`` if not given."""
     timeout: float = Field(default=30.0, gt=0)
-    """Seconds to wait for each attempt (connect, send, read)."""
+    """Seconds each step of an attempt may take (connect, send, each read)."""
+    total_timeout: float | None = Field(default=60.0, gt=0)
+    """Seconds a whole call may take, retries and waits included; ``None`` for no bound.
+    A retry that could not finish in what is left is not started."""
     max_retries: int = Field(default=2, ge=0, le=10)
     """Retries after a transient failure (connection error, timeout, 429, 5xx)."""
     retry_backoff: float = Field(default=0.5, ge=0)
@@ -71,7 +74,13 @@ class MetasoConfig(BaseModel):
     """A LangChain rate limiter (e.g. ``InMemoryRateLimiter``) consulted before every
     request, retries included."""
 
+    credit_budget: float | None = Field(default=None, ge=0)
+    """Credits this instance and its copies (``model_copy``, a toolkit's tools) may spend
+    together; a call that would start after that is refused with
+    ``MetasoBudgetExceededError`` before it is sent. ``None``: no budget."""
+
     _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
+    _budget: CreditBudget | None = PrivateAttr(default=None)
 
     @field_validator("metaso_api_key")
     @classmethod
@@ -129,7 +138,37 @@ class MetasoConfig(BaseModel):
             pool=self._pool,
             cache=self.cache,
             rate_limiter=self.rate_limiter,
+            total_timeout=self.total_timeout,
+            budget=self._credit_budget(),
         )
+
+    def _credit_budget(self) -> CreditBudget | None:
+        # Copies share the budget object; one given another limit counts afresh.
+        if self.credit_budget is None:
+            return None
+        with _BUDGET_LOCK:  # two first calls at once must not count on two budgets
+            budget = self._budget
+            if budget is None or budget.limit != self.credit_budget:
+                budget = self._budget = CreditBudget(self.credit_budget)
+            return budget
+
+    def connection_settings(self) -> dict[str, Any]:
+        """The settings every class shares (key, base URL, limits...), by name."""
+        return {name: getattr(self, name) for name in MetasoConfig.model_fields}
+
+    def share_connections(self, cls: type[C], **kwargs: Any) -> C:
+        """A ``cls`` instance with these settings (``kwargs`` added or overriding) that
+        shares this instance's connection pool, and so its ``max_concurrency`` bound.
+
+        This is how a toolkit's tools share one pool::
+
+            search = MetasoSearchTool()
+            reader = search.share_connections(MetasoReaderTool, max_chars=4000)
+        """
+        sibling = cls(**{**self.connection_settings(), **kwargs})
+        sibling._pool = self._pool
+        sibling._budget = self._credit_budget()
+        return sibling
 
     def close(self) -> None:
         """Close pooled sync connections now, rather than when garbage collected."""
@@ -139,16 +178,24 @@ class MetasoConfig(BaseModel):
         """Close pooled connections, async ones of the running loop included."""
         await self._pool.aclose()
 
-    def _search(self, request: SearchRequest) -> SearchResponse:
-        return self.client.request(_search_call(request))
+    def __enter__(self) -> Self:
+        return self
 
-    async def _asearch(self, request: SearchRequest) -> SearchResponse:
-        return await self.client.arequest(_search_call(request))
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
+    async def __aenter__(self) -> Self:
+        return self
 
-def _search_call(request: SearchRequest) -> Call[SearchResponse]:
-    return Call(
-        endpoint="search",
-        body=request.to_body(),
-        parse=partial(SearchResponse.from_payload, scope=request.scope),
-    )
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -10,10 +10,10 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from langchain_metaso.client import Call
+from langchain_metaso._http import Call
+from langchain_metaso._parsing import ScopeName, check_query
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.errors import MetasoError
-from langchain_metaso.models import MAX_SIZE, Scope, SearchRequest, SearchResponse, check_query
 from langchain_metaso.reader import (
     ReaderFormat,
     ReaderPage,
@@ -21,6 +21,7 @@ from langchain_metaso.reader import (
     check_url,
     reader_call,
 )
+from langchain_metaso.search import MAX_SIZE, SearchRequest, SearchResponse, search_call
 
 __all__ = ["MetasoLoader"]
 
@@ -79,7 +80,7 @@ class MetasoLoader(MetasoConfig, BaseLoader):
     """Search this and read the top ``k`` results instead."""
     k: int = Field(default=5, ge=1, le=MAX_SIZE)
     """Search results to read, with ``query``."""
-    scope: Scope = "webpage"
+    scope: ScopeName = "webpage"
     """Where to search, with ``query``."""
     strict: bool = False
     """Raise on the first page that fails, instead of recording it and going on."""
@@ -126,7 +127,11 @@ class MetasoLoader(MetasoConfig, BaseLoader):
     def lazy_load(self) -> Iterator[Document]:
         """Read the pages one after another, yielding each ``Document`` as it comes."""
         self._failures = []
-        urls = self.urls if self.urls is not None else self._links(self._search(self._request()))
+        urls = (
+            self.urls
+            if self.urls is not None
+            else self._links(self.client.request(search_call(self._request())))
+        )
         client = self.client
         for url in urls:
             try:
@@ -142,7 +147,7 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         urls = (
             self.urls
             if self.urls is not None
-            else self._links(await self._asearch(self._request()))
+            else self._links(await self.client.arequest(search_call(self._request())))
         )
         client = self.client
         # The client lets max_concurrency of these run at once; the others wait their turn.

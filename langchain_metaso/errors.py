@@ -10,9 +10,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from langchain_metaso.providers import PROVIDERS_HINT
+
 __all__ = [
     "MetasoAPIError",
     "MetasoAuthenticationError",
+    "MetasoBudgetExceededError",
     "MetasoConnectionError",
     "MetasoError",
     "MetasoInsufficientCreditsError",
@@ -98,8 +101,7 @@ class MetasoAuthenticationError(MetasoAPIError):
 
     hint = (
         "Check that METASO_API_KEY (or metaso_api_key=) holds a valid key for this "
-        "base URL: 302.AI keys start with 'sk-' and go with https://api.302.ai/metaso, "
-        "metaso.cn keys start with 'mk-' and go with https://metaso.cn/api/v1."
+        f"base URL: {PROVIDERS_HINT}."
     )
 
 
@@ -134,31 +136,75 @@ class MetasoResponseError(MetasoError):
     Attributes:
         endpoint: The endpoint that answered.
         body_excerpt: The start of what came back, cut short.
+        url: The URL that was called, if known.
     """
 
-    def __init__(self, problem: str, *, endpoint: str, body_excerpt: str = "") -> None:
-        self._init = ((problem,), {"endpoint": endpoint, "body_excerpt": body_excerpt})
+    def __init__(
+        self, problem: str, *, endpoint: str, body_excerpt: str = "", url: str = ""
+    ) -> None:
+        self._init = (
+            (problem,),
+            {"endpoint": endpoint, "body_excerpt": body_excerpt, "url": url},
+        )
         self.endpoint = endpoint
         self.body_excerpt = body_excerpt
+        self.url = url
         shown = f" Received: {body_excerpt!r}" if body_excerpt else ""
+        where = f" ({url})" if url else ""
         super().__init__(
-            f"Metaso {endpoint} returned an unusable answer: {problem}.{shown} "
-            "Check that the base URL points at the Metaso API (not a proxy or web page)."
+            f"Metaso {endpoint} returned an unusable answer{where}: {problem}.{shown} "
+            "Check that the base URL points at the Metaso API (base_url= or "
+            "METASO_BASE_URL), not a proxy or a web page."
         )
 
 
 class MetasoConnectionError(MetasoError):
-    """The server could not be reached, or stopped answering, even after retries."""
+    """The server could not be reached, or stopped answering, even after retries.
 
-    def __init__(self, problem: str, *, endpoint: str, url: str = "") -> None:
-        self._init = ((problem,), {"endpoint": endpoint, "url": url})
+    Attributes:
+        endpoint: The endpoint that was called.
+        url: The URL that was called.
+    """
+
+    advice = "Check the network and the base URL (METASO_BASE_URL), then retry."
+
+    def __init__(
+        self, problem: str, *, endpoint: str, url: str = "", advice: str | None = None
+    ) -> None:
+        self._init = ((problem,), {"endpoint": endpoint, "url": url, "advice": advice})
         self.endpoint = endpoint
         self.url = url
+        if advice is not None:
+            self.advice = advice
         super().__init__(
-            f"Metaso {endpoint} could not reach {url or 'the server'}: {problem}. "
-            "Check the network and the base URL (METASO_BASE_URL), then retry."
+            f"Metaso {endpoint} could not reach {url or 'the server'}: {problem}. {self.advice}"
         )
 
 
 class MetasoTimeoutError(MetasoConnectionError):
-    """The server did not answer within ``timeout`` seconds, even after retries."""
+    """No answer in time: within ``timeout`` for an attempt, or ``total_timeout`` for
+    the whole call with its retries; the message says which."""
+
+
+class MetasoBudgetExceededError(MetasoError):
+    """A credit budget is spent: the call was refused before anything was sent.
+
+    Raised for a ``credit_budget`` of an instance (shared with its copies) or of a
+    ``metaso_usage(credit_budget=...)`` block. Calls already under way when the budget
+    ran out finish, so what is used can exceed the budget by their credits.
+
+    Attributes:
+        budget: The budget, in credits.
+        used: Credits spent against it so far.
+        endpoint: The endpoint of the refused call, e.g. ``"search"``.
+    """
+
+    def __init__(self, *, budget: float, used: float, endpoint: str) -> None:
+        self._init = ((), {"budget": budget, "used": used, "endpoint": endpoint})
+        self.budget = budget
+        self.used = used
+        self.endpoint = endpoint
+        super().__init__(
+            f"Metaso {endpoint} was not sent: the search budget of {budget:g} credits is "
+            f"spent ({used:g} used). Raise credit_budget or start a new metaso_usage()."
+        )

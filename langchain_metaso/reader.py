@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from langchain_core.documents import Document
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from langchain_metaso.client import Call
-from langchain_metaso.models import Int, Text
+from langchain_metaso._http import Call
+from langchain_metaso._parsing import Int, Text
 
 __all__ = ["ReaderFormat", "ReaderPage", "ReaderRequest", "check_url", "reader_call"]
 

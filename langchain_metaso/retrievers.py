@@ -11,7 +11,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
 from langchain_metaso.config import MetasoConfig
-from langchain_metaso.models import MAX_SIZE, SearchOptions, SearchRequest
+from langchain_metaso.search import MAX_SIZE, SearchOptions, SearchRequest, search_call
 
 __all__ = ["MetasoRetriever"]
 
@@ -73,7 +73,7 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         scope: str | None = None,
     ) -> list[Document]:
         request = self._request(query, k, scope)
-        return self._search(request).to_documents(request)
+        return self.client.request(search_call(request)).to_documents(request)
 
     async def _aget_relevant_documents(
         self,
@@ -84,4 +84,4 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         scope: str | None = None,
     ) -> list[Document]:
         request = self._request(query, k, scope)
-        return (await self._asearch(request)).to_documents(request)
+        return (await self.client.arequest(search_call(request))).to_documents(request)

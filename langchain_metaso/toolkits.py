@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langchain_core.tools import BaseTool, BaseToolkit
 
-from langchain_metaso.answer_tool import MetasoAnswerTool
 from langchain_metaso.config import MetasoConfig
-from langchain_metaso.reader_tool import MetasoReaderTool
-from langchain_metaso.tools import MetasoSearchTool
+from langchain_metaso.tools import MetasoAnswerTool, MetasoReaderTool, MetasoSearchTool
 
 __all__ = ["MetasoToolkit"]
 
@@ -45,12 +41,7 @@ class MetasoToolkit(MetasoConfig, BaseToolkit):
 
     def get_tools(self) -> list[BaseTool]:
         """The search, reader and answer tools, in that order."""
-        settings: dict[str, Any] = {name: getattr(self, name) for name in MetasoConfig.model_fields}
-        tools: list[MetasoSearchTool | MetasoReaderTool | MetasoAnswerTool] = [
-            MetasoSearchTool(**settings),
-            MetasoReaderTool(**settings),
-            MetasoAnswerTool(**settings),
+        return [
+            self.share_connections(tool)
+            for tool in (MetasoSearchTool, MetasoReaderTool, MetasoAnswerTool)
         ]
-        for tool in tools:
-            tool._pool = self._pool
-        return list(tools)

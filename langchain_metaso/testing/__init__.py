@@ -1,6 +1,7 @@
 """An offline emulator of the Metaso (秘塔) search API, for tests and benchmarks.
 
-It needs only the standard library and httpx::
+It needs only the standard library, httpx and the package's scope table
+(``langchain_metaso.scopes``, itself standard library only)::
 
     emu = MetasoEmulator(api_key="test-key")
     client = httpx.Client(transport=emu.transport(), base_url="http://metaso.test/api/v1")

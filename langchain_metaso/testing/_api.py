@@ -9,10 +9,13 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._content import SCOPES, ChatAnswer, chat_answer, reader_page, search_result, search_total
+from langchain_metaso.scopes import SCOPES, result_key
+
+from ._content import ChatAnswer, chat_answer, reader_page, search_result, search_total
 from ._reply import (
     EVENT_STREAM_TYPE,
     JSON_TYPE,
@@ -27,9 +30,10 @@ from ._seed import SEED_QUERY, seed_response_bytes
 
 _ENDPOINTS = ("chat/completions", "search", "reader")
 _CHAT_CREDITS = {"fast": 3, "fast_thinking": 5, "ds-r1": 10}
+# The models that think before answering, streamed as ``reasoning_content``.
+_REASONING_MODELS = ("fast_thinking", "ds-r1")
+_ROLES = ("system", "user", "assistant")
 _CHAT_FORMATS = ("simple", "chat_completions")
-# A fixed creation time keeps chat answers byte-identical across runs.
-_CREATED = 1742169600
 _STREAM_PIECE = 8
 
 PARAMETER_ERROR = 1000
@@ -53,6 +57,7 @@ def answer(
     api_key: str | None,
     pages: Mapping[str, str],
     reject_page_with_size: bool,
+    today: date,
 ) -> Reply:
     """Answer one request; ``headers`` has lower-cased names."""
     if not _authorized(headers.get("authorization", ""), api_key):
@@ -72,10 +77,10 @@ def answer(
         return http_error(400, "The request body must be a JSON object")
     try:
         if endpoint == "search":
-            return _search(params, reject_page_with_size=reject_page_with_size)
+            return _search(params, reject_page_with_size=reject_page_with_size, today=today)
         if endpoint == "reader":
-            return _reader(params, headers.get("accept", ""), pages)
-        return _chat(params)
+            return _reader(params, headers.get("accept", ""), pages, today)
+        return _chat(params, today)
     except _ParameterError as error:
         return business_error(error.code, error.message)
 
@@ -134,7 +139,7 @@ def _integer(params: Mapping[str, Any], name: str, default: int) -> int:
     raise _ParameterError(PARAMETER_ERROR, f"{name} must be an integer")
 
 
-def _search(params: Mapping[str, Any], *, reject_page_with_size: bool) -> Reply:
+def _search(params: Mapping[str, Any], *, reject_page_with_size: bool, today: date) -> Reply:
     q = _text(params.get("q"), "q")
     scope = _scope(params.get("scope"))
     # Reported of the real service: "size or page, choose one of the two", enforced this way.
@@ -152,34 +157,43 @@ def _search(params: Mapping[str, Any], *, reject_page_with_size: bool) -> Reply:
     total = search_total(q, scope)
     first = (page - 1) * size + 1
     results = [
-        search_result(q, scope, position, summary=summary, raw_content=raw_content, concise=concise)
+        search_result(
+            q,
+            scope,
+            position,
+            today=today,
+            summary=summary,
+            raw_content=raw_content,
+            concise=concise,
+        )
         for position in range(first, min(first + size, total + 1))
     ]
-    parameters: dict[str, Any] = {
-        "q": q,
-        "scope": scope,
-        "size": size,
-        "includeSummary": summary,
-        "format": "chat_completions",
-    }
+    # Live answers echo these, in this order, adding searchFile and format unasked. Whether
+    # they echo page and includeRawContent is not known: here they do, when sent.
+    parameters: dict[str, Any] = {"q": q, "scope": scope, "size": size}
     if "page" in params:
         parameters["page"] = page
+    parameters.update(searchFile=False, includeSummary=summary, conciseSnippet=concise)
+    if "includeRawContent" in params:
+        parameters["includeRawContent"] = raw_content
+    parameters["format"] = "chat_completions"
     return json_reply(
         {
-            "credits": size * (2 if raw_content else 1),
+            # Live answers cost 3 for 1 to 3 results and 10 for 10.
+            "credits": max(3, size) * (2 if raw_content else 1),
             "searchParameters": parameters,
-            SCOPES[scope]: results,
+            result_key(scope): results,
             "total": total,
         }
     )
 
 
-def _reader(params: Mapping[str, Any], accept: str, pages: Mapping[str, str]) -> Reply:
+def _reader(params: Mapping[str, Any], accept: str, pages: Mapping[str, str], today: date) -> Reply:
     url = params.get("url")
     parts = urlsplit(url) if isinstance(url, str) else None
     if url is None or parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise _ParameterError(PARAMETER_ERROR, "url must be an http(s) URL")
-    page = reader_page(url)
+    page = reader_page(url, today)
     markdown = pages.get(url, page.markdown)
     if "text/plain" in accept and "application/json" not in accept:
         return Reply(200, (("Content-Type", TEXT_TYPE),), (markdown.encode("utf-8"),))
@@ -198,24 +212,43 @@ def _reader(params: Mapping[str, Any], accept: str, pages: Mapping[str, str]) ->
     )
 
 
-def _question(params: Mapping[str, Any]) -> str:
-    if "q" in params or "messages" not in params:
-        return _text(params.get("q"), "q")
-    messages = params["messages"]
-    users = (
-        [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        if isinstance(messages, list)
-        else []
-    )
-    content = users[-1].get("content") if users else None
+def _message_text(message: object, index: int) -> tuple[str, str]:
+    """One OpenAI-style message as (role, text); only text content is understood."""
+    if not isinstance(message, dict) or message.get("role") not in _ROLES:
+        role = message.get("role") if isinstance(message, dict) else message
+        raise _ParameterError(
+            PARAMETER_ERROR,
+            f"messages[{index}]: unsupported role {role!r}; expected one of {', '.join(_ROLES)}",
+        )
+    content = message.get("content")
     if isinstance(content, list):
-        # OpenAI-style content parts: keep the text ones.
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return _text(content, "a user message")
+        # OpenAI-style content parts: text ones only.
+        if not all(isinstance(part, dict) and part.get("type") == "text" for part in content):
+            raise _ParameterError(
+                PARAMETER_ERROR, f"messages[{index}]: only text content is supported"
+            )
+        content = "".join(str(part.get("text", "")) for part in content)
+    if not isinstance(content, str):
+        raise _ParameterError(PARAMETER_ERROR, f"messages[{index}]: content must be text")
+    return message["role"], content
 
 
-def _chat(params: Mapping[str, Any]) -> Reply:
-    q = _question(params)
+def _conversation(params: Mapping[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    """The question (``q``, else the last user message) and the messages before it."""
+    if "q" in params or "messages" not in params:
+        return _text(params.get("q"), "q"), []
+    messages = params["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise _ParameterError(QUERY_REQUIRED, "messages must be a non-empty list")
+    turns = [_message_text(message, index) for index, message in enumerate(messages)]
+    last_user = max((i for i, (role, _) in enumerate(turns) if role == "user"), default=None)
+    if last_user is None:
+        raise _ParameterError(QUERY_REQUIRED, "messages hold no user message")
+    return _text(turns[last_user][1], "a user message"), turns[:last_user]
+
+
+def _chat(params: Mapping[str, Any], today: date) -> Reply:
+    q, history = _conversation(params)
     model = params.get("model", "fast")
     if model not in _CHAT_CREDITS:
         raise _ParameterError(
@@ -229,55 +262,58 @@ def _chat(params: Mapping[str, Any]) -> Reply:
             f"unknown format {answer_format!r}; expected one of {', '.join(_CHAT_FORMATS)}",
         )
     stream = _flag(params, "stream")
-    reply = chat_answer(q, scope, model, concise=_flag(params, "conciseSnippet"))
+    reply = chat_answer(
+        q,
+        history,
+        scope,
+        model,
+        concise=_flag(params, "conciseSnippet"),
+        today=today,
+        reasoning=model in _REASONING_MODELS,
+    )
     credits = _CHAT_CREDITS[model]
     if stream:
-        return _event_stream(reply, model, credits)
+        return _event_stream(reply, model)
     if answer_format == "simple":
-        return json_reply({"answer": reply.text, "sources": reply.sources, "credits": credits})
+        return json_reply({"answer": reply.text, "citations": reply.citations, "credits": credits})
+    message = {"role": "assistant", "content": reply.text}
+    if reply.reasoning:
+        # As OpenAI-compatible reasoning APIs do: the thinking beside the answer.
+        message["reasoning_content"] = "".join(reply.reasoning)
     return json_reply(
         {
             "id": reply.id,
             "object": "chat.completion",
-            "created": _CREATED,
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": reply.text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "citations": reply.sources,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "citations": reply.citations,
+            "usage": reply.usage(),
             "credits": credits,
         }
     )
 
 
-def _event_stream(reply: ChatAnswer, model: str, credits: int) -> Reply:
-    """OpenAI-style chunks whatever the format: citations first, credits last, then ``[DONE]``."""
+def _event_stream(reply: ChatAnswer, model: str) -> Reply:
+    """OpenAI-style chunks whatever the format: the citations, the thinking (of reasoning
+    models), the answer in pieces, then a last chunk with the usage, then ``[DONE]``."""
 
-    def chunk(
-        delta: dict[str, str], finish_reason: str | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+    def chunk(delta: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {
             "id": reply.id,
             "object": "chat.completion.chunk",
-            "created": _CREATED,
             "model": model,
-            "choices": [choice],
-            **extra,
+            "choices": [{"index": 0, "delta": delta, **extra}],
         }
 
     text = reply.text
     events = [
-        chunk({"role": "assistant", "content": ""}, citations=reply.sources),
+        chunk({"citations": reply.citations}),
+        *(chunk({"reasoning_content": step}) for step in reply.reasoning),
         *(
             chunk({"content": text[i : i + _STREAM_PIECE]})
             for i in range(0, len(text), _STREAM_PIECE)
         ),
-        chunk({}, "stop", credits=credits),
+        {**chunk({}, finish_reason="stop"), "usage": reply.usage()},
     ]
     parts = tuple(b"data: " + dump_json(event) + b"\n\n" for event in events)
     return Reply(

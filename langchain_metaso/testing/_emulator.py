@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 from ._api import answer
@@ -75,6 +76,9 @@ class MetasoEmulator:
     both ``page`` and ``size`` gets HTTP 200 with ``errCode`` 1000. Set it to False to accept
     both, like a tolerant server. With ``page`` alone, pages hold the default 10 results.
 
+    ``today`` is the day result dates count back from (``date.today()`` when built), so a
+    test that fixes it gets the same answers on any day.
+
     ``fixed_answers`` maps exact paths to JSON bytes answered as they are (HTTP 200), before
     authorization and routing: a stand-in for another service, so a benchmark can serve a
     peer's endpoint from the same server as the API's.
@@ -88,6 +92,7 @@ class MetasoEmulator:
     retry_after_seconds: float = 1
     reject_page_with_size: bool = True
     pages: dict[str, str] = field(default_factory=dict, repr=False)
+    today: date = field(default_factory=date.today)
     fixed_answers: dict[str, bytes] = field(default_factory=dict, repr=False)
     requests: list[RecordedRequest] = field(default_factory=list, init=False, repr=False)
     stats: EmulatorStats = field(default_factory=EmulatorStats, init=False)
@@ -172,9 +177,12 @@ class MetasoEmulator:
                 api_key=self.api_key,
                 pages=self.pages,
                 reject_page_with_size=self.reject_page_with_size,
+                today=self.today,
             )
         )
-        return Plan(self.latency + fault.seconds, replace(reply, truncated=fault.truncate))
+        return Plan(
+            self.latency + fault.seconds, replace(reply, truncated=fault.truncate, keep=fault.keep)
+        )
 
     def _fixed_answer(self, path: str) -> Reply | None:
         body = self.fixed_answers.get(path)

@@ -12,6 +12,7 @@ from ._reply import (
     business_error,
     http_error,
     json_reply,
+    provider_error,
     retry_after_header,
 )
 
@@ -30,6 +31,8 @@ class Fault:
     reply: Reply | None = field(default=None, repr=False)
     interruption: Interruption | None = None
     truncate: bool = False
+    # With ``truncate``: how much gets through (events of a stream, bytes of a body).
+    keep: int | None = None
 
     @classmethod
     def status(
@@ -74,9 +77,17 @@ class Fault:
         return cls("reset", interruption=Interruption.RESET)
 
     @classmethod
-    def truncated(cls) -> Fault:
-        """Send the normal answer's headers, half its body, then close the connection."""
-        return cls("truncated", truncate=True)
+    def truncated(cls, after: int | None = None) -> Fault:
+        """Send the normal answer's headers, part of its body, then close the connection.
+
+        Args:
+            after: How much of the body gets through: for a streamed answer that many
+                events (each ``data:`` line with its blank line), for another that many
+                bytes. By default about half.
+        """
+        if after is not None and after < 0:
+            raise ValueError(f"after must be at least 0, not {after}")
+        return cls("truncated", truncate=True, keep=after)
 
     @classmethod
     def garbage(
@@ -87,6 +98,20 @@ class Fault:
     ) -> Fault:
         """Answer a body that is not the API's JSON, as a misbehaving proxy would."""
         return cls("garbage", reply=Reply(status, (("Content-Type", content_type),), (body,)))
+
+    @classmethod
+    def provider_error(
+        cls, err_code: int, status: int | None = None, message: str | None = None
+    ) -> Fault:
+        """Answer 302.AI's error envelope ``{"error": {"err_code": err_code, "message": ...}}``.
+
+        The message defaults to 302.AI's own for the code (e.g. -10004, "Insufficient account
+        balance"). The HTTP status each code comes with is not known: the default is a guess
+        that fits the code (401 for -10001 and -10005, 402 for the balance and quota codes,
+        503 for -10003 and -10008, 504 for -1024, 400 for -10009 and -10011, 403 for -10002,
+        404 for -10010, 500 for unknown codes); pass ``status`` to test any other.
+        """
+        return cls(f"provider error {err_code}", reply=provider_error(err_code, status, message))
 
     @classmethod
     def business_error(cls, code: int = 1000, message: str = "参数错误") -> Fault:

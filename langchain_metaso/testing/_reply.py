@@ -34,8 +34,10 @@ class Reply:
     chunks: tuple[bytes, ...]
     # Streamed replies go out part by part (chunked encoding) instead of with a Content-Length.
     streamed: bool = False
-    # The body is cut in the middle and the connection closed.
+    # The body is cut and the connection closed: after ``keep`` parts of a streamed reply
+    # (its events) or ``keep`` bytes of another, or about halfway when ``keep`` is None.
     truncated: bool = False
+    keep: int | None = None
 
     @property
     def body(self) -> bytes:
@@ -49,13 +51,16 @@ class Reply:
         return ("Content-Length", str(len(self.body)))
 
     def delivered(self) -> tuple[bytes, ...]:
-        """The parts that reach the client: all of them, or about half when truncated."""
+        """The parts that reach the client: all of them, or those before the cut."""
         if not self.truncated:
             return self.chunks
         if self.streamed:
-            return self.chunks[: len(self.chunks) // 2]
+            return self.chunks[: self._cut(len(self.chunks))]
         body = self.body
-        return (body[: len(body) // 2],)
+        return (body[: self._cut(len(body))],)
+
+    def _cut(self, length: int) -> int:
+        return length // 2 if self.keep is None else self.keep
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,36 @@ _ERROR_TYPES = {
 }
 
 
+# 302.AI's error codes (from its own open-source apps) with its messages, and an HTTP status
+# for each. The real statuses are not known (302.AI may well send 200): these are guesses
+# that fit each code's meaning, and clients must map by code whatever the status.
+PROVIDER_ERRORS: dict[int, tuple[int, str]] = {
+    -10001: (401, "Missing 302 Apikey"),
+    -10002: (403, "This tool has been disabled/deleted"),
+    -10003: (503, "Network error, please try again later"),
+    -10004: (402, "Insufficient account balance"),
+    -10005: (401, "Account credential expired, please log in again"),
+    -10006: (402, "Total Quota reached maximum limit"),
+    -10007: (402, "Daily Quota reached maximum limit"),
+    -10008: (503, "No available channels currently"),
+    -10009: (400, "Current API function not supported"),
+    -10010: (404, "Resource not found"),
+    -10011: (400, "Invalid request"),
+    -10012: (402, "This free tool's hour quota reached maximum limit"),
+    -1024: (504, "AI interface connection timeout"),
+}
+# For a code outside the table.
+_UNKNOWN_PROVIDER_ERROR = (500, "Unknown error")
+
+
+def provider_error(err_code: int, status: int | None = None, message: str | None = None) -> Reply:
+    """302.AI's error envelope ``{"error": {"err_code", "message"}}``; status and message
+    default to the code's entry in :data:`PROVIDER_ERRORS`."""
+    default_status, default_message = PROVIDER_ERRORS.get(err_code, _UNKNOWN_PROVIDER_ERROR)
+    error = {"err_code": err_code, "message": default_message if message is None else message}
+    return json_reply({"error": error}, default_status if status is None else status)
+
+
 def _default_message(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -109,7 +144,8 @@ def http_error(
     retry_after: float | None = None,
     headers: tuple[tuple[str, str], ...] = (),
 ) -> Reply:
-    """An HTTP error in 302.AI's shape ``{"error": {"err_code", "message", "type"}}``."""
+    """The emulator's own HTTP errors, ``{"error": {"err_code", "message", "type"}}``: 302.AI's
+    envelope with the HTTP status as ``err_code`` and an OpenAI-style ``type``."""
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     error = {"err_code": status, "message": message or _default_message(status), "type": kind}
     return json_reply({"error": error}, status, (*headers, *retry_after_header(retry_after)))

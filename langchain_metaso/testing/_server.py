@@ -11,14 +11,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from ._reply import Interruption, Reply
-
-if TYPE_CHECKING:
-    from ._emulator import MetasoEmulator
+from ._reply import Interruption, Plan, Reply
 
 # How long a timeout fault holds the connection at most; the client hanging up or the server
 # stopping cuts it short. The hang-up is noticed within one step.
@@ -30,6 +28,20 @@ _RESET_LINGER = struct.pack("ii", 1, 0)
 _JOIN_TIMEOUT = 5.0
 # How often serve_forever checks for shutdown: also how long leaving serve() can take.
 _POLL_INTERVAL = 0.05
+
+
+class MetasoEmulator(Protocol):
+    """What the server needs of the emulator it serves (so this module need not import it)."""
+
+    connection_delay: float
+
+    def _exchange(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> AbstractContextManager[Plan]: ...
+
+    def _connection_opened(self) -> None: ...
+
+    def _connection_closed(self) -> None: ...
 
 
 class _Server(ThreadingHTTPServer):

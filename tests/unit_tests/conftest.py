@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
+import httpx
 import pytest
+from redis_support import redis_server, redis_server_binary
 
-import langchain_metaso.client as client_module
+import langchain_metaso._http.client as client_module
 from langchain_metaso import MetasoConfig
 from langchain_metaso.testing import MetasoEmulator
 
@@ -44,6 +46,46 @@ def emulator_url(emulator: MetasoEmulator) -> Iterator[str]:
     """The ``emulator`` fixture served over HTTP on 127.0.0.1; its base URL."""
     with emulator.serve() as base_url:
         yield base_url
+
+
+@pytest.fixture(params=["transport", "socket"])
+def api(request: pytest.FixtureRequest, emulator: MetasoEmulator) -> Iterator[httpx.Client]:
+    """A plain httpx client of ``emulator``, in process then over a socket: it sends
+    ``Bearer test-key`` and puts 302.AI's path prefix ``/metaso`` before each path."""
+    headers = {"Authorization": f"Bearer {TEST_KEY}"}
+    if request.param == "transport":
+        with httpx.Client(
+            transport=emulator.transport(), base_url="http://metaso.test/metaso", headers=headers
+        ) as client:
+            yield client
+        return
+    with (
+        emulator.serve() as base_url,
+        httpx.Client(base_url=base_url + "/metaso", headers=headers) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    """A ``redis-server`` of the test session's own, on a free port of 127.0.0.1.
+
+    Skips the tests that use it when ``redis-server`` is not installed, but fails them
+    under ``CI=true``.
+    """
+    with redis_server(redis_server_binary()) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> str:
+    """The session's Redis server, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushall()
+    client.close()
+    return redis_server_url
 
 
 @pytest.fixture

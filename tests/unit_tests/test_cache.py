@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import pickle
 import threading
+from typing import Any
 
 import pytest
 
-from langchain_metaso.cache import InMemoryCache, MetasoCache, cache_key
+from langchain_metaso.cache import (
+    InMemoryCache,
+    MetasoAsyncCache,
+    MetasoCache,
+    acache_get,
+    acache_set,
+    cache_get,
+    cache_key,
+    cache_set,
+)
 
 
 class FakeClock:
@@ -99,3 +110,112 @@ def test_cache_key_is_the_request_and_order_insensitive() -> None:
     assert one != cache_key("search", "https://metaso.cn/api/v1", {"q": "秘塔", "size": 3})
     assert one != cache_key("reader", "https://api.302.ai/metaso", {"q": "秘塔", "size": 3})
     assert one != cache_key("search", "https://api.302.ai/metaso", {"q": "秘塔", "size": 4})
+
+
+# --- what the HTTP core calls: sync and async, failures tolerated -----------------------
+
+
+class SyncOnlyCache:
+    """A user's cache with only ``get`` and ``set``; records the thread each ran in."""
+
+    def __init__(self) -> None:
+        self.store: dict[str, Any] = {}
+        self.threads: list[int] = []
+
+    def get(self, key: str) -> Any | None:
+        self.threads.append(threading.get_ident())
+        return self.store.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.threads.append(threading.get_ident())
+        self.store[key] = value
+
+
+class RecordingAsyncCache(SyncOnlyCache):
+    """A cache with ``aget``/``aset`` too, which must be the ones used by async code."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.async_calls: list[str] = []
+
+    async def aget(self, key: str) -> Any | None:
+        self.async_calls.append("aget")
+        return self.store.get(key)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.async_calls.append("aset")
+        self.store[key] = value
+
+
+class FailingCache:
+    def get(self, key: str) -> Any | None:
+        raise ConnectionError("cache server down")
+
+    def set(self, key: str, value: Any) -> None:
+        raise ConnectionError("cache server down")
+
+    async def aget(self, key: str) -> Any | None:
+        raise ConnectionError("cache server down")
+
+    async def aset(self, key: str, value: Any) -> None:
+        raise ConnectionError("cache server down")
+
+
+def test_a_sync_only_cache_runs_off_the_event_loop() -> None:
+    cache = SyncOnlyCache()
+    assert isinstance(cache, MetasoCache)
+    assert not isinstance(cache, MetasoAsyncCache)
+
+    async def scenario() -> tuple[Any, int]:
+        await acache_set(cache, "k", {"x": 1})
+        return await acache_get(cache, "k"), threading.get_ident()
+
+    value, loop_thread = asyncio.run(scenario())
+    assert value == {"x": 1}
+    assert len(cache.threads) == 2
+    assert loop_thread not in cache.threads
+
+
+def test_a_cache_with_async_methods_is_awaited_directly() -> None:
+    cache = RecordingAsyncCache()
+
+    async def scenario() -> Any:
+        await acache_set(cache, "k", "v")
+        return await acache_get(cache, "k")
+
+    assert asyncio.run(scenario()) == "v"
+    assert cache.async_calls == ["aset", "aget"]
+    assert cache.threads == []  # the sync methods were not used
+
+
+def test_in_memory_cache_has_async_methods_over_the_same_entries() -> None:
+    cache = InMemoryCache()
+    assert isinstance(cache, MetasoAsyncCache)
+    cache.set("a", 1)
+
+    async def scenario() -> tuple[Any, Any]:
+        await cache.aset("b", 2)
+        return await cache.aget("a"), await cache.aget("missing")
+
+    assert asyncio.run(scenario()) == (1, None)
+    assert cache.get("b") == 2
+
+
+@pytest.mark.parametrize("cache", [FailingCache(), SyncOnlyCache()], ids=["async", "sync"])
+def test_a_failing_backend_is_logged_and_bypassed(
+    cache: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if isinstance(cache, SyncOnlyCache):  # fails in its worker thread instead
+        monkeypatch.setattr(cache, "get", FailingCache().get)
+        monkeypatch.setattr(cache, "set", FailingCache().set)
+
+    async def scenario() -> Any:
+        await acache_set(cache, "k", 1)
+        return await acache_get(cache, "k")
+
+    assert asyncio.run(scenario()) is None
+    assert cache_get(cache, "k") is None
+    cache_set(cache, "k", 1)
+    assert caplog.text.count("cache server down") == 4
+    assert "Metaso cache get failed" in caplog.text
+    assert "Metaso cache set failed" in caplog.text

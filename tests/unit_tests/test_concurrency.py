@@ -224,7 +224,8 @@ async def test_cancel_while_sleeping_before_a_retry(
     caller: AsyncCaller, emulator: MetasoEmulator, base_url: str
 ) -> None:
     instance = one_slot(caller, base_url)
-    emulator.script(Fault.status(429, retry_after=30))
+    # Short: the cooldown the 429 asks for also holds back the instance's next call.
+    emulator.script(Fault.status(429, retry_after=2))
     task = asyncio.ensure_future(caller.call(instance, "重试"))
     for _ in range(POLLS):
         if emulator.stats.requests == 1 and emulator.stats.in_flight == 0:

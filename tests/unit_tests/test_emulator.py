@@ -2,223 +2,36 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
-import json
 import re
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pytest
+from conftest import TEST_KEY as KEY
+from emulator_support import QUERY, fixture, search
 
-from langchain_metaso.testing import (
-    SEED_QUERY,
-    Fault,
-    MetasoEmulator,
-    RecordedRequest,
-    load_seed_response,
-)
+import langchain_metaso.scopes
+import langchain_metaso.testing
+from langchain_metaso.testing import Fault, MetasoEmulator, RecordedRequest, _api
 
-KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-QUERY = "LangChain 是什么"
-SCOPE_KEYS = {
-    "webpage": "webpages",
-    "document": "documents",
-    "scholar": "scholars",
-    "podcast": "podcasts",
-    "video": "videos",
-    "image": "images",
-}
-CHINESE_DATE = re.compile(r"^\d{4}年\d{2}月\d{2}日$")
 ROUTES = ["transport", "socket"]
 
 
+# The conftest's emulator and its httpx client, under the short names this module uses.
 @pytest.fixture
-def emu() -> MetasoEmulator:
-    return MetasoEmulator(api_key=KEY)
+def emu(emulator: MetasoEmulator) -> MetasoEmulator:
+    return emulator
 
 
-@pytest.fixture(params=ROUTES)
-def client(request: pytest.FixtureRequest, emu: MetasoEmulator) -> Iterator[httpx.Client]:
-    """A client reaching ``emu`` one way or the other, with a path prefix as 302.AI uses."""
-    if request.param == "transport":
-        with httpx.Client(
-            transport=emu.transport(), base_url="http://metaso.test/metaso", headers=AUTH
-        ) as c:
-            yield c
-        return
-    with emu.serve() as base_url, httpx.Client(base_url=base_url + "/metaso", headers=AUTH) as c:
-        yield c
-
-
-def search(client: httpx.Client, **params: Any) -> dict[str, Any]:
-    response = client.post("/search", json={"scope": "webpage", **params})
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    assert "errCode" not in body, body
-    return body
-
-
-def sse_events(text: str) -> list[str]:
-    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
-
-
-# --- search ---------------------------------------------------------------------------------
-
-
-def test_seed_query_returns_seed_verbatim(client: httpx.Client) -> None:
-    response = client.post(
-        "/search", json={"q": SEED_QUERY, "scope": "webpage", "includeSummary": True, "size": 10}
-    )
-    assert response.status_code == 200
-    assert response.json() == load_seed_response()
-
-
-def test_seed_response_is_the_documented_sample() -> None:
-    seed = load_seed_response()
-    assert seed["searchParameters"]["q"] == SEED_QUERY
-    assert (len(seed["webpages"]), seed["total"]) == (10, 86)
-    seed["webpages"].clear()
-    assert len(load_seed_response()["webpages"]) == 10  # each call is a fresh copy
-
-
-def test_seed_query_on_another_page_is_generated(client: httpx.Client) -> None:
-    body = search(client, q=SEED_QUERY, page=2)
-    assert [r["position"] for r in body["webpages"]] == list(range(11, 21))
-
-
-def test_search_is_deterministic_and_pages_continue(client: httpx.Client) -> None:
-    first = search(client, q=QUERY, size=10)
-    assert first == search(client, q=QUERY, size=10)
-    # With page and no size, pages hold the default 10 results.
-    assert search(client, q=QUERY, page=1)["webpages"] == first["webpages"]
-    second = search(client, q=QUERY, page=2)
-    assert [r["position"] for r in first["webpages"]] == list(range(1, 11))
-    assert [r["position"] for r in second["webpages"]] == list(range(11, 21))
-    links = [r["link"] for r in first["webpages"] + second["webpages"]]
-    assert len(set(links)) == 20
-    # A result depends on its position, not on the page size that reached it.
-    assert search(client, q=QUERY, size=20)["webpages"][10:] == second["webpages"]
-    assert all(QUERY in r["title"] for r in first["webpages"])
-    assert search(client, q="another question")["webpages"][0] != first["webpages"][0]
-
-
-def test_results_stop_at_total(client: httpx.Client) -> None:
-    total = search(client, q=QUERY, size=100)["total"]
-    assert 40 <= total <= 200
-    last_page = -(-total // 10)
-    tail = search(client, q=QUERY, page=last_page)
-    assert [r["position"] for r in tail["webpages"]] == list(
-        range((last_page - 1) * 10 + 1, total + 1)
-    )
-    beyond = search(client, q=QUERY, page=last_page + 1)
-    assert (beyond["webpages"], beyond["total"]) == ([], total)
-
-
-@pytest.mark.parametrize("size", [10, "5"])
-def test_page_with_size_is_a_business_error(client: httpx.Client, size: int | str) -> None:
-    response = client.post(
-        "/search", json={"q": QUERY, "scope": "webpage", "page": 2, "size": size}
-    )
-    assert response.status_code == 200
-    assert response.json() == {"errCode": 1000, "errMsg": "size and page cannot be used together"}
-
-
-def test_page_with_size_is_accepted_when_the_quirk_is_off(
-    client: httpx.Client, emu: MetasoEmulator
-) -> None:
-    emu.reject_page_with_size = False
-    body = search(client, q=QUERY, size=15, page=2)
-    assert [r["position"] for r in body["webpages"]] == list(range(16, 31))
-    assert (body["searchParameters"]["size"], body["searchParameters"]["page"]) == (15, 2)
-    assert search(client, q=QUERY, size=10, page=3) == search(client, q=QUERY, page=3)
-
-
-def test_size_accepts_strings_and_is_clamped(client: httpx.Client) -> None:
-    assert len(search(client, q=QUERY, size="5")["webpages"]) == 5
-    assert search(client, q=QUERY, size=1000)["searchParameters"]["size"] == 100
-    assert len(search(client, q=QUERY, size=0)["webpages"]) == 1
-
-
-def test_search_parameters_echo_the_request(client: httpx.Client) -> None:
-    body = search(client, q=QUERY, size=3, includeSummary=True)
-    assert body["searchParameters"] == {
-        "q": QUERY,
-        "scope": "webpage",
-        "size": 3,
-        "includeSummary": True,
-        "format": "chat_completions",
-    }
-    assert search(client, q=QUERY, page=2)["searchParameters"]["page"] == 2
-
-
-@pytest.mark.parametrize("scope", SCOPE_KEYS)
-def test_each_scope_has_its_key_and_fields(client: httpx.Client, scope: str) -> None:
-    body = search(client, q=QUERY, scope=scope, size=12)
-    assert set(body) == {"credits", "searchParameters", SCOPE_KEYS[scope], "total"}
-    results = body[SCOPE_KEYS[scope]]
-    assert len(results) == 12
-    assert len({r["link"] for r in results}) == 12
-    for result in results:
-        assert QUERY in result["title"]
-        assert result["link"].startswith(f"https://{scope}.example.com/")
-        assert result["score"] in ("high", "medium", "low")
-        assert CHINESE_DATE.match(result["date"])
-        assert isinstance(result["snippet"], str)
-        assert ("authors" in result) == (scope in ("document", "scholar"))
-        assert ("duration" in result) == (scope in ("podcast", "video"))
-        assert ("imageUrl" in result) == (scope == "image")
-        if scope == "image":
-            assert result["imageWidth"] > 0
-            assert result["imageHeight"] > 0
-    assert any(re.search("[\u4e00-\u9fff]", r["snippet"]) for r in results)
-    assert any(re.search("[A-Za-z]{4}", r["snippet"].replace(QUERY, "")) for r in results)
-
-
-def test_summary_only_when_asked_and_sometimes_instead_of_snippet(client: httpx.Client) -> None:
-    plain = search(client, q=QUERY, size=9)["webpages"]
-    assert all("snippet" in r and "summary" not in r for r in plain)
-    with_summary = search(client, q=QUERY, size=9, includeSummary=True)["webpages"]
-    assert all("snippet" in r or "summary" in r for r in with_summary)
-    assert any("snippet" not in r for r in with_summary)
-    assert any("summary" in r for r in with_summary)
-
-
-def test_raw_content_only_when_asked(client: httpx.Client) -> None:
-    plain = search(client, q=QUERY, size=5)
-    assert all("content" not in r for r in plain["webpages"])
-    raw = search(client, q=QUERY, size=5, includeRawContent=True)
-    assert all(QUERY in r["content"] and len(r["content"]) > 200 for r in raw["webpages"])
-    assert raw["credits"] > plain["credits"]
-
-
-def test_concise_snippets_are_shorter(client: httpx.Client) -> None:
-    full = search(client, q=QUERY, size=5)["webpages"]
-    concise = search(client, q=QUERY, size=5, conciseSnippet=True)["webpages"]
-    assert all(len(c["snippet"]) < len(f["snippet"]) for c, f in zip(concise, full, strict=True))
-
-
-@pytest.mark.parametrize(
-    ("params", "code"),
-    [
-        ({"q": QUERY, "scope": "planet"}, 1002),
-        ({"q": QUERY}, 1002),
-        ({"q": "   ", "scope": "webpage"}, 1001),
-        ({"scope": "webpage"}, 1001),
-        ({"q": QUERY, "scope": "webpage", "size": "many"}, 1000),
-        ({"q": QUERY, "scope": "webpage", "page": 0}, 1000),
-        ({"q": QUERY, "scope": "webpage", "includeSummary": "yes"}, 1000),
-    ],
-)
-def test_bad_parameters_are_business_errors(
-    client: httpx.Client, params: dict[str, Any], code: int
-) -> None:
-    response = client.post("/search", json=params)
-    assert response.status_code == 200
-    assert response.json()["errCode"] == code
-    assert response.json()["errMsg"]
+@pytest.fixture
+def client(api: httpx.Client) -> httpx.Client:
+    return api
 
 
 # --- HTTP-level errors ----------------------------------------------------------------------
@@ -251,10 +64,22 @@ def test_body_that_is_not_a_json_object_is_400(client: httpx.Client, body: bytes
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
-def test_unknown_path_is_404_and_other_methods_405(client: httpx.Client) -> None:
-    assert client.post("/searching", json={}).status_code == 404
-    response = client.get("/search")
+@pytest.mark.parametrize(
+    "path", ["/searching", "/search/more", "/", "/chat", "/completions", "/read", "/v1/models"]
+)
+def test_unknown_paths_are_404_even_with_the_right_key(client: httpx.Client, path: str) -> None:
+    for method in ("POST", "GET"):
+        response = client.request(method, path, json={"q": QUERY, "scope": "webpage"})
+        assert response.status_code == 404
+        assert path in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/search", "/reader", "/chat/completions"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_other_methods_than_post_are_405(client: httpx.Client, path: str, method: str) -> None:
+    response = client.request(method, path)
     assert (response.status_code, response.headers["allow"]) == (405, "POST")
+    assert "use POST" in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("prefix", ["", "/metaso", "/api/v1"])
@@ -291,16 +116,6 @@ def test_failure_faults_raise_and_the_next_request_succeeds(
     assert emu.stats.requests == 2
 
 
-def test_truncated_stream_fails_midway(client: httpx.Client, emu: MetasoEmulator) -> None:
-    emu.script(Fault.truncated())
-    with client.stream("POST", "/chat/completions", json={"q": QUERY, "stream": True}) as response:
-        assert response.status_code == 200
-        lines = response.iter_lines()
-        assert next(lines).startswith("data: {")
-        with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
-            list(lines)
-
-
 def test_status_fault_with_retry_after(client: httpx.Client, emu: MetasoEmulator) -> None:
     emu.script(
         Fault.status(429, retry_after=0.05), Fault.status(503), Fault.status(402, body="余额不足")
@@ -323,6 +138,80 @@ def test_garbage_and_business_error_faults(client: httpx.Client, emu: MetasoEmul
     assert garbage.headers["content-type"] == "text/html"
     assert client.post("/search", json={}).json() == {"errCode": 1000, "errMsg": "参数错误"}
     assert client.post("/reader", json={}).json() == {"errCode": 1005, "errMsg": "余额不足"}
+
+
+ERROR_TABLE = fixture("errors_302ai.json")["err_codes"]
+GUESSED_STATUS = {
+    -10001: 401,
+    -10005: 401,
+    -10004: 402,
+    -10006: 402,
+    -10007: 402,
+    -10012: 402,
+    -10003: 503,
+    -10008: 503,
+    -1024: 504,
+    -10011: 400,
+    -10009: 400,
+    -10002: 403,
+    -10010: 404,
+}
+
+
+def test_provider_errors_are_302ais_envelope_with_its_messages(
+    client: httpx.Client, emu: MetasoEmulator
+) -> None:
+    assert set(GUESSED_STATUS) == set(map(int, ERROR_TABLE))
+    emu.script(*(Fault.provider_error(code) for code in GUESSED_STATUS))
+    for code, status in GUESSED_STATUS.items():
+        response = client.post("/search", json={"q": QUERY, "scope": "webpage"})
+        assert response.status_code == status
+        assert response.json() == {"error": {"err_code": code, "message": ERROR_TABLE[str(code)]}}
+    assert "webpages" in search(client, q=QUERY)
+
+
+def test_provider_error_status_and_message_can_be_chosen(
+    client: httpx.Client, emu: MetasoEmulator
+) -> None:
+    emu.script(
+        Fault.provider_error(-10004, status=200),
+        Fault.provider_error(-1024, 429, "上游超时"),
+        Fault.provider_error(-99),
+    )
+    first = client.post("/chat/completions", json={"q": QUERY})
+    assert (first.status_code, first.json()["error"]["err_code"]) == (200, -10004)
+    second = client.post("/search", json={})
+    assert (second.status_code, second.json()) == (
+        429,
+        {"error": {"err_code": -1024, "message": "上游超时"}},
+    )
+    unknown = client.post("/reader", json={})
+    assert (unknown.status_code, unknown.json()["error"]["err_code"]) == (500, -99)
+
+
+@pytest.mark.parametrize("after", [0, 10, 100])
+def test_truncated_after_n_bytes_of_a_body(
+    client: httpx.Client, emu: MetasoEmulator, after: int
+) -> None:
+    whole = client.post("/search", json={"q": QUERY, "scope": "webpage"}).content
+    emu.script(Fault.truncated(after=after))
+    received: list[bytes] = []
+    with client.stream("POST", "/search", json={"q": QUERY, "scope": "webpage"}) as response:
+        assert response.headers["content-length"] == str(len(whole))
+        with pytest.raises(httpx.RemoteProtocolError, match="peer closed connection"):
+            read_raw(response, received)
+    assert b"".join(received) == whole[:after]
+
+
+def read_raw(response: httpx.Response, into: list[bytes]) -> None:
+    """Keep the body's bytes in ``into`` as they come, so they outlive a break."""
+    for part in response.iter_raw():
+        into.append(part)
+
+
+def test_truncated_refuses_a_negative_cut() -> None:
+    with pytest.raises(ValueError, match="at least 0"):
+        Fault.truncated(after=-1)
 
 
 def test_faults_come_before_authorization(client: httpx.Client, emu: MetasoEmulator) -> None:
@@ -528,70 +417,6 @@ def test_reader_pages_override_and_url_validation(
         assert client.post("/reader", json={"url": url}).json()["errCode"] == 1000
 
 
-# --- chat -----------------------------------------------------------------------------------
-
-
-def test_chat_simple_answer_cites_sources(client: httpx.Client) -> None:
-    body = client.post("/chat/completions", json={"q": QUERY}).json()
-    assert set(body) == {"answer", "sources", "credits"}
-    assert QUERY in body["answer"]
-    marks = {int(n) for n in re.findall(r"\[\[(\d+)\]\]", body["answer"])}
-    assert marks == set(range(1, len(body["sources"]) + 1))
-    assert all({"title", "link", "snippet", "position"} <= set(s) for s in body["sources"])
-
-
-def test_chat_completions_format_uses_last_user_message(client: httpx.Client) -> None:
-    messages = [
-        {"role": "user", "content": "first question"},
-        {"role": "assistant", "content": "..."},
-        {"role": "user", "content": [{"type": "text", "text": QUERY}]},
-    ]
-    body = client.post(
-        "/chat/completions",
-        json={"messages": messages, "model": "ds-r1", "format": "chat_completions"},
-    ).json()
-    assert (body["object"], body["model"]) == ("chat.completion", "ds-r1")
-    message = body["choices"][0]["message"]
-    assert message["role"] == "assistant"
-    assert QUERY in message["content"]
-    assert "first question" not in message["content"]
-    assert body["citations"]
-    assert body["credits"] > 0
-
-
-def test_chat_stream_matches_the_full_answer(client: httpx.Client) -> None:
-    full = client.post("/chat/completions", json={"q": QUERY, "format": "chat_completions"}).json()
-    with client.stream("POST", "/chat/completions", json={"q": QUERY, "stream": True}) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        events = sse_events(response.read().decode())
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
-    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-    assert text == full["choices"][0]["message"]["content"]
-    assert chunks[0]["citations"] == full["citations"]
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-
-
-def test_chat_stream_is_chunked_and_keeps_the_connection(emu: MetasoEmulator) -> None:
-    with emu.serve() as base_url, httpx.Client(base_url=base_url, headers=AUTH) as c:
-        for _ in range(2):
-            with c.stream("POST", "/chat/completions", json={"q": QUERY, "stream": True}) as r:
-                assert r.headers["transfer-encoding"] == "chunked"
-                assert r.read().endswith(b"data: [DONE]\n\n")
-        assert emu.stats.connections_opened == 1
-
-
-@pytest.mark.parametrize(
-    "params",
-    [{"q": QUERY, "model": "gpt-9"}, {"q": QUERY, "format": "xml"}, {"messages": []}],
-)
-def test_chat_bad_parameters_are_business_errors(
-    client: httpx.Client, params: dict[str, Any]
-) -> None:
-    assert client.post("/chat/completions", json=params).json()["errCode"] in (1000, 1001)
-
-
 # --- async ----------------------------------------------------------------------------------
 
 
@@ -623,3 +448,46 @@ async def test_async_client_over_the_socket(emu: MetasoEmulator) -> None:
                 await c.post("/search", json={"q": QUERY, "scope": "webpage"})
             response = await c.post("/reader", json={"url": "https://x.test/"})
             assert response.json()["url"] == "https://x.test/"
+
+
+# --- the modules ----------------------------------------------------------------------------
+
+
+def test_the_emulators_modules_import_one_way() -> None:
+    """No two modules of the emulator import each other, even for type checking only."""
+    folder = Path(langchain_metaso.testing.__file__).parent
+    imports = {}
+    for module in folder.glob("_*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imports[module.stem] = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        }
+    # The walk found the relative imports.
+    assert imports["_server"]
+    assert imports["_emulator"]
+    for module, imported in imports.items():
+        seen: set[str] = set()
+        todo = list(imported)
+        while todo:
+            name = todo.pop()
+            assert name != module, f"{module} imports itself through {sorted(seen)}"
+            if name not in seen:
+                seen.add(name)
+                todo.extend(imports.get(name, ()))
+
+
+def test_the_emulator_reads_the_scopes_of_the_package_table() -> None:
+    assert _api.SCOPES is langchain_metaso.scopes.SCOPES
+
+
+def test_the_emulator_loads_neither_pydantic_nor_langchain() -> None:
+    code = (
+        "import sys, langchain_metaso.testing; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'langchain_core'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

@@ -34,10 +34,10 @@ from langchain_metaso import (
     MetasoSearchTool,
     SearchResponse,
 )
-from langchain_metaso.answer import Answer, AnswerRequest, answer_call
-from langchain_metaso.answer_tool import MetasoAnswerTool
+from langchain_metaso.chat import Answer, AnswerRequest, chat_call
 from langchain_metaso.reader import ReaderPage
-from langchain_metaso.reader_tool import MetasoReaderTool
+from langchain_metaso.tools.answer import MetasoAnswerTool
+from langchain_metaso.tools.reader import MetasoReaderTool
 
 KEY = "test-key"
 FUZZ = settings(
@@ -455,7 +455,7 @@ def test_answer_messages_are_rejected_or_sent_well_formed(content: Any, role: st
     tool = make(MetasoAnswerTool, recorder)
     messages = [{"role": role, "content": content}]
     try:
-        call = answer_call(AnswerRequest(messages=messages))
+        call = chat_call(AnswerRequest(messages=messages))
     except ValidationError:
         return
     assert tool.client.request(call).text == "a"

@@ -22,7 +22,7 @@ from langchain_metaso import (
     MetasoSearchTool,
     MetasoServerError,
 )
-from langchain_metaso.client import Call, MetasoClient
+from langchain_metaso._http import Call, MetasoClient
 from langchain_metaso.testing import Fault, MetasoEmulator
 
 
@@ -132,7 +132,7 @@ def test_errors_are_not_cached(make: Make, emulator: MetasoEmulator, invoke: Any
     with pytest.raises(Exception, match="参数错误"):
         invoke(retriever, "q")
     emulator.script(Fault.garbage())
-    with pytest.raises(Exception, match="not JSON"):
+    with pytest.raises(Exception, match="HTML page"):
         invoke(retriever, "q")
     assert cache.store == {}
     docs = invoke(retriever, "q")  # the next call asks the server, and now caches
@@ -263,10 +263,23 @@ def test_importing_a_class_loads_only_what_it_needs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     light, loaded = eval(out[0]), eval(out[1])
-    assert light == ["langchain_metaso", "langchain_metaso.errors"]
-    for optional in ("reader", "answer", "document_loaders", "toolkits", "testing"):
+    assert light == [
+        "langchain_metaso",
+        "langchain_metaso._lazy",
+        "langchain_metaso.errors",
+        "langchain_metaso.providers",
+    ]
+    for optional in (
+        "reader",
+        "chat",
+        "tools.reader",
+        "tools.answer",
+        "document_loaders",
+        "toolkits",
+        "testing",
+    ):
         assert f"langchain_metaso.{optional}" not in loaded
-    assert "langchain_metaso.tools" in loaded
+    assert "langchain_metaso.tools.search" in loaded
     assert "langchain_metaso.retrievers" in loaded
 
 

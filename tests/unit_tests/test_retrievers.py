@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
@@ -83,7 +84,8 @@ def test_scope_in_the_constructor(
     assert emulator.requests[0].json()["scope"] == scope
     assert len(documents) == 3
     assert all(d.metadata["scope"] == scope for d in documents)
-    assert all(d.metadata["source"].startswith(f"https://{scope}.example.com/") for d in documents)
+    assert [d.metadata["position"] for d in documents] == [1, 2, 3]
+    assert all(d.metadata["source"].startswith(("http://", "https://")) for d in documents)
 
 
 @pytest.mark.parametrize("scope", SCOPES)
@@ -186,8 +188,16 @@ def test_in_a_chain(make: Make, invoke: Invoke) -> None:
         lambda docs: "\n".join(d.metadata["source"] for d in docs)
     )
     sources = invoke(chain, "q").splitlines()
-    assert len(sources) == 2
-    assert all(s.startswith("https://webpage.example.com/") for s in sources)
+    assert sources == [item["link"] for item in emulator_results("q", k=2)]
+
+
+def emulator_results(query: str, *, k: int) -> list[dict[str, Any]]:
+    """The first ``k`` web pages an emulator answers for ``query``."""
+    emulator = MetasoEmulator()
+    with httpx.Client(transport=emulator.transport(), headers={"Authorization": "Bearer k"}) as c:
+        body = c.post("http://m/search", json={"q": query, "scope": "webpage", "size": k}).json()
+    results: list[dict[str, Any]] = body["webpages"]
+    return results
 
 
 # --- typed errors ----------------------------------------------------------------------------

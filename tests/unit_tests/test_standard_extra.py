@@ -10,8 +10,8 @@ from langchain_tests.integration_tests import ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
 from standard_support import OnEmulator, standard_suite
 
-from langchain_metaso.answer_tool import MetasoAnswerTool
-from langchain_metaso.reader_tool import MetasoReaderTool
+from langchain_metaso.tools.answer import MetasoAnswerTool
+from langchain_metaso.tools.reader import MetasoReaderTool
 
 
 class Reader(OnEmulator):

@@ -1,111 +1,53 @@
-"""Typed requests and answers of the Metaso search API.
+"""The search endpoint, ``POST {base_url}/search``: its request, its answer, and the
+``Call`` that joins them.
 
-Answers are parsed leniently: any field may be missing, null or of an unexpected type
-(it then reads as ``None``), and unknown fields are kept. Requests are validated
-strictly, before any I/O.
+Requests are validated strictly, before any I/O; answers are read leniently (see
+``langchain_metaso._parsing``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from functools import partial
+from typing import Any
 
 from langchain_core.documents import Document
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from langchain_metaso._http import Call
+from langchain_metaso._parsing import (
+    Int,
+    JsonObject,
+    ScopeName,
+    Text,
+    TextList,
+    check_query,
+    lenient,
 )
+from langchain_metaso.scopes import SCOPES, Scope, result_key
+
+__all__ = [
+    "MAX_SIZE",
+    "SCOPES",
+    "Scope",
+    "ScopeName",
+    "SearchOptions",
+    "SearchRequest",
+    "SearchResponse",
+    "SearchResult",
+    "search_call",
+]
 
 logger = logging.getLogger("langchain_metaso")
 
-Scope = Literal["webpage", "document", "scholar", "podcast", "video", "image"]
-"""What to search: web pages, documents (文库), papers (学术), podcasts, videos, images."""
-
-SCOPES: tuple[str, ...] = get_args(Scope)
-
 MAX_SIZE = 100
-
-
-def _as_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    # Numbers sometimes come where text is documented (e.g. a numeric title).
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:  # not a number, or digits int() rejects (e.g. "²")
-            return None
-    return None
-
-
-def _as_text_list(value: Any) -> list[str] | None:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, str)]
-    return None
-
-
-def _as_dict(value: Any) -> dict[str, Any] | None:
-    return value if isinstance(value, dict) else None
-
-
-Text = Annotated[str | None, BeforeValidator(_as_text)]
-Int = Annotated[int | None, BeforeValidator(_as_int)]
-TextList = Annotated[list[str] | None, BeforeValidator(_as_text_list)]
-# dict[Any, Any]: its keys are not re-validated, so one that is not valid text passes.
-Mapping = Annotated[dict[Any, Any] | None, BeforeValidator(_as_dict)]
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _lenient(model: type[M], data: dict[str, Any]) -> M:
-    """Validate ``data``, whose every field is lenient, so that only a key that is not
-    valid text (a lone surrogate, which JSON can carry) can fail: such keys are dropped."""
-    try:
-        return model.model_validate(data)
-    except ValidationError:
-        return model.model_validate({k: v for k, v in data.items() if _is_text(k)})
-
-
-def _is_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def check_query(value: str) -> str:
-    """Return the query stripped, or raise ``ValueError`` if nothing is left."""
-    stripped = value.strip()
-    if not stripped:
-        raise ValueError("query must not be empty or only whitespace")
-    if not _is_text(stripped):
-        raise ValueError("query holds a character that is not valid text (a lone surrogate)")
-    return stripped
 
 
 class SearchOptions(BaseModel):
     """What a search asks for besides the query and its size: the defaults that the
     tool and the retriever are configured with."""
 
-    scope: Scope = "webpage"
+    scope: ScopeName = "webpage"
     """Where to search (one of ``SCOPES``)."""
     include_summary: bool = True
     """Ask for an AI summary of each result."""
@@ -228,7 +170,7 @@ class SearchResponse(BaseModel):
     results: list[SearchResult]
     total: Int = None
     credits: Int = None
-    search_parameters: Mapping = Field(default=None, alias="searchParameters")
+    search_parameters: JsonObject = Field(default=None, alias="searchParameters")
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], *, scope: str) -> SearchResponse:
@@ -237,13 +179,13 @@ class SearchResponse(BaseModel):
         Raises:
             ValueError: the payload holds no result list for the scope.
         """
-        key = f"{scope}s"
+        key = result_key(scope)
         items = payload.get(key)
         if items is None and payload.get("total") == 0:
             items = []  # some answers with no hit leave the list out
         if not isinstance(items, list):
             raise ValueError(f"the answer has no {key!r} list")
-        results = [_lenient(SearchResult, item) for item in items if isinstance(item, dict)]
+        results = [lenient(SearchResult, item) for item in items if isinstance(item, dict)]
         if len(results) < len(items):
             logger.warning(
                 "Metaso search: ignored %d %s entries that were not objects",
@@ -251,7 +193,7 @@ class SearchResponse(BaseModel):
                 key,
             )
         extras = {k: v for k, v in payload.items() if k != key and k not in ("scope", "results")}
-        return _lenient(cls, {**extras, "scope": scope, "results": results})
+        return lenient(cls, {**extras, "scope": scope, "results": results})
 
     def to_documents(self, request: SearchRequest) -> list[Document]:
         """One ``Document`` a result, in the server's order, at most ``request.size``.
@@ -263,3 +205,12 @@ class SearchResponse(BaseModel):
             result.to_document(scope=self.scope, query=request.query, prefer_content=prefer_content)
             for result in self.results[: request.size]
         ]
+
+
+def search_call(request: SearchRequest) -> Call[SearchResponse]:
+    """The ``Call`` that sends ``request`` and reads its answer."""
+    return Call(
+        endpoint="search",
+        body=request.to_body(),
+        parse=partial(SearchResponse.from_payload, scope=request.scope),
+    )

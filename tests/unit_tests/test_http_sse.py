@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langchain_metaso.answer import Answer, AnswerRequest, answer_call
-from langchain_metaso.client import Call, MetasoClient
+from langchain_metaso._http import Call, MetasoClient
+from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder, aiter_events, iter_events
+from langchain_metaso.chat import Answer, AnswerRequest, chat_call
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.errors import (
     MetasoAPIError,
@@ -22,7 +23,6 @@ from langchain_metaso.errors import (
     MetasoResponseError,
     MetasoTimeoutError,
 )
-from langchain_metaso.sse import ServerSentEvent, SSEDecoder, aiter_events, iter_events
 from langchain_metaso.testing import Fault, MetasoEmulator
 
 Make = Callable[..., Any]  # the ``make`` fixture of conftest
@@ -195,7 +195,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 def expected_text(make: Make) -> str:
-    answer = make(MetasoConfig).client.request(answer_call(AnswerRequest(query=QUESTION)))
+    answer = make(MetasoConfig).client.request(chat_call(AnswerRequest(query=QUESTION)))
     assert isinstance(answer, Answer)
     return answer.text
 
@@ -214,12 +214,12 @@ def test_stream_reads_the_emulators_chunks_in_order(
     else:
         chunks = collect(make(MetasoConfig).client, stream_call(), mode)
     deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
-    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert list(deltas[0]) == ["citations"]
+    assert deltas[0]["citations"][0]["position"] == 1
     assert "".join(delta.get("content", "") for delta in deltas) == text
     assert len(chunks) > 5  # really streamed in pieces, not one event
-    assert chunks[0]["citations"][0]["position"] == 1
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["credits"] == 3
+    assert chunks[-1]["usage"]["total_tokens"] > 0
     (request,) = emulator.requests
     assert request.headers["accept"] == "text/event-stream"
     assert request.json() == {"q": QUESTION, "stream": True}
@@ -230,7 +230,7 @@ def test_stream_retries_a_failure_before_the_first_byte(
 ) -> None:
     emulator.script(Fault.status(503, retry_after=0), Fault.drop())
     chunks = collect(make(MetasoConfig).client, stream_call(), mode)
-    assert chunks[-1]["credits"] == 3
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert len(emulator.requests) == 3
 
 
@@ -350,6 +350,6 @@ def test_leaving_a_stream_early_frees_its_connection(
         for _chunk in config.client.stream(stream_call()):
             break
     chunks = list(config.client.stream(stream_call()))
-    assert chunks[-1]["credits"] == 3
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert emulator.stats.requests == 3
     config.close()

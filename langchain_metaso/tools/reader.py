@@ -1,15 +1,11 @@
 """``MetasoReaderTool``: a web page as Markdown, as a tool an agent can call."""
 
-# No `from __future__ import annotations` here: LangChain reads `_run`'s type hints on
-# every call, and evaluating string annotations each time costs more than the rest of
-# the tool's own work.
-
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field, field_validator
 
 from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
-from langchain_metaso.tools import MetasoTool, as_tool_error
+from langchain_metaso.tools.base import MetasoTool, as_tool_error
 
 __all__ = ["MetasoReaderInput", "MetasoReaderTool", "cut_text"]
 

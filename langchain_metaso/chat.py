@@ -1,4 +1,4 @@
-"""The chat call: ``POST {base_url}/chat/completions``, a search-grounded answer.
+"""The chat endpoint, ``POST {base_url}/chat/completions``: a search-grounded answer.
 
 The API answers in two shapes, both understood whatever was asked for: ``simple``
 (``{"answer", "sources" | "citations", "credits"}``) and ``chat_completions`` (the
@@ -15,8 +15,8 @@ from typing import Any, Literal, get_args
 from langchain_core.documents import Document
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from langchain_metaso.client import Call
-from langchain_metaso.models import Int, Scope, check_query
+from langchain_metaso._http import Call
+from langchain_metaso._parsing import Int, ScopeName, check_query
 
 __all__ = [
     "CHAT_MODELS",
@@ -24,7 +24,7 @@ __all__ = [
     "AnswerFormat",
     "AnswerRequest",
     "ChatModel",
-    "answer_call",
+    "chat_call",
 ]
 
 logger = logging.getLogger("langchain_metaso")
@@ -52,7 +52,7 @@ class AnswerRequest(BaseModel):
     query: str | None = None
     messages: list[dict[str, Any]] | None = None
     model: ChatModel = "fast"
-    scope: Scope = "webpage"
+    scope: ScopeName = "webpage"
     format: AnswerFormat = "simple"
     concise_snippet: bool | None = None
 
@@ -188,6 +188,6 @@ CHAT_PATH = "chat/completions"
 """Certain for metaso.cn; 302.AI documents a chat endpoint without its path."""
 
 
-def answer_call(request: AnswerRequest, path: str = CHAT_PATH) -> Call[Answer]:
+def chat_call(request: AnswerRequest, path: str = CHAT_PATH) -> Call[Answer]:
     """The ``Call`` that asks ``request``'s question at ``{base_url}/{path}``."""
     return Call(endpoint=path, body=request.to_body(), parse=Answer.from_payload)

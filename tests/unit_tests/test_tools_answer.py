@@ -14,9 +14,9 @@ from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
 from langchain_metaso import SCOPES
-from langchain_metaso.answer import CHAT_MODELS, Answer, AnswerRequest, answer_call
-from langchain_metaso.answer_tool import MetasoAnswerTool
+from langchain_metaso.chat import CHAT_MODELS, Answer, AnswerRequest, chat_call
 from langchain_metaso.testing import Fault, MetasoEmulator
+from langchain_metaso.tools.answer import MetasoAnswerTool
 
 Make = Callable[..., Any]  # the ``make`` fixture of conftest
 Invoke = Callable[..., Any]
@@ -203,8 +203,8 @@ def test_sources_become_documents_in_citation_order() -> None:
     ]
 
 
-def test_answer_call() -> None:
-    call = answer_call(AnswerRequest(query="q"))
+def test_chat_call() -> None:
+    call = chat_call(AnswerRequest(query="q"))
     assert (call.endpoint, call.expect) == ("chat/completions", "json")
     assert call.body == {"q": "q", "model": "fast", "scope": "webpage", "format": "simple"}
     assert call.parse({"answer": "a"}).text == "a"

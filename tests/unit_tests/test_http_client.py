@@ -233,13 +233,16 @@ def test_5xx_is_a_server_error_after_retries(
     assert len(emulator.requests) == 3
 
 
-def test_5xx_with_an_html_body_shows_the_body(
+def test_5xx_with_an_html_page_is_a_server_error_without_the_page(
     make: Make, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
+    # A proxy's error page in front of the right server: transient, and never pasted.
     emulator.script(Fault.status(502, body="<html>nginx: bad gateway</html>"))
     error = failure(invoke, retriever(make, max_retries=0))
     assert isinstance(error, MetasoServerError)
-    assert "nginx: bad gateway" in error.provider_message
+    assert "nginx" not in str(error)
+    assert "HTML page" in error.provider_message
+    assert "Bad Gateway" in error.provider_message
 
 
 def test_business_error_at_http_200(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
@@ -295,14 +298,27 @@ def test_other_4xx_are_not_retried(
 
 
 def test_non_json_body(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    emulator.script(Fault.garbage())
+    emulator.script(Fault.garbage(b"upstream said no", content_type="text/plain"))
     error = failure(invoke, retriever(make))
     assert type(error) is MetasoResponseError
     assert error.endpoint == "search"
-    assert error.body_excerpt == "<html>502 Bad Gateway</html>"
-    assert "not JSON" in str(error)
-    assert "text/html" in str(error)
-    assert "<html>502 Bad Gateway</html>" in str(error)
+    assert error.body_excerpt == "upstream said no"
+    assert "not JSON (text/plain)" in str(error)
+    assert "base URL" in str(error)
+    assert len(emulator.requests) == 1
+
+
+def test_an_html_page_says_the_url_is_not_the_api_without_pasting_it(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    emulator.script(Fault.garbage())
+    error = failure(invoke, retriever(make))
+    assert type(error) is MetasoResponseError
+    assert error.body_excerpt == ""
+    assert "Bad Gateway" not in str(error)
+    assert "an HTML page, not an answer of the Metaso API" in str(error)
+    assert error.url.endswith("/search")
+    assert error.url in str(error)
     assert "base URL" in str(error)
     assert len(emulator.requests) == 1
 
@@ -311,7 +327,7 @@ def test_non_json_body(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> 
 def test_non_json_body_is_cut_short(
     make: Make, emulator: MetasoEmulator, invoke: Invoke, body: str
 ) -> None:
-    emulator.script(Fault.garbage(body.encode()))
+    emulator.script(Fault.garbage(body.encode(), content_type="text/plain"))
     error = failure(invoke, retriever(make))
     assert isinstance(error, MetasoResponseError)
     assert error.body_excerpt.endswith("…")
@@ -541,7 +557,7 @@ def leaky(make: Make, fault: Fault) -> tuple[MetasoRetriever, MetasoEmulator]:
         Fault.status(500, body=f"upstream rejected Bearer {SECRET}"),
         Fault.status(429, body={"message": f"slow down, {SECRET}"}),
         Fault.business_error(1000, f"bad key {SECRET}"),
-        Fault.garbage(f"<html>Authorization: Bearer {SECRET}</html>".encode()),
+        Fault.garbage(f"Authorization: Bearer {SECRET}".encode(), content_type="text/plain"),
         Fault.garbage(json.dumps({"echo": SECRET}).encode(), 200, "application/json"),
         Fault.garbage(json.dumps([SECRET]).encode(), 200, "application/json"),
     ],

@@ -1,51 +1,30 @@
 """``MetasoSearchTool``: Metaso search as a tool an agent can call."""
 
-# No `from __future__ import annotations` here: LangChain reads `_run`'s type hints on
-# every call, and evaluating string annotations each time costs more than the rest of
-# the tool's own work.
-
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Literal
-
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.documents import Document
-from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic.v1 import ValidationError as ValidationErrorV1
+from pydantic import BaseModel, Field, field_validator
 
-from langchain_metaso.config import MetasoConfig
-from langchain_metaso.errors import MetasoError
-from langchain_metaso.models import (
+from langchain_metaso._parsing import ScopeName, check_query
+from langchain_metaso.scopes import Scope, describe_scopes
+from langchain_metaso.search import (
     MAX_SIZE,
-    SCOPES,
-    Scope,
     SearchOptions,
     SearchRequest,
     SearchResponse,
-    check_query,
+    search_call,
 )
+from langchain_metaso.tools.base import MetasoTool, as_tool_error
 
-__all__ = [
-    "MetasoSearchInput",
-    "MetasoSearchTool",
-    "MetasoTool",
-    "as_tool_error",
-    "explain_invalid_arguments",
-    "format_results",
-]
+__all__ = ["MetasoSearchInput", "MetasoSearchTool", "format_results"]
 
 
 class MetasoSearchInput(BaseModel):
     """Arguments of a ``metaso_search`` call."""
 
     query: str = Field(description="What to search for, in Chinese or English.")
-    scope: Scope | None = Field(
+    scope: ScopeName | None = Field(
         default=None,
-        description=(
-            "Where to search: 'webpage' (the web, default), 'document' (documents, 文库), "
-            "'scholar' (academic papers), 'podcast', 'video' or 'image'."
-        ),
+        description=f"Where to search: {describe_scopes()}.",
     )
     size: int | None = Field(
         default=None, ge=1, le=MAX_SIZE, description="How many results to return (1-100)."
@@ -55,34 +34,6 @@ class MetasoSearchInput(BaseModel):
     )
 
     _check_query = field_validator("query")(check_query)
-
-
-def explain_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str:
-    """Turn a validation error into a message a model can act on.
-
-    LangChain's own handler answers a fixed text that names nothing.
-    """
-    items = error.errors()
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or 'arguments'}: {item['msg']}"
-        for item in items
-    )
-    scopes = (
-        f" Valid scopes are {', '.join(SCOPES)}."
-        if any("scope" in item["loc"] for item in items)
-        else ""
-    )
-    return f"Invalid arguments: {problems}.{scopes} Fix the arguments and call the tool again."
-
-
-@contextmanager
-def as_tool_error() -> Iterator[None]:
-    """Re-raise our errors as ``ToolException``, the only kind LangChain hands back
-    to the agent as an error ``ToolMessage`` (``handle_tool_error``)."""
-    try:
-        yield
-    except MetasoError as exc:
-        raise ToolException(str(exc)) from exc
 
 
 def format_results(request: SearchRequest, response: SearchResponse) -> str:
@@ -106,18 +57,6 @@ def format_results(request: SearchRequest, response: SearchResponse) -> str:
         # the model's context; they are in the artifact.
         lines.append(result.text()[0].strip())
     return "\n".join(lines)
-
-
-class MetasoTool(MetasoConfig, BaseTool):
-    """What every Metaso tool shares: the settings, a compact answer for the model with
-    the full data as the artifact, and failures handed back to the agent as an error
-    ``ToolMessage`` it can act on rather than as an exception."""
-
-    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
-    handle_tool_error: bool | str | None = True
-    handle_validation_error: (
-        bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
-    ) = explain_invalid_arguments
 
 
 class MetasoSearchTool(SearchOptions, MetasoTool):
@@ -203,7 +142,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
     ) -> tuple[str, list[Document]]:
         request = self._request(query, scope, size, page)
         with as_tool_error():
-            return self._answer(request, self._search(request))
+            return self._answer(request, self.client.request(search_call(request)))
 
     async def _arun(
         self,
@@ -215,4 +154,4 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
     ) -> tuple[str, list[Document]]:
         request = self._request(query, scope, size, page)
         with as_tool_error():
-            return self._answer(request, await self._asearch(request))
+            return self._answer(request, await self.client.arequest(search_call(request)))

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from langchain_metaso.errors import MetasoResponseError
 from langchain_metaso.reader import ReaderPage, ReaderRequest, check_url, reader_call
-from langchain_metaso.reader_tool import MetasoReaderTool, cut_text
 from langchain_metaso.testing import Fault, MetasoEmulator
+from langchain_metaso.tools.reader import MetasoReaderTool, cut_text
 
 Make = Callable[..., Any]  # the ``make`` fixture of conftest
 Invoke = Callable[..., Any]
@@ -264,7 +264,7 @@ def test_missing_url_argument_is_an_error_message(make: Make, invoke: Invoke) ->
         (Fault.status(401), ["HTTP 401", "METASO_API_KEY"]),
         (Fault.status(402), ["HTTP 402", "credits"]),
         (Fault.business_error(1000, "url 无法访问"), ["url 无法访问", "code 1000"]),
-        (Fault.garbage(), ["unusable answer", "502 Bad Gateway"]),
+        (Fault.garbage(), ["unusable answer", "HTML page"]),
         (Fault.status(200, body={"title": "no markdown"}), ["no 'markdown' text"]),
     ],
 )

@@ -13,12 +13,12 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseToolkit
 from pydantic import ValidationError
 
-from langchain_metaso.answer_tool import MetasoAnswerTool
 from langchain_metaso.config import MetasoConfig
-from langchain_metaso.reader_tool import MetasoReaderTool
 from langchain_metaso.testing import MetasoEmulator
 from langchain_metaso.toolkits import MetasoToolkit
 from langchain_metaso.tools import MetasoSearchTool
+from langchain_metaso.tools.answer import MetasoAnswerTool
+from langchain_metaso.tools.reader import MetasoReaderTool
 
 Make = Callable[..., Any]  # the ``make`` fixture of conftest
 SECRET = "test-key-SHOULD-NOT-LEAK"

@@ -1,23 +1,20 @@
 """``MetasoAnswerTool``: a search-grounded answer with its sources, as an agent tool."""
 
-# No `from __future__ import annotations` here: LangChain reads `_run`'s type hints on
-# every call, and evaluating string annotations each time costs more than the rest of
-# the tool's own work.
-
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field, field_validator
 
-from langchain_metaso.answer import (
+from langchain_metaso._parsing import ScopeName, check_query
+from langchain_metaso.chat import (
     CHAT_PATH,
     Answer,
     AnswerFormat,
     AnswerRequest,
     ChatModel,
-    answer_call,
+    chat_call,
 )
-from langchain_metaso.models import Scope, check_query
-from langchain_metaso.tools import MetasoTool, as_tool_error
+from langchain_metaso.scopes import Scope, describe_scopes
+from langchain_metaso.tools.base import MetasoTool, as_tool_error
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
 
@@ -26,12 +23,9 @@ class MetasoAnswerInput(BaseModel):
     """Arguments of a ``metaso_answer`` call."""
 
     query: str = Field(description="The question to answer, in Chinese or English.")
-    scope: Scope | None = Field(
+    scope: ScopeName | None = Field(
         default=None,
-        description=(
-            "Where to look for sources: 'webpage' (the web, default), 'document' "
-            "(documents, 文库), 'scholar' (academic papers), 'podcast', 'video' or 'image'."
-        ),
+        description=f"Where to look for sources: {describe_scopes()}.",
     )
 
     _check_query = field_validator("query")(check_query)
@@ -101,6 +95,7 @@ class MetasoAnswerTool(MetasoTool):
     answer_format: AnswerFormat = "simple"
     """The answer shape asked for; both are understood."""
     concise_snippet: bool | None = None
+    """Ask for shorter source snippets."""
     chat_path: str = CHAT_PATH
     """The chat endpoint under ``base_url``: configurable because 302.AI documents it
     without its path."""
@@ -112,8 +107,6 @@ class MetasoAnswerTool(MetasoTool):
         if not path or "://" in path:
             raise ValueError(f"chat_path must be a path under base_url, got {value!r}")
         return path
-
-    """Ask for shorter source snippets."""
 
     def _request(self, query: str, scope: Scope | None) -> AnswerRequest:
         return AnswerRequest(
@@ -136,7 +129,7 @@ class MetasoAnswerTool(MetasoTool):
     ) -> tuple[str, list[Document]]:
         request = self._request(query, scope)
         with as_tool_error():
-            return self._answer(request, self.client.request(answer_call(request, self.chat_path)))
+            return self._answer(request, self.client.request(chat_call(request, self.chat_path)))
 
     async def _arun(
         self,
@@ -147,5 +140,5 @@ class MetasoAnswerTool(MetasoTool):
         request = self._request(query, scope)
         with as_tool_error():
             return self._answer(
-                request, await self.client.arequest(answer_call(request, self.chat_path))
+                request, await self.client.arequest(chat_call(request, self.chat_path))
             )

@@ -1,0 +1,160 @@
+"""``ConnectionPool``: the pooled ``httpx`` clients an instance and its copies share."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ssl
+import threading
+import time
+import weakref
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import httpx
+
+__all__ = ["ConnectionPool"]
+
+Key = tuple[Any, int]  # (transport, max_concurrency)
+SyncLanes = dict[Key, tuple[httpx.Client, threading.BoundedSemaphore]]
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every client: building one loads the CA bundle (~40 ms),
+    which would otherwise be paid by every new event loop (each ``asyncio.run``)."""
+    return httpx.create_ssl_context()
+
+
+@dataclass
+class _LoopLanes:
+    """One event loop's async clients, each with the semaphore that bounds its requests."""
+
+    lanes: dict[Key, tuple[httpx.AsyncClient, asyncio.Semaphore]] = field(default_factory=dict)
+    closer: AsyncGenerator[None, None] | None = None
+
+
+async def _close_at_loop_shutdown(
+    state: _LoopLanes, forget: Callable[[], object]
+) -> AsyncGenerator[None, None]:
+    """Close a loop's connections while that loop can still run the closing.
+
+    Parked as one of the loop's async generators: ``asyncio.run`` (and Jupyter's or
+    pytest's runners) finalize those while shutting the loop down, which closes these
+    connections instead of leaving their sockets, and the dead loop, to leak.
+    """
+    try:
+        yield
+    finally:
+        forget()
+        # The finished generator still points at the loop (its finalizer hook).
+        state.closer = None
+        lanes, state.lanes = list(state.lanes.values()), {}
+        for client, _ in lanes:
+            await client.aclose()
+
+
+def _close_sync(lanes: SyncLanes) -> None:
+    clients = [client for client, _ in lanes.values()]
+    lanes.clear()
+    for client in clients:
+        client.close()
+
+
+class ConnectionPool:
+    """Lazily created ``httpx`` clients, shared by an instance and its shallow copies.
+
+    Each client comes with a semaphore of ``max_concurrency`` slots: requests beyond
+    it wait in line before they reach ``httpx`` (whose own pool queue is far slower
+    to scan under load). Async clients are kept per event loop, because connections
+    belong to the loop that opened them: a new ``asyncio.run`` gets fresh ones and
+    closes them when it ends, a long-lived (Jupyter) loop keeps reusing its own.
+    Copies made by ``copy.deepcopy`` and pickling start empty. A pool nobody holds any
+    more closes its sync connections (notebooks and scripts drop instances unclosed).
+
+    It also holds the cooldown its instances share: after a 429 with ``Retry-After``,
+    none of them sends again before that time is up.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sync: SyncLanes = {}
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopLanes] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._cooldown_until = 0.0
+        weakref.finalize(self, _close_sync, self._sync)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionPool:
+        return ConnectionPool()
+
+    def __reduce__(self) -> tuple[type[ConnectionPool], tuple[()]]:
+        return ConnectionPool, ()
+
+    def cool_down(self, seconds: float) -> None:
+        """Hold every request of this pool back for ``seconds`` from now."""
+        with self._lock:
+            self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+
+    def cooldown_left(self) -> float:
+        """Seconds until requests may be sent again (0 when they may now)."""
+        return max(0.0, self._cooldown_until - time.monotonic())
+
+    @staticmethod
+    def _limits(max_concurrency: int) -> httpx.Limits:
+        return httpx.Limits(
+            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+        )
+
+    def sync_lane(
+        self, transport: Any, max_concurrency: int
+    ) -> tuple[httpx.Client, threading.BoundedSemaphore]:
+        key = (transport, max_concurrency)
+        with self._lock:
+            lane = self._sync.get(key)
+            if lane is None:
+                client = httpx.Client(
+                    transport=transport, limits=self._limits(max_concurrency), verify=_tls()
+                )
+                lane = self._sync[key] = (client, threading.BoundedSemaphore(max_concurrency))
+            return lane
+
+    async def async_lane(
+        self, transport: Any, max_concurrency: int
+    ) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        key = (transport, max_concurrency)
+        with self._lock:
+            state = self._async.get(loop)
+            first_in_loop = state is None
+            if state is None:
+                # Loops closed without shutting down their async generators (a bare
+                # loop.close()) never ran their closer: let go of their clients.
+                for dead in [other for other in self._async if other.is_closed()]:
+                    del self._async[dead]
+                state = self._async[loop] = _LoopLanes()
+                state.closer = _close_at_loop_shutdown(state, partial(self._async.pop, loop, None))
+            lane = state.lanes.get(key)
+            if lane is None:
+                client = httpx.AsyncClient(
+                    transport=transport, limits=self._limits(max_concurrency), verify=_tls()
+                )
+                lane = state.lanes[key] = (client, asyncio.Semaphore(max_concurrency))
+        if first_in_loop and state.closer is not None:
+            await anext(state.closer)  # registers it with the loop's shutdown
+        return lane
+
+    def close(self) -> None:
+        """Close the sync connections; async ones close with ``aclose``."""
+        with self._lock:
+            _close_sync(self._sync)
+
+    async def aclose(self) -> None:
+        """Close the connections of both kinds opened in the running loop."""
+        self.close()
+        with self._lock:
+            state = self._async.pop(asyncio.get_running_loop(), None)
+        if state is not None and state.closer is not None:
+            await state.closer.aclose()

@@ -1,0 +1,99 @@
+"""Redis, for ``MetasoStoreCache.from_redis_url`` and ``RedisRateLimiter``: the connection
+they hold, and a LangChain ``ByteStore`` whose keys Redis expires by itself.
+
+redis-py is an optional dependency (``pip install "langchain-metaso[redis]"``), imported
+when one of these is built, so a missing install fails at once, not at the first call.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from langchain_core.stores import BaseStore
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["RedisByteStore", "RedisConnection"]
+
+REDIS_EXTRA = 'pip install "langchain-metaso[redis]"'
+
+# A cache or limiter waiting forever on an unreachable Redis would hang every search.
+_DEFAULT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+class RedisConnection:
+    """A redis-py client for ``url``, made at once, with short socket timeouts by default.
+
+    Pickled as its URL and options, so a copy sent to a worker process reaches the same
+    server. Its repr hides the password.
+
+    Args:
+        url: e.g. ``redis://localhost:6379/0`` or ``rediss://:password@host:6380/0``.
+        **options: Passed to ``redis.Redis.from_url`` (e.g. ``socket_timeout=5``).
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        try:
+            import redis
+        except ImportError as exc:
+            raise ImportError(f"Redis support needs redis-py: {REDIS_EXTRA}") from exc
+        self.url = url
+        # Bytes in, bytes out: the cache's entries are UTF-8 that Redis must not decode.
+        self.options = {**_DEFAULT_OPTIONS, **options, "decode_responses": False}
+        self.client: redis.Redis = redis.Redis.from_url(url, **self.options)
+
+    def __reduce__(self) -> Any:
+        return functools.partial(RedisConnection, **self.options), (self.url,)
+
+    def __repr__(self) -> str:
+        parts = urlsplit(self.url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = "***@" + netloc.rsplit("@", 1)[1]
+        return f"RedisConnection({urlunsplit(parts._replace(netloc=netloc))!r})"
+
+
+class RedisByteStore(BaseStore[str, bytes]):
+    """A LangChain ``ByteStore`` on Redis; with ``ttl``, Redis drops each key that long
+    after it was set (``SET key value PX ms``).
+
+    The async methods are LangChain's defaults: the sync client, run off the event loop.
+    redis-py's asyncio clients belong to the loop that opened their connections and fail
+    in the next one (each ``asyncio.run``); one thread-safe pool serves every loop instead,
+    and each call off the loop is one short command, never a wait.
+    """
+
+    def __init__(self, connection: RedisConnection, *, ttl: float | None = None) -> None:
+        self.connection = connection
+        self.ttl = ttl
+        self._ttl_ms = None if ttl is None else max(1, math.ceil(ttl * 1000))
+
+    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        return cast("list[bytes | None]", self.connection.client.mget(keys))
+
+    def mset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
+        pipe = self.connection.client.pipeline(transaction=False)
+        for key, value in key_value_pairs:
+            pipe.set(key, value, px=self._ttl_ms)
+        pipe.execute()
+
+    def mdelete(self, keys: Sequence[str]) -> None:
+        if keys:
+            self.connection.client.delete(*keys)
+
+    def yield_keys(self, *, prefix: str | None = None) -> Iterator[str]:
+        pattern = _GLOB_SPECIAL.sub(r"\\\1", prefix or "") + "*"
+        for key in self.connection.client.scan_iter(match=pattern):
+            yield key.decode()
+
+    def __repr__(self) -> str:
+        return f"RedisByteStore({self.connection!r}, ttl={self.ttl})"

@@ -1,0 +1,415 @@
+"""Site and date filters for search results, applied by this client.
+
+The Metaso API documents no site or date filter, so ``SearchFilters`` judges the results
+it returns: what does not pass is dropped before a model or a program sees it. Nothing is
+added to the query (no ``site:`` operator): the API does not document one.
+
+A result's site is the host of its ``link``; an image result has no link, so the host of
+its ``imageUrl`` stands in. That is where the file lives, often a CDN rather than the page's
+site, so a site filter keeps few images. A result with neither never passes
+``include_domains`` and always passes ``exclude_domains``.
+
+Domains are compared as ASCII: an internationalised name (``例子.中国``) becomes its
+punycode (``xn--fsqu00a.xn--fiqs8s``) by the standard library's IDNA 2003 codec, on both
+sides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import Self
+
+from langchain_metaso.dates import parse_date
+
+__all__ = [
+    "EXCLUDED",
+    "OUTSIDE",
+    "UNDATED",
+    "Filtered",
+    "SearchFilters",
+    "describe",
+    "domain_matches",
+    "host_of",
+    "normalize_domain",
+    "result_date",
+    "result_url",
+]
+
+OUTSIDE = "outside the requested sites"
+"""Why a result was dropped: its site is not in ``include_domains``."""
+EXCLUDED = "from an excluded site"
+"""Why a result was dropped: its site is in ``exclude_domains``."""
+UNDATED = "undated"
+"""Why a result was dropped: a date filter is set, its date cannot be read, and
+``keep_undated`` is false."""
+_OLDER = "older than "
+
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+_LIST_SEPARATORS = re.compile(r"[\s,，、;；]+")
+
+T = TypeVar("T")
+
+
+def normalize_domain(value: str) -> str:
+    """``value`` as a lower-case ASCII domain: ``https://www.a.com:8080/x`` becomes
+    ``www.a.com``; a leading ``*.`` or ``.`` and a trailing dot are dropped.
+
+    Raises:
+        ValueError: ``value`` is not a domain or a URL with one (no dot, a space, an empty
+            or malformed label, an IP address...); the message names it.
+    """
+    text = value.strip()
+    try:
+        if not text:
+            raise ValueError("it is empty")
+        if "@" in text:
+            raise ValueError("it holds '@'")
+        if any(c.isspace() for c in text):  # urlsplit would silently drop tabs and newlines
+            raise ValueError("it holds a space")
+        host = _host(text)
+        if host is None:
+            raise ValueError("it holds no host")
+        host = host.removeprefix("*.").removeprefix(".")
+        _check_host(host)
+    except ValueError as error:
+        raise ValueError(
+            f"{value!r} is not a domain: {error}; give one like 'example.com' or a URL"
+        ) from None
+    return host
+
+
+def host_of(url: str | None) -> str | None:
+    """The host of ``url`` as ``normalize_domain`` writes domains, or ``None`` if it has
+    none that can be read. Never raises."""
+    if not url:
+        return None
+    try:
+        return _host(url.strip())
+    except ValueError:  # e.g. an unclosed IPv6 bracket: no site can be shown
+        return None
+
+
+def _host(text: str) -> str | None:
+    """The lower-case ASCII host of a URL, or of ``host[:port][/path]``, without a trailing
+    dot; ``None`` if there is none.
+
+    Raises:
+        ValueError: a URL ``urlsplit`` cannot read, or a name the IDNA codec refuses.
+    """
+    host = urlsplit(text if "://" in text else "//" + text.lstrip("/")).hostname
+    host = host.removesuffix(".") if host else None
+    if host and not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError("it is not a valid internationalised name") from None
+    return host or None
+
+
+def _check_host(host: str) -> None:
+    if not host:
+        raise ValueError("it is empty")
+    if len(host) > 253:
+        raise ValueError("it is longer than 253 characters")
+    labels = host.split(".")
+    if len(labels) < 2:
+        raise ValueError("it has no dot")
+    for label in labels:
+        if not _LABEL.fullmatch(label):
+            raise ValueError(
+                f"the part {label!r} is not 1 to 63 letters, digits and inner hyphens"
+                if label
+                else "it has an empty part between dots"
+            )
+    if labels[-1].isdigit():
+        raise ValueError(f"its last part {labels[-1]!r} is a number (an IP address is no domain)")
+
+
+def domain_matches(host: str, domain: str) -> bool:
+    """Whether ``host`` is ``domain`` or one of its subdomains: ``example.com`` matches
+    ``www.example.com``, not ``badexample.com``. Both as ``normalize_domain`` writes them."""
+    return host == domain or host.endswith("." + domain)
+
+
+def result_url(item: object) -> str | None:
+    """The URL that stands for a search result's site: its ``link``, else its
+    ``image_url`` (image results have no link)."""
+    for name in ("link", "image_url"):
+        value = getattr(item, name, None)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def result_date(item: object) -> str | None:
+    """A search result's ``date`` as written, if it is text."""
+    value = getattr(item, "date", None)
+    return value if isinstance(value, str) else None
+
+
+def _domain_list(value: Any) -> Any:
+    # One string (a model's "a.com, b.com") is a list: no domain holds a comma or a space.
+    if isinstance(value, str):
+        return [part for part in _LIST_SEPARATORS.split(value) if part]
+    return value
+
+
+def _normalize_domains(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if not value:
+        return None  # an empty list filters nothing
+    return tuple(dict.fromkeys(normalize_domain(item) for item in value))
+
+
+_Domains = Annotated[
+    tuple[str, ...] | None, BeforeValidator(_domain_list), AfterValidator(_normalize_domains)
+]
+
+
+def _date_of(value: Any) -> Any:
+    # pydantic rejects a datetime with a time of day where a date is expected.
+    return value.date() if isinstance(value, datetime) else value
+
+
+class SearchFilters(BaseModel):
+    """Which search results to keep: by site, by date, or both. Applied by this client to
+    the results the API returns (the API has no such filters).
+
+    A result must pass every filter that is set. ``recency_days`` and ``published_after``
+    may both be set: a result must then pass both, i.e. the later cutoff applies.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    include_domains: _Domains = Field(
+        default=None,
+        description=(
+            "Only keep results from these sites (a domain also covers its subdomains), "
+            "e.g. ['gov.cn', 'zhihu.com']."
+        ),
+    )
+    exclude_domains: _Domains = Field(
+        default=None,
+        description="Never keep results from these sites (and their subdomains).",
+    )
+    recency_days: int | None = Field(
+        default=None,
+        description=("Only keep results dated today or in the last this many days (at least 1)."),
+    )
+    published_after: Annotated[date | None, BeforeValidator(_date_of)] = Field(
+        default=None,
+        description="Only keep results dated on or after this day (YYYY-MM-DD).",
+    )
+    keep_undated: bool = Field(
+        default=True,
+        description="With a date filter, whether to keep results whose date cannot be read.",
+    )
+
+    @field_validator("recency_days", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        # pydantic reads True as 1; as a number of days it is a mistake.
+        if isinstance(value, bool):
+            raise ValueError(f"recency_days must be a number of days, not {value}")
+        return value
+
+    @field_validator("recency_days")
+    @classmethod
+    def _at_least_one_day(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"recency_days must be at least 1, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _include_not_excluded(self) -> Self:
+        for domain in self.include_domains or ():
+            for excluded in self.exclude_domains or ():
+                if domain_matches(domain, excluded):
+                    raise ValueError(
+                        f"include_domains has {domain!r}, which exclude_domains "
+                        f"excludes ({excluded!r}): no result from it could be kept"
+                    )
+        return self
+
+    @property
+    def active(self) -> bool:
+        """Whether any result could be dropped (``keep_undated`` alone drops nothing)."""
+        return bool(
+            self.include_domains
+            or self.exclude_domains
+            or self.recency_days is not None
+            or self.published_after is not None
+        )
+
+    def cutoff(self, today: date) -> date | None:
+        """The oldest date kept, or ``None`` without a date filter."""
+        cutoffs = [self.published_after] if self.published_after else []
+        if self.recency_days is not None:
+            try:
+                cutoffs.append(today - timedelta(days=self.recency_days))
+            except OverflowError:  # more days than the calendar holds: every date passes
+                cutoffs.append(date.min)
+        return max(cutoffs, default=None)
+
+    def drop_reason(self, url: str | None, date_text: str | None, *, today: date) -> str | None:
+        """Why a result with this URL and date would be dropped (``EXCLUDED``, ``OUTSIDE``,
+        ``"older than 2025-03-17"``, ``UNDATED``), or ``None`` if it is kept.
+
+        Args:
+            url: The result's link (for an image, its image URL; see ``result_url``).
+            date_text: The result's ``date`` as the API wrote it.
+            today: The day relative dates and ``recency_days`` count back from.
+        """
+        return self._judge(url, date_text, today, self.cutoff(today))
+
+    def _judge(
+        self, url: str | None, date_text: str | None, today: date, cutoff: date | None
+    ) -> str | None:
+        if self.include_domains or self.exclude_domains:
+            host = host_of(url)
+            if host is not None and any(
+                domain_matches(host, domain) for domain in self.exclude_domains or ()
+            ):
+                return EXCLUDED
+            if self.include_domains and (
+                host is None
+                or not any(domain_matches(host, domain) for domain in self.include_domains)
+            ):
+                return OUTSIDE
+        if cutoff is not None:
+            published = parse_date(date_text, today=today)
+            if published is None:
+                return None if self.keep_undated else UNDATED
+            if published < cutoff:
+                return f"{_OLDER}{cutoff.isoformat()}"
+        return None
+
+    def apply(
+        self,
+        items: Iterable[T],
+        *,
+        today: date,
+        limit: int | None = None,
+        url: Callable[[T], str | None] = result_url,
+        date_text: Callable[[T], str | None] = result_date,
+    ) -> Filtered[T]:
+        """The items that pass, in their order, and how many were dropped for each reason.
+
+        Args:
+            items: Search results, or anything ``url`` and ``date_text`` read.
+            today: The day relative dates and ``recency_days`` count back from.
+            limit: Stop once this many pass; the items after are not judged (nor counted
+                as seen), so that ``Filtered.describe`` adds up.
+            url: Reads an item's URL (default: ``result_url``).
+            date_text: Reads an item's date as written (default: ``result_date``).
+        """
+        cutoff = self.cutoff(today)
+        kept: list[T] = []
+        dropped: dict[str, int] = {}
+        for item in items:
+            if limit is not None and len(kept) >= limit:
+                break
+            reason = self._judge(url(item), date_text(item), today, cutoff)
+            if reason is None:
+                kept.append(item)
+            else:
+                dropped[reason] = dropped.get(reason, 0) + 1
+        return Filtered(kept, dropped)
+
+    def narrowed(self, other: SearchFilters) -> SearchFilters:
+        """Filters that keep what both these and ``other`` keep: e.g. a tool's own filters
+        with the ones a call asks for. Sites excluded by either stay excluded, the sites
+        included are those both include, and the later date cutoff applies.
+
+        Raises:
+            ValueError: both include sites and no site is in both, or a site one includes
+                the other excludes.
+        """
+        return SearchFilters(
+            include_domains=_common_sites(self.include_domains, other.include_domains),
+            exclude_domains=(self.exclude_domains or ()) + (other.exclude_domains or ()),
+            recency_days=min(
+                (d for d in (self.recency_days, other.recency_days) if d is not None),
+                default=None,
+            ),
+            published_after=max(
+                (d for d in (self.published_after, other.published_after) if d is not None),
+                default=None,
+            ),
+            keep_undated=self.keep_undated and other.keep_undated,
+        )
+
+
+def _common_sites(
+    first: tuple[str, ...] | None, second: tuple[str, ...] | None
+) -> tuple[str, ...] | None:
+    """The sites in both lists: each domain of one that falls under a domain of the other."""
+    if first is None or second is None:
+        return first or second
+    common = [a for a in first if any(domain_matches(a, b) for b in second)]
+    common += [b for b in second if any(domain_matches(b, a) for a in first)]
+    if not common:
+        raise ValueError(f"include_domains {list(first)} and {list(second)} have no site in common")
+    return tuple(common)
+
+
+@dataclass(frozen=True)
+class Filtered(Generic[T]):
+    """What ``SearchFilters.apply`` kept, and how many it dropped for each reason.
+    Outcomes of successive pages add up with ``+``."""
+
+    kept: list[T]
+    dropped: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def seen(self) -> int:
+        """How many items were judged."""
+        return len(self.kept) + sum(self.dropped.values())
+
+    def __add__(self, other: Filtered[T]) -> Filtered[T]:
+        dropped = dict(self.dropped)
+        for reason, count in other.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + count
+        return Filtered([*self.kept, *other.kept], dropped)
+
+    def describe(self) -> str:
+        """The sentence for a model, see ``describe``."""
+        return describe(len(self.kept), self.seen, self.dropped)
+
+
+_REASON_ORDER = (EXCLUDED, OUTSIDE, _OLDER, UNDATED)
+
+
+def _rank(reason: str) -> int:
+    return next(
+        (i for i, prefix in enumerate(_REASON_ORDER) if reason.startswith(prefix)),
+        len(_REASON_ORDER),
+    )
+
+
+def describe(kept: int, seen: int, dropped: Mapping[str, int]) -> str:
+    """What the filters did, for a model: ``"4 of 10 kept: 6 outside the requested sites"``,
+    ``"3 of 10 kept: 5 older than 2025-11-24, 2 from an excluded site"`` (most frequent
+    reason first); ``""`` when nothing was dropped.
+    """
+    reasons = sorted(
+        ((reason, count) for reason, count in dropped.items() if count > 0),
+        key=lambda pair: (-pair[1], _rank(pair[0])),
+    )
+    if not reasons:
+        return ""
+    return f"{kept} of {seen} kept: " + ", ".join(f"{n} {reason}" for reason, n in reasons)
