@@ -13,8 +13,9 @@ import os
 import subprocess
 import sys
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, fields
+from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,13 +24,27 @@ from ._faults import Fault
 
 # Settings ``set`` may change: the emulator's constructor arguments.
 _SETTINGS = frozenset(f.name for f in fields(MetasoEmulator) if f.init)
+# Those whose JSON form is text: back to what the emulator holds.
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "fixed_answers": lambda answers: {path: text.encode() for path, text in answers.items()},
+    "today": date.fromisoformat,
+}
+
+
+def _encode(value: object) -> str:
+    """JSON for what has no JSON form: bytes as UTF-8 text, dates in ISO form."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} cannot be sent to the emulator process")
 
 
 def run_command(emulator: MetasoEmulator, line: str) -> dict[str, Any]:
     """Apply one command line to ``emulator``; the reply is its statistics, or an error.
 
     A command is a JSON object with any of, applied in this order: ``"reset": true``;
-    ``"set": {setting: value}`` (``fixed_answers`` values as text, sent as UTF-8);
+    ``"set": {setting: value}`` (``fixed_answers`` values as text, ``today`` in ISO form);
     ``"script": [{"fault": "status", "code": 503}, ...]`` (each calls that ``Fault``
     constructor with the other keys). ``{}`` only reads the statistics.
     """
@@ -40,9 +55,7 @@ def run_command(emulator: MetasoEmulator, line: str) -> dict[str, Any]:
         for name, value in command.get("set", {}).items():
             if name not in _SETTINGS:
                 raise ValueError(f"unknown setting {name!r}; expected one of {sorted(_SETTINGS)}")
-            if name == "fixed_answers":
-                value = {path: text.encode("utf-8") for path, text in value.items()}
-            setattr(emulator, name, value)
+            setattr(emulator, name, _DECODE.get(name, lambda same: same)(value))
         emulator.script(*(_fault(dict(spec)) for spec in command.get("script", ())))
     except (ValueError, TypeError, AttributeError) as error:
         return {"error": f"{type(error).__name__}: {error}"}
@@ -104,7 +117,7 @@ class EmulatorProcess:
             raise
 
     def set(self, **settings: Any) -> EmulatorStats:
-        """Change settings (``fixed_answers`` as text); the statistics after the change."""
+        """Change settings; the statistics after the change."""
         return self._send({"set": settings})
 
     def reset(self) -> EmulatorStats:
@@ -140,7 +153,7 @@ class EmulatorProcess:
 
     def _send(self, command: dict[str, Any]) -> EmulatorStats:
         assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps(command, ensure_ascii=False) + "\n")
+        self._process.stdin.write(json.dumps(command, ensure_ascii=False, default=_encode) + "\n")
         self._process.stdin.flush()
         reply = json.loads(self._read_line())
         if "error" in reply:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 
 import httpx
 import pytest
@@ -90,7 +91,8 @@ def test_command_sets_settings_scripts_faults_and_replies_statistics() -> None:
         emu,
         json.dumps(
             {
-                "set": {"latency": 0.25, "max_in_flight": 3, "fixed_answers": {"/p": "秘塔"}},
+                "set": {"latency": 0.25, "max_in_flight": 3, "today": "2024-02-29"}
+                | {"fixed_answers": {"/p": "秘塔"}},
                 "script": [{"fault": "status", "code": 503, "retry_after": 0}, {"fault": "drop"}],
             }
         ),
@@ -103,7 +105,7 @@ def test_command_sets_settings_scripts_faults_and_replies_statistics() -> None:
         "connections_open": 0,
         "rejected_429": 0,
     }
-    assert (emu.latency, emu.max_in_flight) == (0.25, 3)
+    assert (emu.latency, emu.max_in_flight, emu.today) == (0.25, 3, date(2024, 2, 29))
     assert emu.fixed_answers == {"/p": "秘塔".encode()}
     with httpx.Client(transport=emu.transport(), base_url="http://metaso.test") as client:
         emu.latency = 0.0
@@ -125,6 +127,7 @@ def test_command_sets_settings_scripts_faults_and_replies_statistics() -> None:
         ('{"script": [{"fault": "_plan"}]}', "no Fault constructor '_plan'"),
         ('{"script": [{"fault": "kind"}]}', "no Fault constructor 'kind'"),
         ('{"script": [{"fault": "status"}]}', "TypeError"),
+        ('{"set": {"today": "yesterday"}}', "ValueError"),
         ("not json", "JSONDecodeError"),
         ("[]", "AttributeError"),
     ],
@@ -157,6 +160,13 @@ def test_process_takes_settings_faults_and_resets(served: EmulatorProcess) -> No
     assert httpx.post(f"{served.url}/peer/search").status_code == 502
     assert served.stats.rejected_429 == 1
     assert served.reset().requests == 0
+
+
+def test_process_takes_bytes_and_dates(served: EmulatorProcess) -> None:
+    served.set(today=date(2024, 2, 29), fixed_answers={"/b": '{"秘塔": 1}'.encode()})
+    assert httpx.post(f"{served.url}/b").json() == {"秘塔": 1}
+    with pytest.raises(TypeError, match="object cannot be sent"):
+        served.set(latency=object())
 
 
 def test_process_refuses_a_bad_setting_without_echoing_it(served: EmulatorProcess) -> None:
