@@ -230,7 +230,7 @@ def rate_limit(report: Report, server: EmulatorProcess) -> None:
     names = {TOOL: TOOL, PEER: PEER, THIN: f"{THIN}, Semaphore(16)", BARE: f"{BARE}, Semaphore(16)"}
     walls, outcomes = {}, {}
     for name, label in names.items():
-        walls[name], answers, counted = Measure(label), [], []
+        walls[name], answers, at_server = Measure(label), [], []
         for _ in range(runs):
             server.set(latency=BATCH_LATENCY, connection_delay=0.0, max_in_flight=IN_FLIGHT)
             server.reset()
@@ -238,8 +238,8 @@ def rate_limit(report: Report, server: EmulatorProcess) -> None:
             walls[name].samples.append(seconds)
             answers.append(sum(map(answered, results)))
             stats = server.stats
-            counted.append((stats.rejected_429, stats.requests, stats.peak_in_flight))
-        outcomes[name] = min(answers), [max(column) for column in zip(*counted, strict=True)]
+            at_server.append((stats.rejected_429, stats.requests, stats.peak_in_flight))
+        outcomes[name] = min(answers), [max(column) for column in zip(*at_server, strict=True)]
     for name, (got, counted) in outcomes.items():
         mine = name == TOOL
         floors = [(walls[THIN], None), (walls[BARE], None)] if mine else []
@@ -268,9 +268,11 @@ def imports(report: Report, server: EmulatorProcess) -> None:
     # machine, more than the package's own share.
     runs = report.count(10, 5)
     report.section(f"4. Import, in one fresh process, median of {runs} after one unmeasured")
-    code = f"import time; t0 = time.perf_counter(); {DEPS}; t1 = time.perf_counter(); {PACKAGE}"
+    code = (
+        f"import time; t0 = time.perf_counter(); {DEPS}; t1 = time.perf_counter(); {PACKAGE}; "
+        "print(t1 - t0, time.perf_counter() - t0)"
+    )
     deps, both = Measure("LangChain's bases + httpx"), Measure("the same, then the package")
-    code += "; print(t1 - t0, time.perf_counter() - t0)"
     for run_ in range(runs + 1):
         alone, together = map(float, python(code).split())
         if run_:  # the first one warms the OS file cache and writes .pyc files
