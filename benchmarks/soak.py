@@ -226,4 +226,8 @@ if __name__ == "__main__":
     options.add_argument("--calls", type=int, default=10_000, help="calls to make (10,000)")
     options.add_argument("--fault-rate", type=float, default=0.05, help="share of faulty answers")
     options.add_argument("--seed", type=int, default=6, help="seed of the calls and the faults")
-    sys.exit(run(options.parse_args(), [soak], api_key=KEY))
+    parsed = options.parse_args()
+    if not (1 <= parsed.calls <= 100_000 and 0 <= parsed.fault_rate <= 1):
+        options.error("keep the run bounded: 1-100,000 calls, a fault rate of 0-1")
+    # The server stops by itself, after a time no run of that size should need.
+    sys.exit(run(parsed, [soak], api_key=KEY, max_seconds=60 + 0.05 * parsed.calls))
