@@ -102,6 +102,9 @@ async def ainterleave(
     return measures
 
 
+HEAD = ["measurement", "median|value", "p90", "against", "its median", "ratio", "target", ""]
+
+
 def _verdict(ok: bool | None) -> str:
     return "" if ok is None else ("PASS" if ok else "MISS")
 
@@ -153,18 +156,8 @@ class Report:
         return [verdict for verdict in found if verdict]
 
     def render(self) -> str:
-        head = [
-            "measurement",
-            "median|value",
-            "p90",
-            "against",
-            "its median",
-            "ratio",
-            "target",
-            "",
-        ]
-        lines = [head, *self._lines]
-        widths = [max(len(line[i]) for line in lines if len(line) > 1) for i in range(len(head))]
+        lines = [HEAD, *self._lines]
+        widths = [max(len(line[i]) for line in lines if len(line) > 1) for i in range(len(HEAD))]
         return "\n".join(
             f"\n{line[0]}"  # a section's title
             if len(line) == 1
