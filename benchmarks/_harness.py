@@ -53,7 +53,7 @@ class Measure:
         return f"{value * 1000:.3f} ms" if value < 0.01 else f"{value * 1000:.1f} ms"
 
 
-def _schedule(contenders: Mapping[str, Any], warmup: int, calls: int) -> Iterator[tuple[str, Any]]:
+def schedule(contenders: Mapping[str, Any], warmup: int, calls: int) -> Iterator[tuple[str, Any]]:
     """``warmup`` calls of each contender (named "": not measured; connections open and
     caches warm for everyone), then ``calls`` rounds of one call each, the order rotating,
     so drift and other load on the machine spread over every contender alike."""
@@ -77,10 +77,10 @@ def interleave(
     warmup: int,
     calls: int,
 ) -> dict[str, Measure]:
-    """Time the contenders' calls as ``_schedule`` orders them; ``check`` tells a good
+    """Time the contenders' calls as ``schedule`` orders them; ``check`` tells a good
     answer from a failed call."""
     measures = {name: Measure(name) for name in contenders}
-    for name, function in _schedule(contenders, warmup, calls):
+    for name, function in schedule(contenders, warmup, calls):
         start = time.perf_counter()
         result = function()
         _record(measures, name, time.perf_counter() - start, check(result))
@@ -95,7 +95,7 @@ async def ainterleave(
 ) -> dict[str, Measure]:
     """:func:`interleave` for coroutines, one call at a time on the running loop."""
     measures = {name: Measure(name) for name in contenders}
-    for name, function in _schedule(contenders, warmup, calls):
+    for name, function in schedule(contenders, warmup, calls):
         start = time.perf_counter()
         result = await function()
         _record(measures, name, time.perf_counter() - start, check(result))

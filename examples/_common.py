@@ -6,11 +6,13 @@ the notebook too (Jupyter starts its kernel in the notebook's folder).
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
@@ -20,6 +22,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import ValidationError
 
 from langchain_metaso import MetasoError
+from langchain_metaso.search import MAX_SIZE
 
 OFFLINE_NOTICE = "Offline: answers come from the bundled Metaso emulator (no network, no credits)."
 MISSING_KEY = (
@@ -52,12 +55,40 @@ def metaso_settings(offline: bool) -> dict[str, Any]:
     return {}
 
 
+class ExampleParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line, as a program's are."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def result_count(text: str) -> int:
+    """An ``argparse`` type: a number of results the API can return (1-100)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= number <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"{number} is not between 1 and {MAX_SIZE}")
+    return number
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line: pydantic's and providers' span several."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+    return " ".join(str(exc).split())
+
+
 def run(main: Callable[[], None]) -> None:
     """Run ``main``; an API or configuration error ends it with its message, exit 1."""
     try:
         main()
     except (MetasoError, ValidationError) as exc:
-        sys.exit(f"Error: {exc}")
+        sys.exit(f"Error: {one_line(exc)}")
     except BrokenPipeError:  # piped into `head`: the reader has seen enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
@@ -76,8 +107,29 @@ def real_chat_model(model: str) -> BaseChatModel:
             'pip install -e ".[examples]" (or run with --offline).'
         )
     api_key = os.environ.get("OPENAI_API_KEY") or os.environ.get("METASO_API_KEY", "")
-    base_url = os.environ.get("OPENAI_BASE_URL", CHAT_BASE_URL)
-    return ChatOpenAI(model=model, api_key=api_key, base_url=base_url, temperature=0)
+    return ChatOpenAI(model=model, api_key=api_key, base_url=chat_base_url(), temperature=0)
+
+
+def chat_base_url() -> str:
+    return os.environ.get("OPENAI_BASE_URL", CHAT_BASE_URL)
+
+
+@contextmanager
+def chat_model_failures(model: str) -> Iterator[None]:
+    """End with one line saying what to set when the real chat model cannot answer
+    (unreachable, a key it refuses, an unknown model): Metaso's own errors still
+    reach ``run``, as the tools hand theirs to the model."""
+    try:
+        yield
+    except (MetasoError, ValidationError):
+        raise
+    except Exception as exc:  # the provider's own error types: any of them means the same
+        sys.exit(
+            f"Error: the chat model {model!r} at {chat_base_url()} did not answer "
+            f"({type(exc).__name__}: {one_line(exc)}). Set OPENAI_API_KEY (else "
+            "METASO_API_KEY, a 302.AI key, is used) and OPENAI_BASE_URL for the chat "
+            "model's provider, pick one it serves with --model, or run with --offline."
+        )
 
 
 def format_docs(docs: Sequence[Document]) -> str:

@@ -12,14 +12,14 @@ the model, issuing a real ``metaso_search`` tool call, so the whole agent loop r
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import textwrap
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
-from _common import metaso_settings, real_chat_model, run
+from _common import ExampleParser, chat_model_failures, metaso_settings, real_chat_model, run
 from langchain.agents import create_agent
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -65,7 +65,7 @@ def offline_model(question: str) -> BaseChatModel:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ExampleParser(description=__doc__.splitlines()[0])
     parser.add_argument("question", nargs="?", default=SEED_QUERY)
     parser.add_argument("--model", default="gpt-4o-mini", help="chat model name at 302.AI")
     parser.add_argument("--offline", action="store_true", help="emulator and scripted model")
@@ -74,7 +74,8 @@ def main() -> None:
     tool = MetasoSearchTool(size=5, **metaso_settings(args.offline))
     model = offline_model(args.question) if args.offline else real_chat_model(args.model)
     agent = create_agent(model, [tool], system_prompt=SYSTEM_PROMPT)
-    state = agent.invoke({"messages": [{"role": "user", "content": args.question}]})
+    with nullcontext() if args.offline else chat_model_failures(args.model):
+        state = agent.invoke({"messages": [{"role": "user", "content": args.question}]})
 
     for message in state["messages"]:
         if isinstance(message, AIMessage) and message.tool_calls:

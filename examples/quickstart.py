@@ -8,9 +8,7 @@ With ``METASO_API_KEY`` set it calls the real API (``METASO_BASE_URL`` picks the
 
 from __future__ import annotations
 
-import argparse
-
-from _common import metaso_settings, run
+from _common import ExampleParser, metaso_settings, result_count, run
 
 from langchain_metaso import SCOPES, MetasoRetriever
 from langchain_metaso.testing import SEED_QUERY
@@ -23,10 +21,10 @@ def shorten(text: str, width: int = 160) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ExampleParser(description=__doc__.splitlines()[0])
     parser.add_argument("query", nargs="?", default=SEED_QUERY, help="what to search for")
     parser.add_argument("--scope", choices=SCOPES, default="webpage", help="where to search")
-    parser.add_argument("--k", type=int, default=10, help="number of results (1-100)")
+    parser.add_argument("--k", type=result_count, default=10, help="number of results (1-100)")
     parser.add_argument("--offline", action="store_true", help="use the bundled emulator")
     args = parser.parse_args()
 

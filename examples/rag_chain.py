@@ -11,10 +11,19 @@ prompt: its output shows what reached the model.
 
 from __future__ import annotations
 
-import argparse
+from contextlib import nullcontext
 from typing import Any
 
-from _common import format_docs, metaso_settings, offline_chat_model, real_chat_model, run
+from _common import (
+    ExampleParser,
+    chat_model_failures,
+    format_docs,
+    metaso_settings,
+    offline_chat_model,
+    real_chat_model,
+    result_count,
+    run,
+)
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
@@ -48,16 +57,17 @@ def build_chain(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ExampleParser(description=__doc__.splitlines()[0])
     parser.add_argument("question", nargs="?", default="什么是检索增强生成(RAG)?")
-    parser.add_argument("--k", type=int, default=4, help="sources to retrieve")
+    parser.add_argument("--k", type=result_count, default=4, help="sources to retrieve (1-100)")
     parser.add_argument("--model", default="gpt-4o-mini", help="chat model name at 302.AI")
     parser.add_argument("--offline", action="store_true", help="emulator and stand-in model")
     args = parser.parse_args()
 
     retriever = MetasoRetriever(k=args.k, **metaso_settings(args.offline))
     model = offline_chat_model() if args.offline else real_chat_model(args.model)
-    result = build_chain(retriever, model).invoke(args.question)
+    with nullcontext() if args.offline else chat_model_failures(args.model):
+        result = build_chain(retriever, model).invoke(args.question)
 
     print(f"Question: {result['question']}\n\nSources:")
     for number, doc in enumerate(result["docs"], start=1):

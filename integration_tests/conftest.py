@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -73,3 +73,20 @@ def metaso_target(request: pytest.FixtureRequest) -> Target:
     return Target(
         "emulator", {"metaso_api_key": EMULATOR_KEY, "base_url": base_url}, emulator=emulator
     )
+
+
+class OnTarget:
+    """Runs a standard suite once per target: the suites read their constructor
+    parameters from properties, which read the target this autouse fixture sets."""
+
+    # The suites' async tests carry no asyncio mark, which strict mode needs. Marking the
+    # class marks its sync tests too, which pytest-asyncio warns about harmlessly.
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [
+        pytest.mark.asyncio,
+        pytest.mark.filterwarnings("ignore:The test <Function .* is not an async function"),
+    ]
+    target: Target
+
+    @pytest.fixture(autouse=True)
+    def _on_target(self, metaso_target: Target) -> None:
+        self.target = metaso_target

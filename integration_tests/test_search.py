@@ -7,14 +7,14 @@ Requests stay small (2-3 results) because against the real API each one costs cr
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from langchain_core.documents import Document
 from langchain_core.messages import ToolMessage
 from langchain_tests.integration_tests import RetrieversIntegrationTests, ToolsIntegrationTests
 
-from integration_tests.conftest import Target
+from integration_tests.conftest import OnTarget, Target
 from langchain_metaso import (
     SCOPES,
     MetasoAuthenticationError,
@@ -26,24 +26,7 @@ QUERY = "人工智能"
 WRONG_KEY = "wrong-key-for-integration-tests"
 
 
-class _OnTarget:
-    """Runs a standard suite once per target: the suites read their constructor
-    parameters from properties, which read the target this autouse fixture sets."""
-
-    # The suites' async tests carry no asyncio mark, which strict mode needs. Marking the
-    # class marks its sync tests too, which pytest-asyncio warns about harmlessly.
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [
-        pytest.mark.asyncio,
-        pytest.mark.filterwarnings("ignore:The test <Function .* is not an async function"),
-    ]
-    target: Target
-
-    @pytest.fixture(autouse=True)
-    def _on_target(self, metaso_target: Target) -> None:
-        self.target = metaso_target
-
-
-class TestMetasoSearchToolStandard(_OnTarget, ToolsIntegrationTests):
+class TestMetasoSearchToolStandard(OnTarget, ToolsIntegrationTests):
     @property
     def tool_constructor(self) -> type[MetasoSearchTool]:
         return MetasoSearchTool
@@ -57,7 +40,7 @@ class TestMetasoSearchToolStandard(_OnTarget, ToolsIntegrationTests):
         return {"query": QUERY, "scope": "webpage", "size": 2}
 
 
-class TestMetasoRetrieverStandard(_OnTarget, RetrieversIntegrationTests):
+class TestMetasoRetrieverStandard(OnTarget, RetrieversIntegrationTests):
     @property
     def retriever_constructor(self) -> type[MetasoRetriever]:
         return MetasoRetriever

@@ -24,6 +24,7 @@ from langchain_metaso.errors import (
 if TYPE_CHECKING:
     from langchain_metaso.cache import InMemoryCache, MetasoCache, MetasoStoreCache
     from langchain_metaso.chat import CHAT_MODELS, ChatModel
+    from langchain_metaso.chat_models import ChatMetaso
     from langchain_metaso.config import MetasoConfig
     from langchain_metaso.document_loaders import MetasoLoader
     from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
@@ -46,6 +47,7 @@ _LAZY = {
     "MetasoStoreCache": "cache",
     "CHAT_MODELS": "chat",
     "ChatModel": "chat",
+    "ChatMetaso": "chat_models",
     "MetasoConfig": "config",
     "MetasoLoader": "document_loaders",
     "DEFAULT_BASE_URL": "providers",
@@ -79,6 +81,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "METASO_CN_BASE_URL",
     "SCOPES",
+    "ChatMetaso",
     "ChatModel",
     "CreditBudget",
     "InMemoryCache",

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
 
 from langchain_metaso.scopes import Scope, normalize_scope
 
 __all__ = [
     "Int",
     "JsonObject",
+    "Query",
     "ScopeName",
     "Text",
     "TextList",
@@ -95,3 +96,8 @@ def check_query(value: str) -> str:
     if not is_text(stripped):
         raise ValueError("query holds a character that is not valid text (a lone surrogate)")
     return stripped
+
+
+Query = Annotated[str, AfterValidator(check_query)]
+"""A query, stripped, never empty: the check travels with the type (into the subsets of
+a tool's arguments that a model sees)."""

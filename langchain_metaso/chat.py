@@ -3,6 +3,9 @@
 The API answers in two shapes, both understood whatever was asked for: ``simple``
 (``{"answer", "sources" | "citations", "credits"}``) and ``chat_completions`` (the
 OpenAI shape, ``choices[0].message.content`` plus ``citations`` or ``sources``).
+Asked to stream, it sends OpenAI-style chunks as server-sent events, each read into an
+``AnswerDelta``: sources first, the reasoning of the thinking models, the answer's text,
+then a last chunk with ``finish_reason`` and ``usage``; ``data: [DONE]`` ends the stream.
 The answer cites its sources with marks like ``[[1]]``: the n-th source, 1-based.
 """
 
@@ -10,21 +13,28 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from langchain_core.documents import Document
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from langchain_metaso._http import Call
-from langchain_metaso._parsing import Int, ScopeName, check_query
+from langchain_metaso._parsing import Int, ScopeName, Text, check_query, lenient
 
 __all__ = [
     "CHAT_MODELS",
+    "CHAT_PATH",
     "Answer",
+    "AnswerDelta",
     "AnswerFormat",
     "AnswerRequest",
     "ChatModel",
+    "ChatPath",
+    "ModelName",
+    "TokenUsage",
     "chat_call",
+    "chat_stream_call",
+    "source_url",
 ]
 
 logger = logging.getLogger("langchain_metaso")
@@ -35,26 +45,58 @@ CHAT_MODELS: tuple[str, ...] = get_args(ChatModel)
 
 AnswerFormat = Literal["simple", "chat_completions"]
 
+CHAT_PATH = "chat/completions"
+"""Certain for metaso.cn; 302.AI documents a chat endpoint without its path."""
+
+
+def _relative_path(value: str) -> str:
+    path = value.strip().strip("/")
+    if not path or "://" in path:
+        raise ValueError(f"chat_path must be a path under base_url, got {value!r}")
+    return path
+
+
+ChatPath = Annotated[str, AfterValidator(_relative_path)]
+"""The chat endpoint under ``base_url``: configurable because 302.AI documents it without
+its path."""
+
+
+def _model_name(value: str) -> str:
+    name = value.strip()
+    if not name:
+        raise ValueError(f"model must name a chat model, such as {', '.join(CHAT_MODELS)}")
+    return name
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]
+"""Any model name: those of ``CHAT_MODELS`` and any newer one, passed through as given."""
+
 _MARK = re.compile(r"\[\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]\]")
 # Where a source's URL and its best text may be, in order of preference.
 _URL_FIELDS = ("link", "url")
 _TEXT_FIELDS = ("snippet", "summary", "content", "title", "link", "url")
+# The keys a source list may come under, in a message, a delta or the whole answer.
+_SOURCE_KEYS = ("sources", "citations")
 
 
 class AnswerRequest(BaseModel):
     """One call to ``POST {base_url}/chat/completions``, validated before any I/O.
 
     Exactly one of ``query`` (sent as ``q``) and ``messages`` (OpenAI-style) is given.
+    ``model`` is any non-empty name, so models newer than this package work;
+    ``temperature`` and ``max_tokens`` are sent under their OpenAI names only when set.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     query: str | None = None
     messages: list[dict[str, Any]] | None = None
-    model: ChatModel = "fast"
+    model: ModelName = "fast"
     scope: ScopeName = "webpage"
     format: AnswerFormat = "simple"
     concise_snippet: bool | None = None
+    temperature: float | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
 
     @field_validator("query")
     @classmethod
@@ -70,14 +112,38 @@ class AnswerRequest(BaseModel):
         return self
 
     def to_body(self) -> dict[str, Any]:
-        """The JSON body in the API's names; ``conciseSnippet`` only when set."""
+        """The JSON body in the API's names; optional fields only when set."""
         question: dict[str, Any] = (
             {"q": self.query} if self.messages is None else {"messages": self.messages}
         )
         body = {**question, "model": self.model, "scope": self.scope, "format": self.format}
-        if self.concise_snippet is not None:
-            body["conciseSnippet"] = self.concise_snippet
+        optional = {
+            "conciseSnippet": self.concise_snippet,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        body.update((name, value) for name, value in optional.items() if value is not None)
         return body
+
+
+class TokenUsage(BaseModel):
+    """Token counts, as the OpenAI-shaped answers report them (any may be missing)."""
+
+    prompt_tokens: Int = None
+    completion_tokens: Int = None
+    total_tokens: Int = None
+    reasoning_tokens: Int = None
+    """From ``completion_tokens_details.reasoning_tokens``, when the API reports it."""
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TokenUsage | None:
+        """The ``usage`` of an answer or a chunk, or ``None`` if it has none."""
+        usage = payload.get("usage")
+        if not isinstance(usage, dict):
+            return None
+        details = usage.get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        return lenient(cls, {**usage, "reasoning_tokens": reasoning})
 
 
 class Answer(BaseModel):
@@ -87,6 +153,15 @@ class Answer(BaseModel):
     sources: list[dict[str, Any]]
     """Each source as the API gave it (fields vary); a bare URL becomes ``{"link": url}``."""
     credits: Int = None
+    reasoning: str = ""
+    """The thinking of ``fast_thinking`` and ``ds-r1`` (``message.reasoning_content``)."""
+    highlights: list[Any] | None = None
+    """``highlights``, as the API gave them, when it sent any."""
+    usage: TokenUsage | None = None
+    model: Text = None
+    """The model that answered, as the API names it."""
+    id: Text = None
+    finish_reason: Text = None
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Answer:
@@ -96,11 +171,13 @@ class Answer(BaseModel):
             ValueError: the payload is neither shape, or its answer is not text.
         """
         containers: list[dict[str, Any]] = [payload]
+        choice: dict[str, Any] = {}
         if "answer" in payload:
             text = payload["answer"]
         else:
-            message = _first_message(payload)
-            if message is None:
+            choice = _first_choice(payload)
+            message = choice.get("message")
+            if not isinstance(message, dict):
                 raise ValueError(
                     "expected 'answer' (format 'simple') or 'choices[0].message' "
                     "(format 'chat_completions')"
@@ -109,16 +186,17 @@ class Answer(BaseModel):
             containers.append(message)
         if not isinstance(text, str):
             raise ValueError(f"the answer text is {type(text).__name__}, not a string")
-        sources = next(
-            (
-                found
-                for container in containers
-                for key in ("sources", "citations")
-                if isinstance(found := container.get(key), list)
-            ),
-            [],
+        return cls(
+            text=text,
+            sources=_sources(containers) or [],
+            credits=payload.get("credits"),
+            reasoning=_text_of(containers[-1].get("reasoning_content")),
+            highlights=_highlights(containers),
+            usage=TokenUsage.from_payload(payload),
+            model=payload.get("model"),
+            id=payload.get("id"),
+            finish_reason=choice.get("finish_reason"),
         )
-        return cls(text=text, sources=_normalize(sources), credits=payload.get("credits"))
 
     def content(self) -> str:
         """Text for a model: marks ``[[n]]`` shown as ``[n]``, then a numbered source list."""
@@ -128,7 +206,7 @@ class Answer(BaseModel):
             return text
         lines = [text, "", "Sources:"]
         for number, source in enumerate(self.sources, start=1):
-            url = _url(source)
+            url = source_url(source)
             title = _string(source.get("title")) or url or "(untitled)"
             lines.append(
                 f"[{number}] {title} — {url}" if url and url != title else f"[{number}] {title}"
@@ -146,10 +224,59 @@ class Answer(BaseModel):
         for number, source in enumerate(self.sources, start=1):
             used = next((key for key in _TEXT_FIELDS if _string(source.get(key))), None)
             metadata = {k: v for k, v in source.items() if k != used and v is not None}
-            metadata.update(source=_url(source) or "", citation=number, query=query)
+            metadata.update(source=source_url(source) or "", citation=number, query=query)
             page_content = _string(source.get(used)) if used else ""
             documents.append(Document(page_content=page_content or "", metadata=metadata))
         return documents
+
+
+class AnswerDelta(BaseModel):
+    """What one chunk of a streamed answer adds: text, reasoning, sources, or the end.
+
+    ``sources`` is ``None`` when the chunk carries none (``[]`` when it carries an empty
+    list); ``finish_reason``, ``usage`` and ``credits`` come on the last chunk.
+    """
+
+    text: str = ""
+    reasoning: str = ""
+    sources: list[dict[str, Any]] | None = None
+    highlights: list[Any] | None = None
+    finish_reason: Text = None
+    usage: TokenUsage | None = None
+    credits: Int = None
+    model: Text = None
+    id: Text = None
+
+    @classmethod
+    def from_event(cls, payload: Any) -> AnswerDelta:
+        """Read one event's data: ``choices[0].delta`` and the chunk's own fields.
+
+        Sources may sit in the delta (as the API sends them) or beside ``choices``.
+
+        Raises:
+            ValueError: the data is not a chunk of an answer.
+        """
+        if not isinstance(payload, dict):
+            raise ValueError(f"a stream chunk is {type(payload).__name__}, not a JSON object")
+        choices = payload.get("choices")
+        if not isinstance(choices, list) and not any(
+            key in payload for key in (*_SOURCE_KEYS, "usage", "credits")
+        ):
+            raise ValueError("expected 'choices' in a stream chunk")
+        choice = _first_choice(payload)
+        delta = choice.get("delta")
+        containers = [payload, delta] if isinstance(delta, dict) else [payload]
+        return cls(
+            text=_text_of(containers[-1].get("content")),
+            reasoning=_text_of(containers[-1].get("reasoning_content")),
+            sources=_sources(containers),
+            highlights=_highlights(containers),
+            finish_reason=choice.get("finish_reason"),
+            usage=TokenUsage.from_payload(payload),
+            credits=payload.get("credits"),
+            model=payload.get("model"),
+            id=payload.get("id"),
+        )
 
 
 def _show_mark(mark: re.Match[str]) -> str:
@@ -157,12 +284,31 @@ def _show_mark(mark: re.Match[str]) -> str:
     return f"[{', '.join(numbers)}]"
 
 
-def _first_message(payload: dict[str, Any]) -> dict[str, Any] | None:
+def _first_choice(payload: dict[str, Any]) -> dict[str, Any]:
     choices = payload.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return None
-    message = choices[0].get("message")
-    return message if isinstance(message, dict) else None
+        return {}
+    return choices[0]
+
+
+def _sources(containers: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The first source list in ``containers``, normalized."""
+    found = _first_list(containers, _SOURCE_KEYS)
+    return None if found is None else _normalize(found)
+
+
+def _highlights(containers: list[dict[str, Any]]) -> list[Any] | None:
+    return _first_list(containers, ("highlights",))
+
+
+def _first_list(containers: list[dict[str, Any]], keys: tuple[str, ...]) -> list[Any] | None:
+    # Plain loops: this runs for every chunk of a stream.
+    for container in containers:
+        for key in keys:
+            items = container.get(key)
+            if isinstance(items, list):
+                return items
+    return None
 
 
 def _normalize(items: list[Any]) -> list[dict[str, Any]]:
@@ -176,18 +322,29 @@ def _normalize(items: list[Any]) -> list[dict[str, Any]]:
     return kept
 
 
+def _text_of(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _string(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _url(source: dict[str, Any]) -> str | None:
+def source_url(source: dict[str, Any]) -> str | None:
+    """A source's URL (``link``, else ``url``), if it has one."""
     return next((url for key in _URL_FIELDS if (url := _string(source.get(key)))), None)
-
-
-CHAT_PATH = "chat/completions"
-"""Certain for metaso.cn; 302.AI documents a chat endpoint without its path."""
 
 
 def chat_call(request: AnswerRequest, path: str = CHAT_PATH) -> Call[Answer]:
     """The ``Call`` that asks ``request``'s question at ``{base_url}/{path}``."""
     return Call(endpoint=path, body=request.to_body(), parse=Answer.from_payload)
+
+
+def chat_stream_call(request: AnswerRequest, path: str = CHAT_PATH) -> Call[AnswerDelta]:
+    """The ``Call`` that asks ``request``'s question and streams the answer's chunks."""
+    return Call(
+        endpoint=path,
+        body={**request.to_body(), "stream": True},
+        parse=AnswerDelta.from_event,
+        expect="events",
+    )

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import threading
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import Self
 
 from langchain_metaso._http import ConnectionPool, MetasoClient
@@ -17,10 +31,58 @@ from langchain_metaso.cache import MetasoCache
 from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
 from langchain_metaso.usage import CreditBudget
 
-__all__ = ["DEFAULT_BASE_URL", "METASO_CN_BASE_URL", "MetasoConfig"]
+__all__ = ["DEFAULT_BASE_URL", "METASO_CN_BASE_URL", "MetasoConfig", "check_arguments"]
 
 C = TypeVar("C", bound="MetasoConfig")
 _BUDGET_LOCK = threading.Lock()
+
+
+def check_arguments(owner: str, given: Iterable[str], accepted: Mapping[str, list[str]]) -> None:
+    """Raise ``ValueError`` for an argument ``owner`` does not take, naming it and the
+    valid ones, or for two names of one setting given together.
+
+    ``accepted`` maps each setting to its names, the first its own and the others
+    aliases (``{"k": ["k", "size"]}``), in the order the message lists them.
+    """
+    setting_of = {name: setting for setting, names in accepted.items() for name in names}
+    given = list(given)
+    unknown = [name for name in given if name not in setting_of]
+    if unknown:
+        guesses = {name: difflib.get_close_matches(name, setting_of, n=1) for name in unknown}
+        named = ", ".join(
+            f"{name!r} (did you mean {guess[0]!r}?)" if guess else repr(name)
+            for name, guess in guesses.items()
+        )
+        valid = ", ".join(
+            names[0] + (f" (or {', '.join(names[1:])})" if names[1:] else "")
+            for names in accepted.values()
+        )
+        valid = valid or "none"
+        plural = "s" if len(unknown) > 1 else ""
+        raise ValueError(f"{owner} got unknown argument{plural} {named}. Valid arguments: {valid}")
+    seen: dict[str, str] = {}
+    for name in given:
+        other = seen.setdefault(setting_of[name], name)
+        if other != name:
+            raise ValueError(
+                f"{owner} got {other!r} and {name!r}, two names of one setting: pass one"
+            )
+
+
+@functools.cache  # a class's fields do not change; every construction reads them
+def _argument_names(cls: type[BaseModel]) -> dict[str, list[str]]:
+    mro = cls.__mro__
+    # The class furthest down the MRO that declares a field owns it: `name` is
+    # BaseTool's, though every tool gives it a default.
+    declared_by = {
+        name: index for index, klass in enumerate(mro) for name in inspect.get_annotations(klass)
+    }
+    names = {}
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [name]
+        names[name] = [choice for choice in choices if isinstance(choice, str)]
+    return dict(sorted(names.items(), key=lambda item: declared_by.get(item[0], len(mro))))
 
 
 class MetasoConfig(BaseModel):
@@ -40,13 +102,21 @@ class MetasoConfig(BaseModel):
             export METASO_API_KEY="sk-..."
     """
 
-    # Validation errors quote their input: a rejected key must not appear in them.
-    model_config = ConfigDict(arbitrary_types_allowed=True, hide_input_in_errors=True)
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True,
+        # Validation errors quote their input: a rejected key must not appear in them.
+        hide_input_in_errors=True,
+        # A setting changed after creation is checked then, not sent to fail at the API.
+        validate_assignment=True,
+    )
 
     metaso_api_key: SecretStr = Field(
-        default_factory=secret_from_env("METASO_API_KEY", default=""), validate_default=True
+        default_factory=secret_from_env("METASO_API_KEY", default=""),
+        validate_default=True,
+        validation_alias=AliasChoices("metaso_api_key", "api_key"),
     )
-    """API key; read from the ``METASO_API_KEY`` environment variable if not given."""
+    """API key (also accepted as ``api_key``); read from the ``METASO_API_KEY``
+    environment variable if not given."""
     base_url: str = Field(
         default_factory=from_env("METASO_BASE_URL", default=DEFAULT_BASE_URL), validate_default=True
     )
@@ -81,6 +151,24 @@ class MetasoConfig(BaseModel):
 
     _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
     _budget: CreditBudget | None = PrivateAttr(default=None)
+
+    @classmethod
+    def argument_names(cls) -> dict[str, list[str]]:
+        """Each setting the constructor takes and its names (its own, then its aliases),
+        a class's own settings first and those of the LangChain base class last."""
+        return _argument_names(cls)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_arguments(cls, data: Any) -> Any:
+        # Pydantic would drop an unknown argument (``MetasoRetriever(size=3)`` searched
+        # for 10), or reject it without saying which ones are valid.
+        # Also run on assignment, with the instance's __dict__, where LangChain caches
+        # private values (``_injected_args_keys``): underscored names are never arguments.
+        if isinstance(data, dict):
+            given = (name for name in data if not name.startswith("_"))
+            check_arguments(cls.__name__, given, cls.argument_names())
+        return data
 
     @field_validator("metaso_api_key")
     @classmethod
@@ -123,6 +211,40 @@ class MetasoConfig(BaseModel):
             if shared is not None:
                 memo.setdefault(id(shared), shared)
         return super().__deepcopy__(memo)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in type(self).model_fields:
+            super().__setattr__(name, value)
+            return
+        # Pydantic has stored the value by the time a check of the whole instance fails:
+        # put the instance back as it was, so a rejected change changes nothing.
+        before, fields_set = self.__dict__.copy(), set(self.__pydantic_fields_set__)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError:
+            object.__setattr__(self, "__dict__", before)
+            object.__setattr__(self, "__pydantic_fields_set__", fields_set)
+            raise
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied, validated as the constructor validates (pydantic's
+        own copy is not); it shares this instance's connections and credit budget (a
+        ``deep`` copy gets its own connections)."""
+        self._credit_budget()  # made now if not yet, so that the copy spends from it too
+        copied = super().model_copy(deep=deep)
+        if not update:
+            return copied
+        names = self.argument_names()
+        replaced = {setting for setting, aliases in names.items() if set(aliases) & set(update)}
+        # The arguments this instance was made with (and the settings read from the
+        # environment then), updated: what is derived from them is derived again.
+        given = (copied.model_fields_set | set(MetasoConfig.model_fields)) - replaced
+        fresh = type(self).model_validate(
+            {**{name: getattr(copied, name) for name in given}, **update}
+        )
+        for resource in MetasoConfig.__private_attributes__:  # the pool, the credit budget
+            setattr(fresh, resource, getattr(copied, resource))
+        return fresh
 
     @property
     def client(self) -> MetasoClient:

@@ -255,6 +255,8 @@ def parse_date(text: str | None, *, today: date) -> date | None:
         match = pattern.search(text)
         if match and (found is None or match.start() < found[0].start()):
             found = (match, reader)
+            if match.start() == 0:  # none can start earlier: the API's own forms stop here
+                break
     if found is None:
         return None
     match, reader = found

@@ -8,12 +8,20 @@ from collections.abc import AsyncIterator, Iterator
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_metaso._http import Call
 from langchain_metaso._parsing import ScopeName, check_query
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.errors import MetasoError
+from langchain_metaso.filters import FilterSettings
+from langchain_metaso.paged_search import (
+    SearchFlow,
+    SearchOutcome,
+    arun_search,
+    paged_search,
+    run_search,
+)
 from langchain_metaso.reader import (
     ReaderFormat,
     ReaderPage,
@@ -21,14 +29,14 @@ from langchain_metaso.reader import (
     check_url,
     reader_call,
 )
-from langchain_metaso.search import MAX_SIZE, SearchRequest, SearchResponse, search_call
+from langchain_metaso.search import MAX_SIZE, SearchRequest
 
 __all__ = ["MetasoLoader"]
 
 logger = logging.getLogger("langchain_metaso")
 
 
-class MetasoLoader(MetasoConfig, BaseLoader):
+class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     """Web pages as ``Document``s, read by Metaso (秘塔): given URLs, or a search's top hits.
 
     Setup:
@@ -41,14 +49,20 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         query: str | None
             Instead of ``urls``: search this, then read the top ``k`` results' pages.
         k: int
-            How many search results to read (default 5); only with ``query``.
+            How many search results to read (default 5; also accepted as ``size``);
+            only with ``query``.
         scope: str
             Where to search (default ``webpage``); only with ``query``.
         strict: bool
             ``False`` (default): a page that fails is logged as a warning, kept in
             ``loader.failures`` and skipped; ``True``: the first failure raises.
+            An error that fails every request (a missing or wrong key, credits used
+            up, a ``base_url`` that is not the Metaso API) raises either way.
         reader_format: str
             ``"json"`` (default, with title/author/date/credits) or ``"text"``.
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which search results to read (sites, dates), only with ``query``; applied
+            by this client, with up to 3 search requests (see ``FilterSettings``).
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package;
             ``max_concurrency`` also bounds the pages read at once by ``alazy_load``.
@@ -78,8 +92,8 @@ class MetasoLoader(MetasoConfig, BaseLoader):
     """The pages to read, in order."""
     query: str | None = None
     """Search this and read the top ``k`` results instead."""
-    k: int = Field(default=5, ge=1, le=MAX_SIZE)
-    """Search results to read, with ``query``."""
+    k: int = Field(default=5, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
+    """Search results to read, with ``query``; also accepted as ``size``."""
     scope: ScopeName = "webpage"
     """Where to search, with ``query``."""
     strict: bool = False
@@ -116,6 +130,11 @@ class MetasoLoader(MetasoConfig, BaseLoader):
                 "give exactly one of urls=[...] (pages to read) and query='...' "
                 "(search, then read the top k results)"
             )
+        if self.urls is not None and self.search_filters().active:
+            raise ValueError(
+                "include_domains, exclude_domains, recency_days and published_after "
+                "filter search results: use them with query='...', not with urls"
+            )
         return self
 
     @property
@@ -130,7 +149,7 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         urls = (
             self.urls
             if self.urls is not None
-            else self._links(self.client.request(search_call(self._request())))
+            else self._links(run_search(self.client, self._search()))
         )
         client = self.client
         for url in urls:
@@ -147,7 +166,7 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         urls = (
             self.urls
             if self.urls is not None
-            else self._links(await self.client.arequest(search_call(self._request())))
+            else self._links(await arun_search(self.client, self._search()))
         )
         client = self.client
         # The client lets max_concurrency of these run at once; the others wait their turn.
@@ -168,14 +187,17 @@ class MetasoLoader(MetasoConfig, BaseLoader):
 
     # --- shared by both paths, no I/O ---
 
-    def _request(self) -> SearchRequest:
+    def _search(self) -> SearchFlow:
         assert self.query is not None  # the model validator guarantees it
         # Only the links are used: summaries would cost credits for nothing.
-        return SearchRequest(query=self.query, scope=self.scope, size=self.k, include_summary=False)
+        request = SearchRequest(
+            query=self.query, scope=self.scope, size=self.k, include_summary=False
+        )
+        return paged_search(request, self.search_filters())
 
-    def _links(self, response: SearchResponse) -> list[str]:
+    def _links(self, outcome: SearchOutcome) -> list[str]:
         links: dict[str, None] = {}
-        for result in response.results[: self.k]:
+        for result in outcome.response.results:
             try:
                 links[check_url(result.link or "")] = None
             except ValueError:
@@ -192,7 +214,9 @@ class MetasoLoader(MetasoConfig, BaseLoader):
         return document
 
     def _failed(self, url: str, error: MetasoError) -> None:
-        if self.strict:
+        # A wrong key, used-up credits or a wrong base_url would fail every other page
+        # too: skipping them all would turn the error into an empty result.
+        if self.strict or error.fails_every_request:
             raise error
         self._failures.append((url, error))
         logger.warning("Metaso loader: could not read %s, skipped it: %s", url, error)

@@ -26,18 +26,43 @@ __all__ = [
 ]
 
 
-class MetasoError(Exception):
-    """Base class of every error raised by ``langchain_metaso``."""
+_SENTENCE_ENDS = (".", "!", "?", "…", "。", "！", "？")
 
+
+def _sentence(text: str) -> str:
+    """``text`` ended as a sentence: a full stop is added unless it has its own (a
+    provider's ``参数错误。`` must not read ``参数错误。.``)."""
+    text = text.rstrip()
+    return text if text.endswith(_SENTENCE_ENDS) else text + "."
+
+
+class MetasoError(Exception):
+    """Base class of every error raised by ``langchain_metaso``.
+
+    Attributes:
+        fails_every_request: No request can succeed until a setting changes: the key
+            is missing or wrong, the credits (or the ``credit_budget``) are used up, or
+            ``base_url`` is not the Metaso API. A loader raises these instead of skipping
+            the page.
+    """
+
+    fails_every_request: bool = False
     _init: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     def __reduce__(self) -> Any:
         # Our constructors take keyword arguments, which Exception's own pickling (and
         # so copy and multiprocessing) would drop: rebuild from what they were given.
+        rebuild = self._rebuilt_as()
         if self._init is None:
-            return super().__reduce__()
+            return (rebuild, *super().__reduce__()[1:])
         args, kwargs = self._init
-        return functools.partial(type(self), **kwargs), args
+        return functools.partial(rebuild, **kwargs), args
+
+    @classmethod
+    def _rebuilt_as(cls) -> type[MetasoError]:
+        """The class a copy or a pickle is rebuilt as: a class a pickle can find by name
+        (the tools raise these errors as run-time subclasses that are ToolExceptions too)."""
+        return cls
 
 
 class MetasoAPIError(MetasoError):
@@ -46,10 +71,12 @@ class MetasoAPIError(MetasoError):
     Attributes:
         status_code: HTTP status (200 for a business error carried in the body).
         code: The provider's own error code (``errCode``, ``err_code``), if any.
-        provider_message: The provider's own message, if any.
+        provider_message: The provider's own message, if any (cut short past 300 characters).
         endpoint: The endpoint that failed, e.g. ``"search"``.
         url: The URL that was called (never carries the key).
         retry_after: Seconds the server asked to wait (``Retry-After``), if it said.
+        fails_every_request: See ``MetasoError``; true of an answer saying that
+            ``base_url`` is not the API (HTTP 404, 405, 501, a redirect, a web page).
     """
 
     hint = "Check the request parameters against the Metaso API reference."
@@ -64,6 +91,7 @@ class MetasoAPIError(MetasoError):
         code: int | str | None = None,
         retry_after: float | None = None,
         hint: str | None = None,
+        fails_every_request: bool | None = None,
     ) -> None:
         self._init = (
             (provider_message,),
@@ -74,6 +102,7 @@ class MetasoAPIError(MetasoError):
                 "code": code,
                 "retry_after": retry_after,
                 "hint": hint,
+                "fails_every_request": fails_every_request,
             },
         )
         self.provider_message = provider_message
@@ -84,11 +113,13 @@ class MetasoAPIError(MetasoError):
         self.retry_after = retry_after
         if hint is not None:
             self.hint = hint
+        if fails_every_request is not None:
+            self.fails_every_request = fails_every_request
         where = f" ({url})" if url else ""
         code_part = f", code {code}" if code is not None else ""
         super().__init__(
             f"Metaso {endpoint} failed with HTTP {status_code}{code_part}{where}: "
-            f"{provider_message or 'no message'}. {self._advice()}"
+            f"{_sentence(provider_message or 'no message')} {self._advice()}"
         )
 
     def _advice(self) -> str:
@@ -99,6 +130,8 @@ class MetasoAPIError(MetasoError):
 class MetasoAuthenticationError(MetasoAPIError):
     """HTTP 401 or 403: the API key is missing, wrong, or not valid for this base URL."""
 
+    fails_every_request = True
+
     hint = (
         "Check that METASO_API_KEY (or metaso_api_key=) holds a valid key for this "
         f"base URL: {PROVIDERS_HINT}."
@@ -107,6 +140,8 @@ class MetasoAuthenticationError(MetasoAPIError):
 
 class MetasoInsufficientCreditsError(MetasoAPIError):
     """HTTP 402, or a body saying the balance is short: the account is out of credits."""
+
+    fails_every_request = True
 
     hint = "Top up the account's balance (credits) with the provider, then retry."
 
@@ -137,22 +172,36 @@ class MetasoResponseError(MetasoError):
         endpoint: The endpoint that answered.
         body_excerpt: The start of what came back, cut short.
         url: The URL that was called, if known.
+        fails_every_request: See ``MetasoError``; true of a web page where an answer
+            of the API was expected.
     """
 
     def __init__(
-        self, problem: str, *, endpoint: str, body_excerpt: str = "", url: str = ""
+        self,
+        problem: str,
+        *,
+        endpoint: str,
+        body_excerpt: str = "",
+        url: str = "",
+        fails_every_request: bool = False,
     ) -> None:
         self._init = (
             (problem,),
-            {"endpoint": endpoint, "body_excerpt": body_excerpt, "url": url},
+            {
+                "endpoint": endpoint,
+                "body_excerpt": body_excerpt,
+                "url": url,
+                "fails_every_request": fails_every_request,
+            },
         )
         self.endpoint = endpoint
         self.body_excerpt = body_excerpt
         self.url = url
+        self.fails_every_request = fails_every_request
         shown = f" Received: {body_excerpt!r}" if body_excerpt else ""
         where = f" ({url})" if url else ""
         super().__init__(
-            f"Metaso {endpoint} returned an unusable answer{where}: {problem}.{shown} "
+            f"Metaso {endpoint} returned an unusable answer{where}: {_sentence(problem)}{shown} "
             "Check that the base URL points at the Metaso API (base_url= or "
             "METASO_BASE_URL), not a proxy or a web page."
         )
@@ -177,7 +226,8 @@ class MetasoConnectionError(MetasoError):
         if advice is not None:
             self.advice = advice
         super().__init__(
-            f"Metaso {endpoint} could not reach {url or 'the server'}: {problem}. {self.advice}"
+            f"Metaso {endpoint} could not reach {url or 'the server'}: {_sentence(problem)} "
+            f"{self.advice}"
         )
 
 
@@ -198,6 +248,8 @@ class MetasoBudgetExceededError(MetasoError):
         used: Credits spent against it so far.
         endpoint: The endpoint of the refused call, e.g. ``"search"``.
     """
+
+    fails_every_request = True  # until the budget is raised: a loader stops, not skips
 
     def __init__(self, *, budget: float, used: float, endpoint: str) -> None:
         self._init = ((), {"budget": budget, "used": used, "endpoint": endpoint})

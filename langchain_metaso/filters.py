@@ -40,6 +40,7 @@ __all__ = [
     "EXCLUDED",
     "OUTSIDE",
     "UNDATED",
+    "FilterSettings",
     "Filtered",
     "SearchFilters",
     "describe",
@@ -185,15 +186,18 @@ def _date_of(value: Any) -> Any:
     return value.date() if isinstance(value, datetime) else value
 
 
-class SearchFilters(BaseModel):
-    """Which search results to keep: by site, by date, or both. Applied by this client to
-    the results the API returns (the API has no such filters).
+class FilterSettings(BaseModel):
+    """The filter settings, validated: the fields of ``SearchFilters``, also carried by
+    the classes that search (``MetasoSearchTool``, ``MetasoRetriever``, ``MetasoLoader``).
 
     A result must pass every filter that is set. ``recency_days`` and ``published_after``
     may both be set: a result must then pass both, i.e. the later cutoff applies.
-    """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    The classes apply them to what the API returns, before a model or a program sees it;
+    nothing is sent (no ``site:`` operator). Filters cost results, so a filtered search
+    fetches further pages, at most 3 requests a call (``langchain_metaso.paged_search``),
+    and may return fewer results than asked for.
+    """
 
     include_domains: _Domains = Field(
         default=None,
@@ -244,6 +248,25 @@ class SearchFilters(BaseModel):
                         f"excludes ({excluded!r}): no result from it could be kept"
                     )
         return self
+
+    def search_filters(self, **overrides: Any) -> SearchFilters:
+        """These settings as ``SearchFilters``, with each override that is not ``None`` in
+        its setting's place (a call's own values).
+
+        Raises:
+            pydantic.ValidationError: an override is not a valid value; the message names it.
+        """
+        settings = {name: getattr(self, name) for name in FilterSettings.model_fields}
+        settings.update((name, value) for name, value in overrides.items() if value is not None)
+        return SearchFilters(**settings)
+
+
+class SearchFilters(FilterSettings):
+    """Which search results to keep: by site, by date, or both. Applied by this client to
+    the results the API returns (the API has no such filters). See ``FilterSettings``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     @property
     def active(self) -> bool:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import Field
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from langchain_metaso.config import MetasoConfig
-from langchain_metaso.search import MAX_SIZE, SearchOptions, SearchRequest, search_call
+from langchain_metaso.config import MetasoConfig, check_arguments
+from langchain_metaso.filters import FilterSettings
+from langchain_metaso.paged_search import SearchFlow, arun_search, paged_search, run_search
+from langchain_metaso.search import MAX_SIZE, RequestOptions, SearchOptions
 
 __all__ = ["MetasoRetriever"]
 
@@ -25,16 +30,23 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
 
     Key init args:
         k: int
-            Results to return (1-100), also accepted by ``invoke(query, k=...)``.
+            Results to return (1-100); also accepted as ``size``.
         scope: str
             ``webpage`` (default), ``document``, ``scholar``, ``podcast``, ``video``
-            or ``image``; also accepted by ``invoke(query, scope=...)``.
+            or ``image``.
+        page: int | None
+            Result page, 1-based (the API's pages hold 10 results, of which ``k``
+            are kept); ``None`` (default): the first ``k`` results.
         include_summary: bool
             Ask for an AI summary of each result (default ``True``).
         include_raw_content: bool | None
             Ask for each page's full text; it then becomes ``page_content``.
         concise_snippet: bool | None
             Ask for shorter snippets.
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which results to keep (sites, dates), applied by this client, with up to
+            3 requests a call (see ``FilterSettings``); each also accepted by
+            ``invoke(query, include_domains=[...])`` in place of the setting.
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package.
 
@@ -52,36 +64,54 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             docs[0].page_content         # the summary (or snippet, or raw content)
             docs[0].metadata["source"]   # the result's URL
 
+            # Any search setting for one call: k (or size), page, scope, include_summary,
+            # include_raw_content, concise_snippet; anything else is an error.
+            docs = retriever.invoke("大语言模型 幻觉 评测", k=3, scope="video", page=2)
+
     ``page_content`` is the raw page text when asked for and returned, else the
     summary, else the snippet, else the title. ``metadata`` holds every other field
-    of the result under its API name, plus ``source``, ``scope`` and ``query``.
+    of the result under its API name (the title always), plus ``source`` (the link, or
+    an image's URL), ``scope``, ``query`` and ``published`` (the date in ISO, when it can
+    be read). ``id`` derives from the link (an image's URL): the same result gets the
+    same id on every call, so vector stores and the indexing API de-duplicate it.
     Errors raise the typed exceptions of ``langchain_metaso.errors``.
     """
 
-    k: int = Field(default=10, ge=1, le=MAX_SIZE)
-    """Number of results (1-100); ``invoke(query, k=...)`` overrides it."""
+    k: int = Field(default=10, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
+    """Number of results (1-100), also accepted as ``size``."""
+    page: int | None = Field(default=None, ge=1)
+    """Result page, 1-based; ``None``: the first ``k`` results."""
 
-    def _request(self, query: str, k: int | None, scope: str | None) -> SearchRequest:
-        return self.search_request(query, scope=scope, size=self.k if k is None else k)
+    def _for_call(self, overrides: dict[str, Any]) -> MetasoRetriever:
+        """This retriever with a call's overrides (``None``: the setting's own value),
+        validated as its constructor validates them: errors name the argument as the
+        caller wrote it."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if not given:
+            return self
+        owner, names = f"{type(self).__name__}.invoke", self.argument_names()
+        per_call = ("k", "page", *RequestOptions.model_fields, *FilterSettings.model_fields)
+        try:
+            check_arguments(owner, given, {setting: names[setting] for setting in per_call})
+        except ValueError as exc:  # raised as the constructor raises it, a ValidationError
+            detail = PydanticCustomError("unknown_argument", "{message}", {"message": str(exc)})
+            raise ValidationError.from_exception_data(
+                owner, [InitErrorDetails(type=detail, loc=(), input=None)], hide_input=True
+            ) from None
+        return self.model_copy(update=given)
 
     def _get_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: CallbackManagerForRetrieverRun,
-        k: int | None = None,
-        scope: str | None = None,
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        request = self._request(query, k, scope)
-        return self.client.request(search_call(request)).to_documents(request)
+        settings = self._for_call(overrides)
+        return run_search(settings.client, settings._flow(query)).to_documents()
 
     async def _aget_relevant_documents(
-        self,
-        query: str,
-        *,
-        run_manager: AsyncCallbackManagerForRetrieverRun,
-        k: int | None = None,
-        scope: str | None = None,
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        request = self._request(query, k, scope)
-        return (await self.client.arequest(search_call(request))).to_documents(request)
+        settings = self._for_call(overrides)
+        return (await arun_search(settings.client, settings._flow(query))).to_documents()
+
+    def _flow(self, query: str) -> SearchFlow:
+        request = self.search_request(query, size=self.k, page=self.page)
+        return paged_search(request, self.search_filters())

@@ -7,7 +7,10 @@ Requests are validated strictly, before any I/O; answers are read leniently (see
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import logging
+import uuid
 from functools import partial
 from typing import Any
 
@@ -24,28 +27,34 @@ from langchain_metaso._parsing import (
     check_query,
     lenient,
 )
+from langchain_metaso.dates import iso_date, today_in_china
+from langchain_metaso.filters import FilterSettings, result_url
 from langchain_metaso.scopes import SCOPES, Scope, result_key
 
 __all__ = [
     "MAX_SIZE",
+    "PAGE_SIZE",
     "SCOPES",
+    "RequestOptions",
     "Scope",
     "ScopeName",
     "SearchOptions",
     "SearchRequest",
     "SearchResponse",
     "SearchResult",
+    "document_id",
     "search_call",
 ]
 
 logger = logging.getLogger("langchain_metaso")
 
 MAX_SIZE = 100
+PAGE_SIZE = 10
+"""Results in a page the API is asked for by ``page`` (without a ``size``)."""
 
 
-class SearchOptions(BaseModel):
-    """What a search asks for besides the query and its size: the defaults that the
-    tool and the retriever are configured with."""
+class RequestOptions(BaseModel):
+    """What a search asks the API for besides the query, its size and its page."""
 
     scope: ScopeName = "webpage"
     """Where to search (one of ``SCOPES``)."""
@@ -55,6 +64,11 @@ class SearchOptions(BaseModel):
     """Ask for each page's full text (it then becomes ``page_content``)."""
     concise_snippet: bool | None = None
     """Ask for shorter snippets."""
+
+
+class SearchOptions(RequestOptions, FilterSettings):
+    """The defaults the tool and the retriever are configured with: what a search asks
+    for, and which of its results are kept (``FilterSettings``, applied by this client)."""
 
     def search_request(
         self, query: str, *, size: int, scope: str | None = None, page: int | None = None
@@ -71,7 +85,7 @@ class SearchOptions(BaseModel):
         )
 
 
-class SearchRequest(SearchOptions):
+class SearchRequest(RequestOptions):
     """One call to ``POST {base_url}/search``, validated before any I/O."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -85,9 +99,10 @@ class SearchRequest(SearchOptions):
     def to_body(self) -> dict[str, Any]:
         """The JSON body in the API's names; optional fields only when set.
 
-        ``size`` and ``page`` are "choose one of the two" for the API (both together
-        have been answered with errCode 1000), so a page is asked for without a size:
-        it then holds the API's default 10 results, of which ``size`` are kept.
+        ``size`` is a number, as the API echoes it. ``size`` and ``page`` are "choose
+        one of the two" for the API (both together have been answered with errCode
+        1000), so a page is asked for without a size: it then holds the API's default
+        10 results (``PAGE_SIZE``), of which ``size`` are kept.
         """
         body: dict[str, Any] = {
             "q": self.query,
@@ -105,7 +120,10 @@ class SearchRequest(SearchOptions):
 
 
 class SearchResult(BaseModel):
-    """One search result. Every field is optional; unknown fields are kept as extras."""
+    """One search result. Every field is optional; unknown fields are kept as extras.
+
+    Image results have no ``link``: their ``image_url`` stands for them (``url``).
+    """
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -117,34 +135,70 @@ class SearchResult(BaseModel):
     position: Int = None
     authors: TextList = None
     date: Text = None
+    """As the API writes it: ``2025年05月16日`` (webpages), ``2023-06-01`` (scholar...)."""
     duration: Text = None
+    """Podcasts and videos: seconds, as text (``"617"``)."""
     content: Text = None
     image_url: Text = Field(default=None, alias="imageUrl")
     image_width: Int = Field(default=None, alias="imageWidth")
     image_height: Int = Field(default=None, alias="imageHeight")
+    cover_image: Text = Field(default=None, alias="coverImage")
+    """Videos: the URL of the cover picture."""
+
+    @property
+    def url(self) -> str | None:
+        """The URL that stands for the result: its ``link``, else (an image) its ``image_url``."""
+        return result_url(self)
+
+    def identity(self) -> str:
+        """What tells this result apart from every other: its ``url``, else its title
+        and text. Equal for the same result on two calls, whatever the query."""
+        url = self.url
+        if url:
+            return url.strip()
+        return f"{self.title or ''}\n{self.text()[0]}"
 
     def text(self, *, prefer_content: bool = False) -> tuple[str, str]:
         """The best text of the result and the name of the field it came from.
 
         Raw page text when asked for and present, else the summary, else the
-        snippet, else the title, else the link: a result never reads as empty.
+        snippet, else the title, else the URL: a result never reads as empty.
         """
         order = ("content",) if prefer_content else ()
-        for name in (*order, "summary", "snippet", "title", "link"):
+        for name in (*order, "summary", "snippet", "title", "link", "image_url"):
             value = getattr(self, name)
             if value and value.strip():
                 return value, name
         return "(untitled result)", ""
 
-    def to_document(self, *, scope: str, query: str, prefer_content: bool = False) -> Document:
-        """A ``Document`` whose metadata holds every other field under its API name."""
+    def to_document(
+        self,
+        *,
+        scope: str,
+        query: str,
+        prefer_content: bool = False,
+        today: datetime.date | None = None,
+        credits: int | None = None,
+    ) -> Document:
+        """A ``Document`` whose metadata holds every field under its API name (but the
+        text that became ``page_content``: the title and the URL always stay), plus
+        ``source`` (``url``), ``scope``, ``query`` and, when ``date`` can be read,
+        ``published`` (ISO, see ``langchain_metaso.dates``). Its ``id`` derives from
+        ``identity()``, so vector stores and the indexing API can de-duplicate.
+
+        Args:
+            today: The day relative dates (``3天前``) count back from; default today in China.
+            credits: What the call that returned the result cost, as the API reported it,
+                kept as ``metadata["credits"]`` (the same on every result of the call).
+        """
         page_content, used = self.text(prefer_content=prefer_content)
+        dropped = used if used in _TEXT_FIELDS else None
         # Read off the fields directly (not model_dump): a hot path for k=100, and the
         # documents then share the parsed strings instead of copies.
         metadata = {
             _API_NAMES.get(name, name): value
             for name, value in self.__dict__.items()
-            if value is not None and name != used
+            if value is not None and name != dropped
         }
         if self.__pydantic_extra__:
             metadata.update(
@@ -152,13 +206,40 @@ class SearchResult(BaseModel):
                 for name, value in self.__pydantic_extra__.items()
                 if value is not None
             )
-        metadata["source"] = self.link or ""
+        metadata["source"] = self.url or ""
         metadata["scope"] = scope
         metadata["query"] = query
-        return Document(page_content=page_content, metadata=metadata)
+        if credits is not None:
+            metadata["credits"] = credits
+        published = iso_date(self.date, today=today or today_in_china()) if self.date else None
+        if published is not None:
+            metadata["published"] = published
+        return Document(id=document_id(self), page_content=page_content, metadata=metadata)
 
 
+# The text fields that leave the metadata when they become page_content; the title and
+# the URL stay, as every scope's documents carry them.
+_TEXT_FIELDS = frozenset({"content", "summary", "snippet"})
 _API_NAMES = {name: field.alias for name, field in SearchResult.model_fields.items() if field.alias}
+
+
+def document_id(result: SearchResult) -> str:
+    """The stable ``Document.id`` of a result: the UUID (version 5, URL namespace) of its
+    ``identity()``, a form every vector store accepts.
+
+    Written out as ``uuid.uuid5`` computes it, at a third of its cost (a hot path for
+    k=100): the SHA-1 of the namespace and the name, with the version and variant bits set.
+    A lone surrogate, which JSON can carry, is hashed as it is rather than failing.
+    """
+    digest = hashlib.sha1(
+        _URL_NAMESPACE + result.identity().encode("utf-8", "surrogatepass"),
+        usedforsecurity=False,
+    ).hexdigest()
+    variant = "89ab"[int(digest[16], 16) & 3]
+    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"
+
+
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
 
 class SearchResponse(BaseModel):
@@ -195,14 +276,27 @@ class SearchResponse(BaseModel):
         extras = {k: v for k, v in payload.items() if k != key and k not in ("scope", "results")}
         return lenient(cls, {**extras, "scope": scope, "results": results})
 
-    def to_documents(self, request: SearchRequest) -> list[Document]:
-        """One ``Document`` a result, in the server's order, at most ``request.size``.
+    def to_documents(
+        self, request: SearchRequest, *, today: datetime.date | None = None
+    ) -> list[Document]:
+        """One ``Document`` a result, in the server's order, at most ``request.size``,
+        each with the call's ``credits`` in its metadata.
 
         The cut guards against a server that returns more than was asked for.
+
+        Args:
+            today: The day relative dates count back from; default today in China.
         """
         prefer_content = bool(request.include_raw_content)
+        today = today or today_in_china()
         return [
-            result.to_document(scope=self.scope, query=request.query, prefer_content=prefer_content)
+            result.to_document(
+                scope=self.scope,
+                query=request.query,
+                prefer_content=prefer_content,
+                today=today,
+                credits=self.credits,
+            )
             for result in self.results[: request.size]
         ]
 

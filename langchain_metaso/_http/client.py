@@ -354,6 +354,8 @@ class MetasoClient:
     def _interpret(self, call: Call[T], outcome: Outcome) -> tuple[Any, T]:
         response, body = self._answered(call, outcome)
         if call.expect == "text":
+            if _is_html(response, body):  # not the reader's Markdown: a wrong base_url
+                raise self._web_page(call)
             decoded: Any = body.decode(response.encoding or "utf-8", errors="replace")
         else:
             decoded = self._decode_json(call, response, body)
@@ -441,6 +443,9 @@ class MetasoClient:
         return SSEDecoder(call.endpoint, excerpt=self._shorten)
 
     def _parse_event(self, call: Call[T], event: ServerSentEvent) -> T:
+        # A server that fails once the stream has started can only say so in an event.
+        if isinstance(event.data, dict) and _is_error(event.data):
+            raise self._api_error(call, 200, event.data)
         try:
             return call.parse(event.data)
         except ValueError as exc:
@@ -455,15 +460,13 @@ class MetasoClient:
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+            if _is_html(response, body):
+                raise self._web_page(call) from exc
             content_type = response.headers.get("content-type", "no content type")
-            # A web page is never pasted into the message: it only says where we landed.
-            html = _is_html(response, body)
             raise MetasoResponseError(
-                "an HTML page, not an answer of the Metaso API"
-                if html
-                else f"the body is not JSON ({content_type})",
+                f"the body is not JSON ({content_type})",
                 endpoint=call.endpoint,
-                body_excerpt="" if html else self._excerpt(body),
+                body_excerpt=self._excerpt(body),
                 url=url,
             ) from exc
         if not isinstance(payload, dict):
@@ -473,11 +476,19 @@ class MetasoClient:
                 body_excerpt=self._excerpt(body),
                 url=url,
             )
-        # Metaso's business errors (errCode) and 302.AI's envelope come with HTTP 200 too.
-        code = payload.get("errCode", payload.get("err_code"))
-        if code not in (None, 0, "0") or isinstance(payload.get("error"), dict):
+        if _is_error(payload):
             raise self._api_error(call, response.status_code, payload)
         return payload
+
+    def _web_page(self, call: Call[Any]) -> MetasoResponseError:
+        """A web page where an answer was expected: ``base_url`` is not the API."""
+        # The page is never pasted into the message: it only says where we landed.
+        return MetasoResponseError(
+            "an HTML page, not an answer of the Metaso API",
+            endpoint=call.endpoint,
+            url=self.url(call.endpoint),
+            fails_every_request=True,
+        )
 
     def _http_error(self, call: Call[Any], response: httpx.Response, body: bytes) -> MetasoError:
         if response.is_redirect:
@@ -488,6 +499,7 @@ class MetasoClient:
                 endpoint=call.endpoint,
                 url=self.url(call.endpoint),
                 hint="Set base_url (or METASO_BASE_URL) to the address it redirects to.",
+                fails_every_request=True,
             )
         html = _is_html(response, body)
         payload: Any = None
@@ -537,7 +549,8 @@ class MetasoClient:
             ),
             None,
         )
-        message = self._redact(message)
+        # Cut short: a provider may echo the whole request (a 10,000-character query).
+        message = self._shorten(message)
         found = meaning(status, code, message, html=html)
         return found.error(
             message,
@@ -547,6 +560,7 @@ class MetasoClient:
             code=code,
             retry_after=retry_after,
             hint=found.hint,
+            fails_every_request=found.fails_every_request,
         )
 
     def _excerpt(self, body: bytes) -> str:
@@ -566,6 +580,13 @@ def _check_deadline(deadline: float | None, request: httpx.Request) -> None:
         raise httpx.ReadTimeout(
             "total_timeout passed while the answer was arriving", request=request
         )
+
+
+def _is_error(payload: dict[str, Any]) -> bool:
+    """Whether a JSON answer is an error: Metaso's business errors (``errCode``) and
+    302.AI's envelope come with HTTP 200 too."""
+    code = payload.get("errCode", payload.get("err_code"))
+    return code not in (None, 0, "0") or isinstance(payload.get("error"), dict)
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

@@ -21,7 +21,7 @@ from langchain_metaso.errors import (
 )
 from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
 
-__all__ = ["WRONG_URL_HINT", "Meaning", "meaning"]
+__all__ = ["WRONG_URL", "WRONG_URL_HINT", "Meaning", "meaning"]
 
 WRONG_URL_HINT = (
     "This URL does not look like the Metaso API: check the base URL (base_url= or "
@@ -31,10 +31,16 @@ WRONG_URL_HINT = (
 
 @dataclass(frozen=True)
 class Meaning:
-    """The error class an answer stands for, and advice that beats the class's own."""
+    """The error class an answer stands for, advice that beats the class's own, and
+    whether it says something no request can get past (``None``: the class says)."""
 
     error: type[MetasoAPIError]
     hint: str | None = None
+    fails_every_request: bool | None = None
+
+
+# Nothing of the API answers there: a typo in base_url, not a passing failure.
+WRONG_URL = Meaning(MetasoAPIError, WRONG_URL_HINT, fails_every_request=True)
 
 
 Auth, Credits, Server = MetasoAuthenticationError, MetasoInsufficientCreditsError, MetasoServerError
@@ -56,7 +62,9 @@ PROVIDER_CODES: dict[int, Meaning] = {
     -10011: Meaning(MetasoAPIError, "302.AI found the request invalid: check the parameters."),
     -10009: Meaning(MetasoAPIError, "302.AI does not support this function on this endpoint."),
     -10002: Meaning(MetasoAPIError, "The tool is disabled or deleted on 302.AI: enable it there."),
-    -10010: Meaning(MetasoAPIError, f"302.AI found no such resource. {WRONG_URL_HINT}"),
+    -10010: Meaning(
+        MetasoAPIError, f"302.AI found no such resource. {WRONG_URL_HINT}", fails_every_request=True
+    ),
 }
 
 STATUSES: dict[int, Meaning] = {
@@ -64,10 +72,9 @@ STATUSES: dict[int, Meaning] = {
     403: Meaning(Auth),
     402: Meaning(Credits),
     429: Meaning(MetasoRateLimitError),
-    # Nothing of the API answers there: a typo in base_url, not a passing failure.
-    404: Meaning(MetasoAPIError, WRONG_URL_HINT),
-    405: Meaning(MetasoAPIError, WRONG_URL_HINT),
-    501: Meaning(MetasoAPIError, WRONG_URL_HINT),
+    404: WRONG_URL,
+    405: WRONG_URL,
+    501: WRONG_URL,
 }
 
 # A message saying the balance or quota is short, whatever the status.
@@ -97,7 +104,7 @@ def meaning(status: int, code: Any, message: str, *, html: bool = False) -> Mean
     if by_code is not None:
         return by_code
     if html and (status < 500 or status == 501):
-        return Meaning(MetasoAPIError, WRONG_URL_HINT)
+        return WRONG_URL
     by_status = STATUSES.get(status)
     if by_status is not None:
         return by_status

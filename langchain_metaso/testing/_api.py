@@ -93,10 +93,17 @@ def _authorized(header: str, api_key: str | None) -> bool:
     return api_key is None or hmac.compare_digest(token.encode(), api_key.encode())
 
 
+# The roots the providers serve the API under (302.AI's, metaso.cn's) and the bare root;
+# anything else is a wrong base URL and answers 404, as a real server would.
+_ROOTS = ("", "/metaso", "/api/v1")
+
+
 def _route(path: str) -> str | None:
-    # Any prefix is accepted, so base URLs like ".../metaso" or ".../api/v1" all work.
     normalized = "/" + path.strip("/")
-    return next((name for name in _ENDPOINTS if normalized.endswith("/" + name)), None)
+    return next(
+        (name for name in _ENDPOINTS for root in _ROOTS if normalized == f"{root}/{name}"),
+        None,
+    )
 
 
 def _text(value: object, name: str) -> str:

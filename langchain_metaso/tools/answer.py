@@ -1,20 +1,20 @@
 """``MetasoAnswerTool``: a search-grounded answer with its sources, as an agent tool."""
 
-from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.documents import Document
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_metaso._parsing import ScopeName, check_query
+from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.chat import (
     CHAT_PATH,
     Answer,
     AnswerFormat,
     AnswerRequest,
     ChatModel,
+    ChatPath,
     chat_call,
 )
 from langchain_metaso.scopes import Scope, describe_scopes
-from langchain_metaso.tools.base import MetasoTool, as_tool_error
+from langchain_metaso.tools.base import Exchange, MetasoTool
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
 
@@ -22,13 +22,14 @@ __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
 class MetasoAnswerInput(BaseModel):
     """Arguments of a ``metaso_answer`` call."""
 
-    query: str = Field(description="The question to answer, in Chinese or English.")
+    # An argument the tool does not take is an error the model can fix, not dropped.
+    model_config = ConfigDict(extra="forbid")
+
+    query: Query = Field(description="The question to answer, in Chinese or English.")
     scope: ScopeName | None = Field(
         default=None,
         description=f"Where to look for sources: {describe_scopes()}.",
     )
-
-    _check_query = field_validator("query")(check_query)
 
 
 class MetasoAnswerTool(MetasoTool):
@@ -43,7 +44,10 @@ class MetasoAnswerTool(MetasoTool):
             ``fast`` (default), ``fast_thinking`` or ``ds-r1``.
         scope: str
             Default scope of the sources: ``webpage``, ``document``, ``scholar``,
-            ``podcast``, ``video`` or ``image``. A call may pass its own.
+            ``podcast``, ``video`` or ``image``.
+        model_args: tuple[str, ...] | None
+            The call arguments besides ``query`` a model may set (``scope``);
+            ``None`` (default): all, ``[]``: the model gives the question only.
         answer_format: str
             The shape asked of the API, ``simple`` (default) or ``chat_completions``;
             both are understood either way.
@@ -77,7 +81,8 @@ class MetasoAnswerTool(MetasoTool):
             message.artifact   # list[Document], one a source, metadata["citation"] = n
 
     Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
-    error ``ToolMessage`` whose text tells the model what to do, not as an exception.
+    error ``ToolMessage`` whose text tells the model what to do; with
+    ``handle_tool_error=False`` they raise the typed error of ``langchain_metaso.errors``.
     """
 
     name: str = "metaso_answer"
@@ -96,20 +101,12 @@ class MetasoAnswerTool(MetasoTool):
     """The answer shape asked for; both are understood."""
     concise_snippet: bool | None = None
     """Ask for shorter source snippets."""
-    chat_path: str = CHAT_PATH
+    chat_path: ChatPath = CHAT_PATH
     """The chat endpoint under ``base_url``: configurable because 302.AI documents it
     without its path."""
 
-    @field_validator("chat_path")
-    @classmethod
-    def _relative_path(cls, value: str) -> str:
-        path = value.strip().strip("/")
-        if not path or "://" in path:
-            raise ValueError(f"chat_path must be a path under base_url, got {value!r}")
-        return path
-
-    def _request(self, query: str, scope: Scope | None) -> AnswerRequest:
-        return AnswerRequest(
+    def _exchange(self, query: str, scope: Scope | None = None) -> Exchange[Answer]:
+        request = AnswerRequest(
             query=query,
             model=self.model,
             scope=scope or self.scope,
@@ -117,28 +114,7 @@ class MetasoAnswerTool(MetasoTool):
             concise_snippet=self.concise_snippet,
         )
 
-    @staticmethod
-    def _answer(request: AnswerRequest, answer: Answer) -> tuple[str, list[Document]]:
-        return answer.content(), answer.to_documents(query=request.query or "")
+        def answer(reply: Answer) -> tuple[str, list[Document]]:
+            return reply.content(), reply.to_documents(query=query)
 
-    def _run(
-        self,
-        query: str,
-        scope: Scope | None = None,
-        run_manager: CallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        request = self._request(query, scope)
-        with as_tool_error():
-            return self._answer(request, self.client.request(chat_call(request, self.chat_path)))
-
-    async def _arun(
-        self,
-        query: str,
-        scope: Scope | None = None,
-        run_manager: AsyncCallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        request = self._request(query, scope)
-        with as_tool_error():
-            return self._answer(
-                request, await self.client.arequest(chat_call(request, self.chat_path))
-            )
+        return Exchange.of_call(chat_call(request, self.chat_path), answer)

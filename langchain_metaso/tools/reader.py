@@ -1,11 +1,12 @@
 """``MetasoReaderTool``: a web page as Markdown, as a tool an agent can call."""
 
-from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
+from typing import Annotated
+
 from langchain_core.documents import Document
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
-from langchain_metaso.tools.base import MetasoTool, as_tool_error
+from langchain_metaso.tools.base import Exchange, MetasoTool
 
 __all__ = ["MetasoReaderInput", "MetasoReaderTool", "cut_text"]
 
@@ -15,9 +16,12 @@ DEFAULT_MAX_CHARS = 8000
 class MetasoReaderInput(BaseModel):
     """Arguments of a ``metaso_reader`` call."""
 
-    url: str = Field(description="The page to read: a full http:// or https:// URL.")
+    # An argument the tool does not take is an error the model can fix, not dropped.
+    model_config = ConfigDict(extra="forbid")
 
-    _check_url = field_validator("url")(check_url)
+    url: Annotated[str, AfterValidator(check_url)] = Field(
+        description="The page to read: a full http:// or https:// URL."
+    )
 
 
 def cut_text(text: str, max_chars: int | None) -> str:
@@ -74,7 +78,8 @@ class MetasoReaderTool(MetasoTool):
 
     Only ``http`` and ``https`` URLs are read: anything else, like any failure (a wrong
     key, a timeout), comes back as an error ``ToolMessage`` saying what to do, before
-    any request for a bad URL.
+    any request for a bad URL; with ``handle_tool_error=False`` failures of the API
+    raise the typed error of ``langchain_metaso.errors``.
     """
 
     name: str = "metaso_reader"
@@ -90,21 +95,11 @@ class MetasoReaderTool(MetasoTool):
     reader_format: ReaderFormat = "json"
     """``json`` (with title, author, date, credits) or ``text`` (Markdown only)."""
 
+    def _exchange(self, url: str) -> Exchange[ReaderPage]:
+        call = reader_call(ReaderRequest(url=url, format=self.reader_format))
+        return Exchange.of_call(call, self._answer)
+
     def _answer(self, page: ReaderPage) -> tuple[str, Document]:
         if not page.markdown.strip():
             return f"The page at {page.source} has no readable text.", page.to_document()
         return cut_text(page.markdown, self.max_chars), page.to_document()
-
-    def _run(
-        self, url: str, run_manager: CallbackManagerForToolRun | None = None
-    ) -> tuple[str, Document]:
-        call = reader_call(ReaderRequest(url=url, format=self.reader_format))
-        with as_tool_error():
-            return self._answer(self.client.request(call))
-
-    async def _arun(
-        self, url: str, run_manager: AsyncCallbackManagerForToolRun | None = None
-    ) -> tuple[str, Document]:
-        call = reader_call(ReaderRequest(url=url, format=self.reader_format))
-        with as_tool_error():
-            return self._answer(await self.client.arequest(call))

@@ -1,62 +1,117 @@
 """``MetasoSearchTool``: Metaso search as a tool an agent can call."""
 
-from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.documents import Document
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import Self
 
-from langchain_metaso._parsing import ScopeName, check_query
+from langchain_metaso._parsing import Query, ScopeName
+from langchain_metaso.filters import Filtered
+from langchain_metaso.paged_search import SearchOutcome, arun_search, paged_search, run_search
 from langchain_metaso.scopes import Scope, describe_scopes
 from langchain_metaso.search import (
     MAX_SIZE,
     SearchOptions,
     SearchRequest,
     SearchResponse,
-    search_call,
+    SearchResult,
 )
-from langchain_metaso.tools.base import MetasoTool, as_tool_error
+from langchain_metaso.tools.base import Exchange, MetasoTool
 
-__all__ = ["MetasoSearchInput", "MetasoSearchTool", "format_results"]
+__all__ = ["DEFAULT_MAX_SIZE", "MetasoSearchInput", "MetasoSearchTool", "format_results"]
+
+DEFAULT_MAX_SIZE = 20
+"""The most results a model may ask for unless the developer says otherwise: about
+2,000 characters of results into its context from one call."""
 
 
 class MetasoSearchInput(BaseModel):
     """Arguments of a ``metaso_search`` call."""
 
-    query: str = Field(description="What to search for, in Chinese or English.")
+    # An argument the tool does not take is an error the model can fix, not dropped.
+    model_config = ConfigDict(extra="forbid")
+
+    query: Query = Field(description="What to search for, in Chinese or English.")
     scope: ScopeName | None = Field(
         default=None,
         description=f"Where to search: {describe_scopes()}.",
     )
-    size: int | None = Field(
-        default=None, ge=1, le=MAX_SIZE, description="How many results to return (1-100)."
-    )
+    size: int | None = Field(default=None, ge=1, description="How many results to return.")
     page: int | None = Field(
         default=None, ge=1, description="Result page, starting at 1 (10 results a page)."
     )
 
-    _check_query = field_validator("query")(check_query)
+
+QUERY_SHOWN = 100
+"""The most characters of a query the text for a model repeats."""
 
 
-def format_results(request: SearchRequest, response: SearchResponse) -> str:
-    """Compact text for a model: one numbered entry a result."""
+def format_results(
+    request: SearchRequest,
+    response: SearchResponse,
+    filtered: Filtered[SearchResult] | None = None,
+) -> str:
+    """Compact text for a model: one numbered entry a result, and what filters dropped.
+
+    Args:
+        request: The search asked for (its query, scope and size).
+        response: Its answer, or the kept results of a filtered search.
+        filtered: What the filters kept and dropped, said when they dropped any.
+    """
+    query = _quote(request.query)
+    note = filtered.describe() if filtered is not None else ""
+    note = f" ({note})" if note else ""
     if not response.results:
-        return f"No {request.scope} results found for {request.query!r}."
+        return f"No {request.scope} results found for {query}{note}."
     shown = min(len(response.results), request.size)
     of_total = f" of {response.total}" if response.total else ""
-    lines = [f"Metaso {request.scope} search for {request.query!r}: {shown}{of_total} results."]
+    lines = [f"Metaso {request.scope} search for {query}: {shown}{of_total} results{note}."]
     for index, result in enumerate(response.results[:shown], start=1):
-        number = result.position or index
-        details = [
-            part for part in (result.date, result.duration, ", ".join(result.authors or ())) if part
-        ]
-        lines.append(f"\n[{number}] {result.title or '(untitled)'}")
-        if result.link:
-            lines.append(result.link)
-        if details:
-            lines.append(" | ".join(details))
-        # Summary or snippet even when raw content was fetched: whole pages would swamp
-        # the model's context; they are in the artifact.
-        lines.append(result.text()[0].strip())
+        lines.append("")
+        lines.extend(_entry(result, index))
     return "\n".join(lines)
+
+
+def _entry(result: SearchResult, index: int) -> list[str]:
+    lines = [f"[{result.position or index}] {result.title or '(untitled)'}"]
+    if result.url:
+        lines.append(result.url)
+    details = [
+        result.date,
+        _duration(result.duration),
+        ", ".join(result.authors or ()),
+        _pixels(result.image_width, result.image_height),
+    ]
+    if any(details):
+        lines.append(" | ".join(part for part in details if part))
+    # Summary or snippet even when raw content was fetched: whole pages would swamp
+    # the model's context; they are in the artifact. A title or URL is shown already.
+    text, used = result.text()
+    if used in ("summary", "snippet"):
+        lines.append(text.strip())
+    return lines
+
+
+def _quote(query: str) -> str:
+    """The query on one line, cut to ``QUERY_SHOWN`` characters, in quotes."""
+    line = " ".join(query.split())
+    return f"'{line if len(line) <= QUERY_SHOWN else line[: QUERY_SHOWN - 1] + '…'}'"
+
+
+def _duration(value: str | None) -> str | None:
+    """``"617"`` (seconds, as the API writes it) as ``"duration 10:17"``; other text as is."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        return f"duration {text}"
+    hours, rest = divmod(int(text), 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    return f"duration {clock}"
+
+
+def _pixels(width: int | None, height: int | None) -> str | None:
+    return f"{width}x{height} pixels" if width and height else None
 
 
 class MetasoSearchTool(SearchOptions, MetasoTool):
@@ -69,15 +124,26 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
     Key init args:
         scope: str
             Default scope of a call: ``webpage``, ``document``, ``scholar``,
-            ``podcast``, ``video`` or ``image``. A call may pass its own.
+            ``podcast``, ``video`` or ``image``.
         size: int
-            Default number of results (1-100). A call may pass its own.
+            Default number of results (1-100).
         page: int | None
             Default result page (the API's pages hold 10 results; ``size`` is
             then not sent, as the API takes one or the other).
+        model_args: tuple[str, ...] | None
+            The call arguments besides ``query`` a model may set (``scope``, ``size``,
+            ``page``); ``None`` (default): all. The others always take the
+            instance's values, and the schema the model sees lists only these.
+        max_size: int | None
+            The most results a model may ask for; ``None`` (default): 20, or ``size``
+            if that is larger. A call asking for more gets ``max_size``, and the
+            text says so. A ``size`` left unset is lowered to it.
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
+        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+            Which results to keep (sites, dates), applied by this client, with up to
+            3 requests a call; see ``FilterSettings``.
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
             Connection settings, shared by every class of the package.
 
@@ -87,6 +153,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             from langchain_metaso import MetasoSearchTool
 
             tool = MetasoSearchTool(size=5)
+            scholar = MetasoSearchTool(scope="scholar", model_args=["size"], max_size=10)
 
     Invoke directly with args:
         .. code-block:: python
@@ -104,7 +171,8 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             message.artifact   # list[Document], as MetasoRetriever builds them
 
     Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
-    error ``ToolMessage`` whose text tells the model what to do, not as an exception.
+    error ``ToolMessage`` whose text tells the model what to do; with
+    ``handle_tool_error=False`` they raise the typed error of ``langchain_metaso.errors``.
     """
 
     name: str = "metaso_search"
@@ -120,38 +188,55 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
     """Default number of results of a call."""
     page: int | None = Field(default=None, ge=1)
     """Default result page of a call."""
+    max_size: int | None = Field(default=None, ge=1, le=MAX_SIZE)
+    """The most results a model may ask for; ``None``: 20, or ``size`` if larger."""
 
-    def _request(
-        self, query: str, scope: Scope | None, size: int | None, page: int | None
-    ) -> SearchRequest:
-        return self.search_request(
-            query, scope=scope, size=size or self.size, page=page or self.page
+    @model_validator(mode="after")
+    def _size_within_max_size(self) -> Self:
+        if self.max_size is None or self.size <= self.max_size:
+            return self
+        if "size" in self.model_fields_set:
+            raise ValueError(
+                f"size ({self.size}) is above max_size ({self.max_size}), the most "
+                "results a model may ask for: lower size or raise max_size"
+            )
+        # The default, not the developer's choice: it follows the bound they chose.
+        self.__dict__["size"] = self.max_size
+        return self
+
+    @property
+    def size_limit(self) -> int:
+        """The most results a call gets: ``max_size``, else 20 or ``size`` if larger."""
+        return self.max_size or max(DEFAULT_MAX_SIZE, self.size)
+
+    def _maximums(self) -> dict[str, int]:
+        return {"size": self.size_limit}
+
+    def _exchange(
+        self,
+        query: str,
+        scope: Scope | None = None,
+        size: int | None = None,
+        page: int | None = None,
+    ) -> Exchange[SearchOutcome]:
+        limit = self.size_limit
+        request = self.search_request(
+            query, scope=scope, size=min(size or self.size, limit), page=page or self.page
+        )
+        cut = (
+            f"\n\n(Asked for {size} results; this tool returns at most {limit} a call.)"
+            if size and size > limit
+            else ""
         )
 
-    @staticmethod
-    def _answer(request: SearchRequest, response: SearchResponse) -> tuple[str, list[Document]]:
-        return format_results(request, response), response.to_documents(request)
+        filters = self.search_filters()
 
-    def _run(
-        self,
-        query: str,
-        scope: Scope | None = None,
-        size: int | None = None,
-        page: int | None = None,
-        run_manager: CallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        request = self._request(query, scope, size, page)
-        with as_tool_error():
-            return self._answer(request, self.client.request(search_call(request)))
+        def answer(outcome: SearchOutcome) -> tuple[str, list[Document]]:
+            text = format_results(outcome.request, outcome.response, outcome.filtered)
+            return text + cut, outcome.to_documents()
 
-    async def _arun(
-        self,
-        query: str,
-        scope: Scope | None = None,
-        size: int | None = None,
-        page: int | None = None,
-        run_manager: AsyncCallbackManagerForToolRun | None = None,
-    ) -> tuple[str, list[Document]]:
-        request = self._request(query, scope, size, page)
-        with as_tool_error():
-            return self._answer(request, await self.client.arequest(search_call(request)))
+        return Exchange(
+            lambda client: run_search(client, paged_search(request, filters)),
+            lambda client: arun_search(client, paged_search(request, filters)),
+            answer,
+        )

@@ -12,6 +12,8 @@ import pytest
 from redis_support import redis_server, redis_server_binary
 
 import langchain_metaso._http.client as client_module
+import langchain_metaso._http.pool as pool_module
+import langchain_metaso._http.retry as retry_module
 from langchain_metaso import MetasoConfig
 from langchain_metaso.testing import MetasoEmulator
 
@@ -147,3 +149,38 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     monkeypatch.setattr(client_module, "time", _SleepRecorder(time, sleep))
     monkeypatch.setattr(client_module, "asyncio", _SleepRecorder(asyncio, asleep))
     return delays
+
+
+class FakeClock:
+    """A monotonic clock that only moves when told to, or when the HTTP core sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The HTTP core's clock (deadlines, backoff, the shared cooldown) made fake: waiting
+    advances it at once, so time limits are tested by what the clock says, not by waiting."""
+    fake = FakeClock()
+    fake_time = _SleepRecorder(time, fake.sleep)
+    fake_time.monotonic = fake.monotonic  # type: ignore[attr-defined]
+    for module in (client_module, retry_module, pool_module):
+        monkeypatch.setattr(module, "time", fake_time)
+    monkeypatch.setattr(client_module, "asyncio", _SleepRecorder(asyncio, fake.asleep))
+    return fake

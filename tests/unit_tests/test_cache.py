@@ -219,3 +219,35 @@ def test_a_failing_backend_is_logged_and_bypassed(
     assert caplog.text.count("cache server down") == 4
     assert "Metaso cache get failed" in caplog.text
     assert "Metaso cache set failed" in caplog.text
+
+
+def test_a_sync_only_cache_is_used_off_the_event_loop() -> None:
+    from langchain_metaso import MetasoRetriever
+    from langchain_metaso.testing import MetasoEmulator
+
+    class SyncOnly:
+        def __init__(self) -> None:
+            self.entries: dict[str, Any] = {}
+            self.threads: set[int] = set()
+
+        def get(self, key: str) -> Any:
+            self.threads.add(threading.get_ident())
+            return self.entries.get(key)
+
+        def set(self, key: str, value: Any) -> None:
+            self.threads.add(threading.get_ident())
+            self.entries[key] = value
+
+    cache = SyncOnly()
+    emulator = MetasoEmulator(api_key="k")
+    retriever = MetasoRetriever(metaso_api_key="k", transport=emulator.transport(), cache=cache)
+
+    async def twice() -> int:
+        await retriever.ainvoke("秘塔")
+        await retriever.ainvoke("秘塔")
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(twice())
+    assert len(emulator.requests) == 1  # the second call was served from the cache
+    assert cache.threads
+    assert loop_thread not in cache.threads

@@ -13,12 +13,17 @@ import pytest
 from langchain_core.load import dumps
 from pydantic import SecretStr, ValidationError
 
+import langchain_metaso
 from langchain_metaso import (
     DEFAULT_BASE_URL,
     METASO_CN_BASE_URL,
+    SCOPES,
     MetasoAuthenticationError,
+    MetasoConfig,
+    MetasoLoader,
     MetasoRetriever,
     MetasoSearchTool,
+    MetasoTool,
 )
 from langchain_metaso.testing import MetasoEmulator
 
@@ -321,3 +326,115 @@ def test_key_absent_from_construction_errors(cls: type) -> None:
             cls(metaso_api_key=SECRET, **bad)
         assert SECRET not in str(info.value)
         assert SECRET not in repr(info.value)
+
+
+# --- one name per concept, no argument ignored ------------------------------------------------
+
+PUBLIC = [
+    cls
+    for name in langchain_metaso.__all__
+    if isinstance(cls := getattr(langchain_metaso, name), type)
+    and issubclass(cls, MetasoConfig)
+    and cls not in (MetasoConfig, MetasoTool)
+]
+# What a class needs besides the key to be made at all.
+REQUIRED: dict[type, dict[str, Any]] = {MetasoLoader: {"urls": ["https://example.com/a"]}}
+
+
+def build(cls: type, **kwargs: Any) -> Any:
+    return cls(**{"api_key": "test-key", **REQUIRED.get(cls, {}), **kwargs})
+
+
+def test_every_public_class_is_checked() -> None:
+    assert {cls.__name__ for cls in PUBLIC} == {
+        "MetasoAnswerTool",
+        "MetasoLoader",
+        "MetasoReaderTool",
+        "MetasoRetriever",
+        "MetasoSearchTool",
+        "MetasoToolkit",
+    }
+
+
+@pytest.mark.parametrize("cls", PUBLIC)
+def test_unknown_arguments_are_rejected_naming_them_and_the_valid_ones(
+    cls: type[MetasoConfig],
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        build(cls, timeuot=5, colour="red")
+    text = str(info.value)
+    assert (
+        f"{cls.__name__} got unknown arguments 'timeuot' (did you mean 'timeout'?), 'colour'"
+        in text
+    )
+    valid = text.split("Valid arguments: ", 1)[1]
+    for name in cls.model_fields:
+        assert name in valid
+    assert "metaso_api_key (or api_key)" in valid
+
+
+@pytest.mark.parametrize("cls", PUBLIC)
+def test_api_key_is_another_name_of_metaso_api_key(cls: type) -> None:
+    assert build(cls).metaso_api_key.get_secret_value() == "test-key"
+    with pytest.raises(ValidationError, match="'api_key' and 'metaso_api_key', two names"):
+        build(cls, metaso_api_key="test-key")
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_api_key_is_sent(cls: type, emulator: MetasoEmulator, emulator_url: str) -> None:
+    target = cls(api_key="test-key", base_url=emulator_url)
+    call(target)
+    assert emulator.requests[0].headers["authorization"] == "Bearer test-key"
+
+
+@pytest.mark.parametrize("cls", PUBLIC)
+@pytest.mark.parametrize(("name", "value"), [("timeout", 0), ("max_retries", -1)])
+def test_settings_changed_after_creation_are_checked_then(cls: type, name: str, value: Any) -> None:
+    target = build(cls)
+    before = getattr(target, name)
+    with pytest.raises(ValidationError, match=name):
+        setattr(target, name, value)
+    assert getattr(target, name) == before
+    with pytest.raises(ValidationError, match=name):
+        target.model_copy(update={name: value})
+    with pytest.raises(ValidationError, match="'colour'"):
+        target.model_copy(update={"colour": "red"})
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a_scope_changed_later_is_checked_and_never_sent(
+    cls: type, emulator: MetasoEmulator, emulator_url: str
+) -> None:
+    target = cls(api_key="test-key", base_url=emulator_url)
+    with pytest.raises(ValidationError) as info:
+        target.scope = "news"
+    assert all(scope in str(info.value) for scope in SCOPES)
+    with pytest.raises(ValidationError, match="scope"):
+        target.model_copy(update={"scope": "news"})
+    call(target)
+    assert [request.json()["scope"] for request in emulator.requests] == ["webpage"]
+
+
+@pytest.mark.parametrize("cls", PUBLIC)
+def test_a_checked_copy_shares_the_connections_and_a_deep_one_does_not(cls: type) -> None:
+    target = build(cls)
+    shallow = target.model_copy(update={"timeout": 5})
+    deep = target.model_copy(update={"timeout": 5}, deep=True)
+    assert (shallow.timeout, deep.timeout, target.timeout) == (5, 5, 30)
+    assert shallow._pool is target._pool
+    assert deep._pool is not target._pool
+    budgeted = build(cls, credit_budget=10)
+    assert budgeted.model_copy(update={"timeout": 5})._credit_budget() is (
+        budgeted._credit_budget()
+    )
+
+
+def test_share_connections_builds_a_sibling_on_the_same_pool(make: Make) -> None:
+    from langchain_metaso import MetasoReaderTool, MetasoSearchTool
+
+    search = make(MetasoSearchTool, max_concurrency=3, credit_budget=10)
+    reader = search.share_connections(MetasoReaderTool, max_chars=100)
+    assert reader._pool is search._pool
+    assert reader._credit_budget() is search._credit_budget()
+    assert (reader.max_concurrency, reader.max_chars) == (3, 100)
+    assert reader.connection_settings() == search.connection_settings()

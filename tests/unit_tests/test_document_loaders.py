@@ -18,6 +18,9 @@ from langchain_metaso.document_loaders import MetasoLoader
 from langchain_metaso.errors import (
     MetasoAPIError,
     MetasoAuthenticationError,
+    MetasoBudgetExceededError,
+    MetasoInsufficientCreditsError,
+    MetasoResponseError,
     MetasoServerError,
 )
 from langchain_metaso.testing import Fault, MetasoEmulator
@@ -208,7 +211,7 @@ def test_failed_search_raises_even_when_not_strict(
 def test_failed_urls_are_reported_and_the_others_kept(
     make: Make, emulator: MetasoEmulator, mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    failing = {URLS[1]: 404, URLS[4]: 500}
+    failing = {URLS[1]: 400, URLS[4]: 500}
     loader = make(MetasoLoader, urls=URLS, max_retries=0, transport=FailFor(emulator, failing))
     with caplog.at_level(logging.WARNING, logger="langchain_metaso"):
         docs = load(loader, mode)
@@ -216,14 +219,14 @@ def test_failed_urls_are_reported_and_the_others_kept(
     assert [url for url, _ in loader.failures] == [URLS[1], URLS[4]]
     (_, first), (_, second) = loader.failures
     assert type(first) is MetasoAPIError
-    assert first.status_code == 404
+    assert first.status_code == 400
     assert type(second) is MetasoServerError
     assert second.status_code == 500
     assert f"cannot read {URLS[1]}" in str(first)
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 2
     assert URLS[1] in warnings[0].getMessage()
-    assert "HTTP 404" in warnings[0].getMessage()
+    assert "HTTP 400" in warnings[0].getMessage()
     assert URLS[4] in warnings[1].getMessage()
     assert all(KEY not in record.getMessage() for record in caplog.records)
 
@@ -231,7 +234,7 @@ def test_failed_urls_are_reported_and_the_others_kept(
 def test_failures_are_those_of_the_latest_load(
     make: Make, emulator: MetasoEmulator, mode: str
 ) -> None:
-    transport = FailFor(emulator, {URLS[0]: 404})
+    transport = FailFor(emulator, {URLS[0]: 400})
     loader = make(MetasoLoader, urls=URLS[:2], transport=transport)
     load(loader, mode)
     assert len(loader.failures) == 1
@@ -256,6 +259,79 @@ def test_strict_sync_load_stops_at_the_failure(make: Make, emulator: MetasoEmula
         next(documents)
     # URLs 0 and 1 reached the emulator; 2 failed in the wrapper; nothing after it was read.
     assert len(emulator.requests) == 2
+
+
+# --- errors that fail every request are raised, never an empty result --------------------------
+
+
+async def _collect(loader: MetasoLoader) -> list[Document]:
+    return [document async for document in loader.alazy_load()]
+
+
+ENTRY_POINTS: dict[str, Callable[[MetasoLoader], list[Document]]] = {
+    "load": lambda loader: loader.load(),
+    "lazy_load": lambda loader: list(loader.lazy_load()),
+    "aload": lambda loader: asyncio.run(loader.aload()),
+    "alazy_load": lambda loader: asyncio.run(_collect(loader)),
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("wrong key", MetasoAuthenticationError),
+        ("credits used up", MetasoInsufficientCreditsError),
+        ("base_url not the API", MetasoAPIError),
+        ("base_url serves a web page", MetasoResponseError),
+        ("credit budget spent", MetasoBudgetExceededError),
+    ],
+)
+def test_errors_that_fail_every_request_raise_whatever_strict_says(
+    emulator: MetasoEmulator, emulator_url: str, entry: str, setup: str, expected: type
+) -> None:
+    settings: dict[str, Any] = {"api_key": KEY, "base_url": emulator_url, "max_retries": 0}
+    if setup == "wrong key":
+        settings["api_key"] = "wrong-key"
+    elif setup == "credits used up":
+        emulator.script(Fault.status(402))
+    elif setup == "credit budget spent":
+        settings["credit_budget"] = 0
+    elif setup == "base_url not the API":
+        emulator.script(Fault.status(404))  # what a server without the endpoint answers
+    elif setup == "base_url serves a web page":
+        emulator.script(Fault.garbage())
+    loader = MetasoLoader(urls=URLS[:3], strict=False, **settings)
+
+    with pytest.raises(expected) as info:
+        ENTRY_POINTS[entry](loader)
+    assert info.value.fails_every_request
+
+
+def test_a_page_that_cannot_be_read_is_still_skipped(
+    emulator: MetasoEmulator, emulator_url: str
+) -> None:
+    emulator.script(Fault.business_error(1000, "无法读取该页面"))
+    loader = MetasoLoader(api_key=KEY, base_url=emulator_url, urls=URLS[:3])
+    docs = loader.load()
+    assert [doc.metadata["source"] for doc in docs] == URLS[1:3]
+    [(url, error)] = loader.failures
+    assert url == URLS[0]
+    assert not error.fails_every_request
+
+
+def test_size_is_another_name_of_k(make: Make, emulator: MetasoEmulator) -> None:
+    loader = make(MetasoLoader, query="大模型", size=2)
+    assert loader.k == 2
+    assert len(loader.load()) == 2
+    assert emulator.requests[0].json()["size"] == 2
+
+
+def test_a_rejected_change_leaves_the_loader_as_it_was(make: Make) -> None:
+    loader = make(MetasoLoader, urls=URLS[:2])
+    with pytest.raises(ValidationError, match="exactly one of urls"):
+        loader.query = "大模型"
+    assert (loader.urls, loader.query) == (URLS[:2], None)
 
 
 # --- concurrency -----------------------------------------------------------------------------
@@ -306,3 +382,12 @@ def test_leaving_the_async_load_early_cancels_the_rest(
     assert first.metadata["source"] == urls[0]
     assert emulator.stats.requests < len(urls)
     assert emulator.stats.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"include_domains": ["a.com"]}, {"recency_days": 3}, {"published_after": "2025-01-01"}],
+)
+def test_filters_with_urls_are_rejected(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="filter search results: use them with query="):
+        MetasoLoader(metaso_api_key="test-key", urls=["https://a.com/1"], **settings)

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from langchain_core.documents import Document
 
-from langchain_metaso import MetasoRetriever
+from langchain_metaso import ChatMetaso, MetasoRetriever
 from langchain_metaso.testing import MetasoEmulator, load_seed_response
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_quickstart_scope_and_k() -> None:
         assert ", ".join(doc.metadata["authors"]) in output
 
 
-@pytest.mark.parametrize("script", ["quickstart.py", "agent.py", "rag_chain.py"])
+@pytest.mark.parametrize("script", ["quickstart.py", "agent.py", "rag_chain.py", "chat.py"])
 def test_without_key_or_offline_exits_2_with_one_message(script: str) -> None:
     result = run_example(script)
 
@@ -154,7 +154,105 @@ def test_quickstart_api_error_prints_the_message_and_exits_1(
     assert wrong_key not in message
 
 
+@pytest.mark.parametrize(
+    ("script", "value", "expected"),
+    [
+        ("quickstart.py", "0", "0 is not between 1 and 100"),
+        ("rag_chain.py", "101", "101 is not between 1 and 100"),
+        ("quickstart.py", "many", "'many' is not a whole number"),
+    ],
+)
+def test_invalid_command_line_value_is_a_one_line_usage_error(
+    script: str, value: str, expected: str
+) -> None:
+    result = run_example(script, "--k", value, "--offline")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"{script}: error: argument --k: {expected} (see --help)\n"
+
+
 # --- agent and chain -----------------------------------------------------------------------
+
+# Stands in for langchain-openai (not a test dependency): a chat model whose provider
+# cannot be reached, as with a wrong OPENAI_BASE_URL or no network.
+UNREACHABLE_CHAT_MODEL = """
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+
+class ChatOpenAI(BaseChatModel):
+    model: str
+    api_key: str
+    base_url: str
+    temperature: float
+
+    @property
+    def _llm_type(self) -> str:
+        return "unreachable"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> "ChatOpenAI":
+        return self
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError(f"Connection refused by {self.base_url}\\nretried twice")
+"""
+
+
+def failed_with_one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The message of an example that failed as a program does: exit 1, one line, no trace."""
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    return message
+
+
+def with_module(tmp_path: Path, name: str, source: str) -> dict[str, str]:
+    """Environment settings under which a subprocess imports ``name`` from ``source``."""
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text(source, encoding="utf-8")
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
+def test_unreachable_chat_model_says_what_to_set(
+    script: str, served: tuple[MetasoEmulator, str], tmp_path: Path
+) -> None:
+    _, base_url = served
+    chat_url = "http://127.0.0.1:9/v1"
+    result = run_example(
+        script,
+        METASO_API_KEY=KEY,
+        METASO_BASE_URL=base_url,
+        OPENAI_BASE_URL=chat_url,
+        **with_module(tmp_path, "langchain_openai", UNREACHABLE_CHAT_MODEL),
+    )
+
+    message = failed_with_one_line(result)
+    assert message.startswith(f"Error: the chat model 'gpt-4o-mini' at {chat_url} did not answer")
+    assert f"ConnectionError: Connection refused by {chat_url} retried twice" in message
+    for needed in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "--model", "--offline"):
+        assert needed in message
+
+
+def test_agent_without_langchain_openai_says_what_to_install(
+    served: tuple[MetasoEmulator, str], tmp_path: Path
+) -> None:
+    _, base_url = served
+    missing = 'raise ImportError("No module named langchain_openai")'
+    result = run_example(
+        "agent.py",
+        METASO_API_KEY=KEY,
+        METASO_BASE_URL=base_url,
+        **with_module(tmp_path, "langchain_openai", missing),
+    )
+
+    message = failed_with_one_line(result)
+    assert 'pip install -e ".[examples]"' in message
+    assert "--offline" in message
 
 
 def test_agent_offline_runs_the_tool_loop_and_answers_from_the_results() -> None:
@@ -188,6 +286,42 @@ def test_rag_chain_offline_prints_sources_and_an_answer_citing_them() -> None:
     assert question in answer
     for number, title, url in expected:
         assert f"{title} [{number}] ({url})" in answer
+
+
+# --- chat ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["fast", "fast_thinking"])
+def test_chat_offline_streams_the_answer_then_its_numbered_sources(model: str) -> None:
+    question = "大语言模型的幻觉是什么?"
+    output = succeeded(
+        run_example("chat.py", question, "--scope", "scholar", "--model", model, "--offline")
+    )
+
+    chat = ChatMetaso(
+        metaso_api_key=KEY,
+        transport=MetasoEmulator(api_key=KEY).transport(),
+        scope="scholar",
+        model=model,
+    )
+    expected = chat.invoke(question)
+    sources = expected.response_metadata["citations"]
+    assert len(sources) >= 3
+    first_line, shown = output.split("\n", 1)
+    assert first_line.startswith("Offline:")
+    reasoning = expected.additional_kwargs.get("reasoning_content")
+    assert bool(reasoning) == (model == "fast_thinking")
+    if reasoning:  # the thinking model's reasoning comes first, apart from the answer
+        assert shown.startswith(f"Reasoning:\n{reasoning}\n\nAnswer:\n")
+    else:
+        assert shown.startswith("Answer:\n")
+    answer, listed = shown.split("Answer:\n", 1)[1].split("\n\nSources:\n", 1)
+    assert answer == expected.text
+    assert numbered(listed) == [
+        (n, source["title"], source["link"]) for n, source in enumerate(sources, start=1)
+    ]
+    tokens = expected.usage_metadata["total_tokens"] if expected.usage_metadata else None
+    assert listed.rstrip().endswith(f"({model}, {tokens} tokens)")
 
 
 # --- notebook ------------------------------------------------------------------------------

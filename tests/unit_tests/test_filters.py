@@ -533,3 +533,27 @@ def test_narrowed_rejects_sites_in_no_common() -> None:
         SearchFilters(include_domains=["a.com"]).narrowed(SearchFilters(include_domains=["b.com"]))
     with pytest.raises(ValueError, match="exclude_domains excludes"):
         SearchFilters(exclude_domains=["a.com"]).narrowed(SearchFilters(include_domains=["a.com"]))
+
+
+# --- settings carried by the searching classes -------------------------------------------------
+
+
+def test_search_filters_take_each_override_that_is_set() -> None:
+    own = SearchFilters(include_domains=["a.com"], recency_days=7, keep_undated=False)
+    assert own.search_filters() == own
+    assert own.search_filters(include_domains=None, recency_days=None) == own
+    call = own.search_filters(include_domains=["b.com"], published_after="2025-01-01")
+    assert call == SearchFilters(
+        include_domains=["b.com"],
+        recency_days=7,
+        published_after=date(2025, 1, 1),
+        keep_undated=False,
+    )
+    assert own.search_filters(include_domains=[]).include_domains is None
+
+
+def test_search_filters_reject_what_is_no_filter() -> None:
+    with pytest.raises(ValidationError, match="size"):
+        SearchFilters().search_filters(size=3)
+    with pytest.raises(ValidationError, match="at least 1"):
+        SearchFilters().search_filters(recency_days=0)

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from langchain_metaso import (
     SCOPES,
@@ -136,12 +137,43 @@ def test_unknown_per_call_scope_fails_before_any_request(
 def test_per_call_k_out_of_range_fails_before_any_request(
     make: Make, emulator: MetasoEmulator, invoke: Invoke, k: int
 ) -> None:
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValidationError) as info:
         invoke(retriever(make), "q", k=k)
+    assert info.value.errors()[0]["loc"] == ("k",)  # the caller's name, not the API's
     assert emulator.requests == []
 
 
 # --- error mapping ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "every"),
+    [
+        (Fault.status(401), True),
+        (Fault.status(403), True),
+        (Fault.status(402), True),
+        (Fault.status(200, body={"error": {"err_code": -10007, "message": "daily"}}), True),
+        (Fault.status(404), True),
+        (Fault.status(405), True),
+        (Fault.status(501), True),
+        (Fault.garbage(), True),  # a web page at HTTP 200
+        (Fault.garbage(status=400), True),
+        (Fault.status(400), False),
+        (Fault.business_error(1000, "参数错误"), False),
+        (Fault.status(429), False),
+        (Fault.status(500), False),
+        (Fault.garbage(status=502), False),  # a proxy's error page before the right server
+        (Fault.garbage(b"not json", content_type="text/plain"), False),
+        (Fault.drop(), False),
+    ],
+)
+def test_fails_every_request_marks_what_no_retry_or_other_request_gets_past(
+    make: Make, emulator: MetasoEmulator, emulator_url: str, fault: Fault, every: bool
+) -> None:
+    emulator.script(fault)
+    with pytest.raises(MetasoError) as info:
+        socket_retriever(make, emulator_url, max_retries=0).invoke("q")
+    assert info.value.fails_every_request is every
 
 
 def test_wrong_key_is_an_authentication_error(make: Make, invoke: Invoke) -> None:
@@ -256,6 +288,36 @@ def test_business_error_at_http_200(make: Make, emulator: MetasoEmulator, invoke
     assert "参数错误: size 与 page 二选一" in str(error)
     assert "Check the request parameters" in str(error)
     assert len(emulator.requests) == 1  # not retried
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        ("参数错误。", "参数错误。 Check"),
+        ("Invalid request.", "Invalid request. Check"),
+        ("Is the query empty?", "Is the query empty? Check"),
+        ("参数错误", "参数错误. Check"),
+    ],
+)
+def test_a_provider_message_is_not_given_a_second_full_stop(
+    make: Make, emulator: MetasoEmulator, said: str, shown: str
+) -> None:
+    emulator.script(Fault.business_error(1000, said))
+    with pytest.raises(MetasoAPIError) as info:
+        retriever(make).invoke("q")
+    assert f": {shown} the request parameters" in str(info.value)
+
+
+def test_a_provider_message_echoing_a_long_query_is_cut_short(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    query = "秘塔" * 5000
+    emulator.script(Fault.business_error(1000, f"query too long: {query}"))
+    with pytest.raises(MetasoAPIError) as info:
+        retriever(make).invoke(query)
+    assert info.value.provider_message == f"query too long: {query}"[:300] + "…"
+    assert len(str(info.value)) < 600
+    assert "…. " not in str(info.value)
 
 
 def test_business_error_with_string_code(make: Make, emulator: MetasoEmulator) -> None:

@@ -60,6 +60,76 @@ def test_k_out_of_range_at_construction(k: int) -> None:
         MetasoRetriever(metaso_api_key="test-key", k=k)
 
 
+def test_size_is_another_name_of_k(emulator: MetasoEmulator, emulator_url: str) -> None:
+    retriever = MetasoRetriever(api_key="test-key", base_url=emulator_url, size=3)
+    assert retriever.k == 3
+    assert len(retriever.invoke("q")) == 3
+    assert len(retriever.invoke("q", size=2)) == 2
+    assert [request.json()["size"] for request in emulator.requests] == [3, 2]
+    with pytest.raises(ValidationError, match="'k' and 'size', two names of one setting"):
+        MetasoRetriever(api_key="test-key", k=3, size=3)
+
+
+VALID_PER_CALL = (
+    "Valid arguments: k (or size), page, scope, include_summary, include_raw_content, "
+    "concise_snippet, include_domains, exclude_domains, recency_days, published_after, "
+    "keep_undated"
+)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"sise": 3}, ["got unknown argument 'sise' (did you mean 'size'?)", VALID_PER_CALL]),
+        ({"timeout": 5}, ["got unknown argument 'timeout'", VALID_PER_CALL]),
+        ({"k": 2, "size": 2}, ["got 'k' and 'size', two names of one setting"]),
+    ],
+)
+def test_unknown_per_call_arguments_are_rejected(
+    make: Make,
+    emulator: MetasoEmulator,
+    invoke: Invoke,
+    overrides: dict[str, Any],
+    words: list[str],
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        invoke(make(MetasoRetriever), "q", **overrides)
+    assert "\n  MetasoRetriever.invoke got " in str(info.value)
+    for word in words:
+        assert word in str(info.value)
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize(("name", "value"), [("k", 0), ("size", 101), ("page", 0), ("scope", "x")])
+def test_per_call_errors_name_the_argument_as_passed(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, name: str, value: Any
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        invoke(make(MetasoRetriever), "q", **{name: value})
+    [error] = info.value.errors()
+    assert error["loc"] == (name,)
+    assert "SearchRequest" not in str(info.value)
+    assert emulator.requests == []
+
+
+def test_page_at_instantiation_and_per_call(
+    emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
+) -> None:
+    paged = MetasoRetriever(api_key="test-key", base_url=emulator_url, k=3, page=2)
+    assert [d.metadata["position"] for d in invoke(paged, "q")] == [11, 12, 13]
+    assert [d.metadata["position"] for d in invoke(paged, "q", page=3)] == [21, 22, 23]
+    assert [d.metadata["position"] for d in invoke(paged, "q", page=None)] == [11, 12, 13]
+    first = MetasoRetriever(api_key="test-key", base_url=emulator_url, k=2)
+    assert [d.metadata["position"] for d in invoke(first, "q", page=2)] == [11, 12]
+    bodies = [request.json() for request in emulator.requests]
+    assert [(body.get("page"), body.get("size")) for body in bodies] == [
+        (2, None),
+        (3, None),
+        (2, None),  # None keeps the setting
+        (2, None),
+    ]
+
+
 def test_more_results_than_asked_are_cut(make: Make, emulator: MetasoEmulator) -> None:
     items = [{"title": f"t{i}", "link": f"https://x/{i}"} for i in range(6)]
     emulator.script(Fault.status(200, body={"webpages": items}))
@@ -169,7 +239,8 @@ def test_title_when_nothing_else(make: Make, emulator: MetasoEmulator) -> None:
     [document] = make(MetasoRetriever).invoke("q")
     assert document.page_content == "只有标题"
     assert document.metadata["source"] == "https://x/1"
-    assert "title" not in document.metadata
+    # The title stays in the metadata, as in every document (issue 10.9).
+    assert document.metadata["title"] == "只有标题"
 
 
 def test_no_results_is_an_empty_list(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
@@ -226,4 +297,44 @@ def test_empty_query_raises_value_error(
 ) -> None:
     with pytest.raises(ValueError, match="query"):
         invoke(make(MetasoRetriever), " ")
+    assert emulator.requests == []
+
+
+# --- filters per call (issue 15) -------------------------------------------------------------
+
+
+def test_filters_per_call_override_the_instances(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    retriever = make(MetasoRetriever, k=3, include_domains=["huanqiu.com"])
+    only_ce = invoke(retriever, SEED_QUERY, include_domains=["ce.cn"])
+    assert [d.metadata["source"] for d in only_ce] == [load_seed_response()["webpages"][1]["link"]]
+    # An empty list lifts the instance's filter for this call; the instance keeps it.
+    everything = invoke(retriever, SEED_QUERY, include_domains=[])
+    assert len(everything) == 3
+    assert retriever.include_domains == ("huanqiu.com",)
+    [own] = invoke(retriever, SEED_QUERY)
+    assert "huanqiu.com" in own.metadata["source"]
+
+
+def test_date_filters_per_call(make: Make, invoke: Invoke) -> None:
+    documents = invoke(make(MetasoRetriever, k=2), SEED_QUERY, published_after="2025-01-01")
+    assert [d.metadata["published"][:4] for d in documents] == ["2025", "2025"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"recency_days": 0}, ["recency_days", "at least 1"]),
+        ({"include_domains": ["not a domain"]}, ["is not a domain"]),
+        ({"include_domain": ["a.com"]}, ["'include_domain' (did you mean 'include_domains'?)"]),
+    ],
+)
+def test_bad_filters_per_call_fail_before_any_request(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, kwargs: dict[str, Any], words: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        invoke(make(MetasoRetriever), "q", **kwargs)
+    for word in words:
+        assert word in str(caught.value)
     assert emulator.requests == []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import date
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from langchain_metaso import SCOPES, SearchRequest, SearchResponse, SearchResult
+from langchain_metaso.search import document_id
 from langchain_metaso.testing import SEED_QUERY, load_seed_response
 
 RESULT_KEYS = {
@@ -274,7 +277,10 @@ def test_seed_documents_keep_every_other_field_in_metadata() -> None:
     for item, document in zip(items, documents, strict=True):
         used = "summary" if "summary" in item else "snippet"
         expected = {k: v for k, v in item.items() if k != used}
-        expected.update(source=item["link"], scope="webpage", query=SEED_QUERY)
+        # credits: what the whole call cost (10 in the seed), on each of its documents.
+        expected.update(source=item["link"], scope="webpage", query=SEED_QUERY, credits=10)
+        # The seed's dates are whole days (2010年01月01日), read as ISO.
+        expected["published"] = item["date"].replace("年", "-").replace("月", "-").rstrip("日")
         assert document.metadata == expected
 
 
@@ -365,3 +371,101 @@ def test_image_document_metadata_uses_api_names() -> None:
     assert document.metadata["imageUrl"] == "https://img.example/1.jpg"
     assert document.metadata["imageWidth"] == 640
     assert document.metadata["query"] == "猫"
+
+
+# --- what every scope's documents carry (issues 10.9, 11.2, 11.3) -----------------------------
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_every_scopes_documents_keep_the_title_in_the_metadata(scope: str) -> None:
+    for fields in ({"title": "标题", "link": "https://a.cn/1"}, {"title": "标题", "summary": "s"}):
+        document = SearchResult.model_validate(fields).to_document(scope=scope, query="q")
+        assert document.metadata["title"] == "标题"
+
+
+def test_an_image_without_a_link_takes_its_source_from_the_image_url() -> None:
+    image = {
+        "title": "断桥残雪",
+        "score": "high",
+        "position": 1,
+        "imageUrl": "https://img.example.cn/a.jpg",
+        "imageWidth": 1024,
+        "imageHeight": 683,
+    }
+    result = SearchResult.model_validate(image)
+    assert result.url == "https://img.example.cn/a.jpg"
+    document = result.to_document(scope="image", query="西湖")
+    assert document.page_content == "断桥残雪"
+    assert document.metadata == {
+        **image,
+        "source": "https://img.example.cn/a.jpg",
+        "scope": "image",
+        "query": "西湖",
+    }
+
+
+def test_a_video_keeps_its_cover_and_its_duration_as_written() -> None:
+    video = {"title": "v", "link": "https://v.cn/1", "duration": "617", "coverImage": "https://c/1"}
+    result = SearchResult.model_validate(video)
+    assert (result.cover_image, result.duration) == ("https://c/1", "617")
+    metadata = result.to_document(scope="video", query="q").metadata
+    assert (metadata["coverImage"], metadata["duration"]) == ("https://c/1", "617")
+
+
+@pytest.mark.parametrize(
+    ("written", "published"),
+    [
+        ("2025年05月16日", "2025-05-16"),
+        ("2023-06-01", "2023-06-01"),
+        ("3天前", "2025-03-28"),
+        ("2025年03月", None),  # not a whole day: no guess
+        ("", None),
+    ],
+)
+def test_a_readable_date_is_published_in_iso(written: str, published: str | None) -> None:
+    result = SearchResult.model_validate({"title": "t", "date": written})
+    metadata = result.to_document(scope="webpage", query="q", today=date(2025, 3, 31)).metadata
+    assert metadata.get("published") == published
+    assert metadata["date"] == written  # the original stays
+
+
+def test_documents_read_relative_dates_on_one_day() -> None:
+    payload = {"webpages": [{"title": "t", "date": "昨天"}]}
+    response = SearchResponse.from_payload(payload, scope="webpage")
+    [document] = response.to_documents(SearchRequest(query="q"), today=date(2025, 1, 1))
+    assert document.metadata["published"] == "2024-12-31"
+
+
+def test_document_ids_are_stable_and_tell_results_apart() -> None:
+    def document(scope: str = "webpage", query: str = "q", **fields: Any) -> Any:
+        return SearchResult.model_validate(fields).to_document(scope=scope, query=query)
+
+    first = document(title="a", link="https://a.cn/1", snippet="s")
+    # The same result on another call, for another query, with another snippet.
+    assert document(title="A", link="https://a.cn/1", query="other").id == first.id
+    assert first.id == str(uuid.uuid5(uuid.NAMESPACE_URL, "https://a.cn/1"))
+    assert document(title="a", link="https://a.cn/2", snippet="s").id != first.id
+    image = document("image", title="同名", imageUrl="https://img.cn/1.jpg")
+    assert document("image", title="同名", imageUrl="https://img.cn/1.jpg").id == image.id
+    assert document("image", title="同名", imageUrl="https://img.cn/2.jpg").id != image.id
+    # Without any URL, the title and text tell results apart.
+    assert document(title="x", snippet="1").id != document(title="x", snippet="2").id
+    assert document(title="x", snippet="1").id == document(title="x", snippet="1").id
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://a.cn/1", "https://例子.中国/路径?q=秘塔", "http://x/" + "z" * 500, "x"],
+)
+def test_document_id_is_the_uuid5_of_the_url(url: str) -> None:
+    expected = uuid.uuid5(uuid.NAMESPACE_URL, url)
+    assert document_id(SearchResult(link=url)) == str(expected)
+    assert expected.version == 5
+
+
+def test_a_lone_surrogate_still_gets_a_stable_id() -> None:
+    # JSON can carry one; uuid.uuid5 would fail to encode it.
+    first = document_id(SearchResult(link="https://a.cn/\ud800"))
+    assert uuid.UUID(first).version == 5
+    assert document_id(SearchResult(link="https://a.cn/\ud800")) == first
+    assert document_id(SearchResult(link="https://a.cn/\ud801")) != first

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_tests.integration_tests import RetrieversIntegrationTests, ToolsIntegrationTests
-from langchain_tests.unit_tests import ToolsUnitTests
+from langchain_tests.unit_tests import ChatModelUnitTests, ToolsUnitTests
 from standard_support import OnEmulator, standard_suite
 
-from langchain_metaso import MetasoRetriever, MetasoSearchTool
+from langchain_metaso import ChatMetaso, MetasoRetriever, MetasoSearchTool
 
 
 class SearchTool(OnEmulator):
@@ -60,3 +60,25 @@ class TestMetasoRetrieverIntegration(OnEmulator, RetrieversIntegrationTests):
         before = self.emulator.stats.requests
         assert len(retriever.invoke(self.retriever_query_example)) == 5
         assert self.emulator.stats.requests == before + 1
+
+
+class TestChatMetasoUnit(OnEmulator, ChatModelUnitTests):
+    @property
+    def chat_model_class(self) -> type[ChatMetaso]:
+        return ChatMetaso
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return self.constructor_params
+
+    @property
+    def has_tool_calling(self) -> bool:
+        return False  # bind_tools is overridden only to say why it is not offered
+
+    @property
+    def has_structured_output(self) -> bool:
+        return False
+
+    @property
+    def model_override_value(self) -> str:
+        return "fast_thinking"

@@ -221,6 +221,20 @@ def test_text_mode_asks_for_plain_markdown(
     assert emulator.requests[0].headers["accept"] == "text/plain"
 
 
+@pytest.mark.parametrize("reader_format", ["json", "text"])
+def test_a_web_page_instead_of_the_reader_is_an_error_not_the_page(
+    emulator: MetasoEmulator, emulator_url: str, invoke: Invoke, reader_format: str
+) -> None:
+    # What a base_url pointing at a website answers: an HTML page, at HTTP 200.
+    emulator.script(Fault.garbage(b"<!DOCTYPE html><html><title>Welcome</title></html>"))
+    tool = MetasoReaderTool(api_key=KEY, base_url=emulator_url, reader_format=reader_format)
+    result = message(invoke, tool, url=URL)
+    assert result.status == "error"
+    assert "an HTML page, not an answer of the Metaso API" in result.content
+    assert "base URL" in result.content
+    assert "Welcome" not in result.content
+
+
 def test_long_page_is_cut_for_the_model_but_whole_in_the_artifact(
     make: Make, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
-from pydantic import ValidationError
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ValidationError
 
-from langchain_metaso import SCOPES, MetasoRetriever, MetasoSearchTool
+from langchain_metaso import SCOPES, MetasoRetriever, MetasoSearchInput, MetasoSearchTool
 from langchain_metaso._http import MetasoClient
 from langchain_metaso.testing import SEED_QUERY, Fault, MetasoEmulator, load_seed_response
 
@@ -51,6 +53,129 @@ def test_schema_the_model_sees(make: Make) -> None:
     assert set(SCOPES) <= set(str(schema["properties"]["scope"]).split("'"))
 
 
+# --- the developer's settings are the model's limits -----------------------------------------
+
+
+def size_maximum(tool: MetasoSearchTool) -> int:
+    """The bound on ``size`` in the schema the model is sent."""
+    size = convert_to_openai_tool(tool)["function"]["parameters"]["properties"]["size"]
+    [number] = [branch for branch in size["anyOf"] if branch.get("type") == "integer"]
+    assert f"At most {number['maximum']}." in size["description"]
+    return int(number["maximum"])
+
+
+@pytest.mark.parametrize(
+    ("model_args", "shown"),
+    [
+        (None, ["query", "scope", "size", "page"]),
+        (["size"], ["query", "size"]),
+        (("page", "scope"), ["query", "scope", "page"]),
+        ([], ["query"]),
+    ],
+)
+def test_model_args_are_all_the_model_sees(
+    make: Make, model_args: list[str] | None, shown: list[str]
+) -> None:
+    tool = make(MetasoSearchTool, model_args=model_args)
+    assert list(tool.tool_call_schema.model_json_schema()["properties"]) == shown
+    parameters = convert_to_openai_tool(tool)["function"]["parameters"]
+    assert list(parameters["properties"]) == shown
+    assert parameters["required"] == ["query"]
+
+
+def test_arguments_outside_model_args_keep_the_instance_values(
+    emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
+) -> None:
+    tool = MetasoSearchTool(
+        api_key="test-key", base_url=emulator_url, scope="scholar", size=3, model_args=["size"]
+    )
+    refused = message(invoke, tool, query="q", scope="video", size=5)
+    assert refused.status == "error"
+    assert "scope: not an argument of this tool" in refused.content
+    assert emulator.requests == []
+
+    result = message(invoke, tool, query="q", size=5)
+    body = emulator.requests[0].json()
+    assert (body["scope"], body["size"]) == ("scholar", 5)
+    assert len(result.artifact) == 5
+
+
+def test_unknown_model_args_name_the_valid_ones() -> None:
+    with pytest.raises(ValidationError) as info:
+        MetasoSearchTool(api_key="test-key", model_args=["scope", "sise"])
+    text = str(info.value)
+    assert "'sise' (did you mean 'size'?)" in text
+    assert "Valid arguments: scope, size, page" in text
+
+
+@pytest.mark.parametrize(
+    ("settings", "limit"),
+    [
+        ({}, 20),
+        ({"size": 5}, 20),
+        ({"size": 30}, 30),
+        ({"size": 100}, 100),
+        ({"size": 5, "max_size": 8}, 8),
+        ({"max_size": 100}, 100),
+    ],
+)
+def test_max_size_is_the_bound_the_schema_shows(
+    make: Make, settings: dict[str, Any], limit: int
+) -> None:
+    tool = make(MetasoSearchTool, **settings)
+    assert tool.size_limit == limit
+    assert size_maximum(tool) == limit
+
+
+def test_a_call_above_max_size_gets_max_size_and_the_text_says_so(
+    emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
+) -> None:
+    tool = MetasoSearchTool(api_key="test-key", base_url=emulator_url)
+    result = message(invoke, tool, query="秘塔", size=100)
+
+    assert result.status == "success"
+    assert emulator.requests[0].json()["size"] == 20
+    assert len(result.artifact) == 20
+    assert result.content.startswith("Metaso webpage search for '秘塔': 20 of ")
+    assert result.content.endswith("(Asked for 100 results; this tool returns at most 20 a call.)")
+    # Within the bound, nothing is added.
+    within = message(invoke, tool, query="秘塔", size=20)
+    assert "Asked for" not in within.content
+
+
+def test_settings_changed_later_reshape_the_schema(make: Make) -> None:
+    tool = make(MetasoSearchTool)
+    tool.model_args = ("scope",)
+    assert list(tool.tool_call_schema.model_json_schema()["properties"]) == ["query", "scope"]
+    tool.model_args = None
+    tool.size = 40
+    assert size_maximum(tool) == 40
+    copy = tool.model_copy(update={"max_size": 50})
+    assert size_maximum(copy) == 50
+    assert size_maximum(tool) == 40
+    with pytest.raises(ValidationError, match="max_size"):
+        tool.max_size = 10  # below size 40
+    assert tool.max_size is None
+
+
+def test_a_tool_with_a_reshaped_schema_pickles(make: Make) -> None:
+    tool = make(MetasoSearchTool, transport=None, model_args=["size"], max_size=7)
+    assert tool.size == 7  # left unset, the default follows the bound
+    restored = pickle.loads(pickle.dumps(tool))
+    assert list(restored.tool_call_schema.model_json_schema()["properties"]) == ["query", "size"]
+    assert size_maximum(restored) == 7
+
+
+def test_args_schema_is_built_not_given(make: Make) -> None:
+    class Other(BaseModel):
+        query: str
+
+    with pytest.raises(ValidationError, match="model_args"):
+        make(MetasoSearchTool, args_schema=Other)
+    # The whole schema, as the class has it, is no change: the bound is still shown.
+    assert size_maximum(make(MetasoSearchTool, args_schema=MetasoSearchInput)) == 20
+
+
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
@@ -58,6 +183,9 @@ def test_schema_the_model_sees(make: Make) -> None:
         ({"size": 0}, ["size"]),
         ({"size": 101}, ["size", "100"]),
         ({"page": 0}, ["page"]),
+        ({"size": 30, "max_size": 10}, ["size (30) is above max_size (10)"]),
+        ({"max_size": 0}, ["max_size"]),
+        ({"max_size": 101}, ["max_size", "100"]),
     ],
 )
 def test_bad_instance_settings_fail_at_construction(
@@ -200,8 +328,8 @@ def test_no_results_is_one_sentence(make: Make, invoke: Invoke) -> None:
         ({"query": "   "}, ["query", "empty"]),
         ({}, ["query"]),
         ({"query": "q", "size": 0}, ["size"]),
-        ({"query": "q", "size": 101}, ["size", "100"]),
         ({"query": "q", "page": 0}, ["page"]),
+        ({"query": "q", "k": 3}, ["k", "not an argument of this tool"]),
     ],
 )
 def test_invalid_arguments_come_back_as_an_error_message(
@@ -278,3 +406,70 @@ def test_tool_keeps_working_after_an_error(
     emulator.script(Fault.status(500))
     assert message(invoke, tool, query="q").status == "error"
     assert len(message(invoke, tool, query="q").artifact) == 2
+
+
+# --- what the model reads of each kind of result (issue 10.9, 11.2) ---------------------------
+
+
+def scripted(make: Make, emulator: MetasoEmulator, scope: str, *items: dict[str, Any]) -> Any:
+    emulator.script(Fault.status(200, body={f"{scope}s": list(items), "total": 40}))
+    return make(MetasoSearchTool, scope=scope).invoke(tool_call(query="q"))
+
+
+def test_an_image_shows_its_url_and_size_and_its_title_once(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    image = {"title": "断桥残雪", "imageUrl": "https://img.cn/a.jpg", "imageWidth": 1024}
+    sized = {**image, "title": "雪后西湖", "imageUrl": "https://img.cn/b.png", "imageHeight": 600}
+    sized["imageWidth"] = 800
+    result = scripted(make, emulator, "image", image, sized)
+    assert result.content.split("\n\n")[1:] == [
+        "[1] 断桥残雪\nhttps://img.cn/a.jpg",  # no height: no size
+        "[2] 雪后西湖\nhttps://img.cn/b.png\n800x600 pixels",
+    ]
+    assert [d.metadata["source"] for d in result.artifact] == [
+        "https://img.cn/a.jpg",
+        "https://img.cn/b.png",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("duration", "shown"),
+    [("617", "duration 10:17"), ("59", "duration 0:59"), ("3725", "duration 1:02:05")],
+)
+def test_a_duration_in_seconds_reads_as_a_time(
+    make: Make, emulator: MetasoEmulator, duration: str, shown: str
+) -> None:
+    video = {"title": "v", "link": "https://v.cn/1", "date": "2024-06-17", "duration": duration}
+    content = scripted(make, emulator, "video", {**video, "snippet": "s"}).content
+    assert content.endswith(f"\n2024-06-17 | {shown}\ns")
+
+
+def test_a_duration_that_is_not_seconds_is_shown_as_written(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    podcast = {"title": "p", "link": "https://p.cn/1", "duration": "12:03", "authors": ["甲"]}
+    assert scripted(make, emulator, "podcast", podcast).content.endswith("\nduration 12:03 | 甲")
+
+
+def test_a_long_query_is_cut_short_in_the_text(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    query = "秘塔" * 5000
+    found = message(invoke, make(MetasoSearchTool, size=1), query=query).content
+    header = found.split("\n")[0]
+    assert (
+        header == f"Metaso webpage search for '{query[:99]}…': 1 of {header.split()[-2]} results."
+    )
+    assert emulator.requests[0].json()["q"] == query  # cut in the text only
+    emulator.script(Fault.status(200, body={"webpages": [], "total": 0}))
+    empty = message(invoke, make(MetasoSearchTool), query=query + "?").content
+    assert empty == f"No webpage results found for '{query[:99]}…'."
+
+
+def test_a_query_reads_on_one_line_with_no_doubled_punctuation(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    emulator.script(Fault.status(200, body={"webpages": [], "total": 0}))
+    content = message(invoke, make(MetasoSearchTool), query="什么是\n秘塔?  ").content
+    assert content == "No webpage results found for '什么是 秘塔?'."

@@ -1,0 +1,617 @@
+"""ChatMetaso: every way to call it, what it sends, and what comes back.
+
+Two sources of answers: the emulator (in process), and the reconstructed stream of the
+API reference (``fixtures/chat_stream.reconstructed.txt``, a thinking model's answer with
+sources, reasoning and usage) served by an ``httpx.MockTransport``, beside the same answer
+in the non-streamed shape the API documents (``choices[0].message`` and ``citations``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langchain_core.caches import InMemoryCache
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.rate_limiters import InMemoryRateLimiter
+from pydantic import BaseModel
+
+import langchain_metaso
+from langchain_metaso import (
+    ChatMetaso,
+    MetasoAPIError,
+    MetasoConnectionError,
+    MetasoServerError,
+)
+from langchain_metaso.testing import Fault, MetasoEmulator
+
+Make = Callable[..., Any]  # the ``make`` fixture of conftest
+Invoke = Callable[..., Any]
+KEY = "test-key"
+QUESTION = "秘塔 AI 搜索是哪家公司做的?"
+STREAM = Path(__file__).parent / "fixtures" / "chat_stream.reconstructed.txt"
+
+
+def _events() -> list[dict[str, Any]]:
+    lines = STREAM.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
+
+
+def _whole_answer() -> dict[str, Any]:
+    """The reconstructed stream's answer in the non-streamed shape."""
+    events = _events()
+    deltas = [event["choices"][0]["delta"] for event in events]
+    return {
+        "id": events[0]["id"],
+        "object": "chat.completion",
+        "model": events[0]["model"],
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "".join(d.get("content", "") for d in deltas),
+                    "reasoning_content": "".join(d.get("reasoning_content", "") for d in deltas),
+                },
+                "finish_reason": "stop",
+            }
+        ],
+        "citations": deltas[0]["citations"],
+        "usage": events[-1]["usage"],
+    }
+
+
+class Recorded(httpx.MockTransport):
+    """Serves the reconstructed answer, streamed or whole as asked, and keeps each body."""
+
+    def __init__(self, stream: bytes | None = None) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.stream = STREAM.read_bytes() if stream is None else stream
+        super().__init__(self.answer)
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.bodies.append(body)
+        if body.get("stream"):
+            headers = {"content-type": "text/event-stream"}
+            return httpx.Response(200, headers=headers, content=self.stream)
+        return httpx.Response(200, json=_whole_answer())
+
+
+def reconstructed(**kwargs: Any) -> tuple[ChatMetaso, Recorded]:
+    transport = Recorded(kwargs.pop("stream", None))
+    chat = ChatMetaso(api_key=KEY, transport=transport, retry_backoff=0.001, **kwargs)
+    return chat, transport
+
+
+def summed(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total += chunk
+    return total
+
+
+def stream(chat: Any, value: Any, mode: str, **kwargs: Any) -> list[AIMessageChunk]:
+    if mode == "sync":
+        return list(chat.stream(value, **kwargs))
+
+    async def run() -> list[AIMessageChunk]:
+        return [chunk async for chunk in chat.astream(value, **kwargs)]
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def annotations(message: AIMessage) -> list[Any]:
+    (text,) = [block for block in message.content_blocks if block["type"] == "text"]
+    return list(text.get("annotations", []))
+
+
+def same_answer(streamed: AIMessageChunk, whole: AIMessage) -> None:
+    """The same text, reasoning, sources, usage and metadata; the API reports credits
+    only with a whole answer."""
+    assert streamed.content == whole.content
+    assert streamed.additional_kwargs == whole.additional_kwargs
+    whole_metadata = {k: v for k, v in whole.response_metadata.items() if k != "credits"}
+    assert streamed.response_metadata == whole_metadata
+    assert streamed.usage_metadata == whole.usage_metadata
+    assert annotations(streamed) == annotations(whole)
+
+
+# --- answers, streamed or not ----------------------------------------------------------------
+
+
+def test_the_reconstructed_stream_arrives_chunk_by_chunk(mode: str) -> None:
+    chat, _ = reconstructed(model="fast_thinking")
+    sources, thought, first, second, last = stream(chat, QUESTION, mode)
+
+    # The sources come first, on their own chunk, as citations of the (empty) text.
+    assert [c["title"] for c in sources.response_metadata["citations"]] == ["来源一", "来源二"]
+    assert annotations(sources) == [
+        {
+            "type": "citation",
+            "url": "https://example.cn/s/1",
+            "title": "来源一",
+            "extras": {"date": "2025-01-02"},
+        },
+        {"type": "citation", "url": "https://example.cn/s/2", "title": "来源二"},
+    ]
+    assert sources.text == ""
+    # The reasoning is never text.
+    assert thought.text == ""
+    assert thought.additional_kwargs == {"reasoning_content": "先看来源一……"}
+    assert [b["type"] for b in thought.content_blocks] == ["reasoning"]
+    assert (first.text, second.text) == ("答案在此[[1]]", "，另见[[2]]。")
+    assert "reasoning_content" not in first.additional_kwargs
+    # The end: how it ended, what it cost, who answered.
+    assert last.chunk_position == "last"
+    assert last.usage_metadata == {"input_tokens": 12, "output_tokens": 9, "total_tokens": 21}
+    assert last.response_metadata["finish_reason"] == "stop"
+    assert last.response_metadata["model_name"] == "fast_thinking"
+    assert all("finish_reason" not in c.response_metadata for c in (sources, thought, first))
+
+
+def test_stream_adds_up_to_invoke(mode: str, invoke: Invoke) -> None:
+    chat, transport = reconstructed(model="fast_thinking")
+    full = summed(stream(chat, QUESTION, mode))
+    whole = invoke(chat, QUESTION)
+
+    same_answer(full, whole)
+    assert whole.text == "答案在此[[1]]，另见[[2]]。"
+    assert [b["type"] for b in whole.content_blocks] == ["reasoning", "text"]
+    assert [b["type"] for b in full.content_blocks] == ["reasoning", "text"]
+    assert [body.get("stream") for body in transport.bodies] == [True, None]
+
+
+@pytest.mark.parametrize(("model", "credits"), [("fast", 3), ("fast_thinking", 5)])
+def test_the_emulators_answer_streamed_or_not(
+    make: Make, mode: str, invoke: Invoke, model: str, credits: int
+) -> None:
+    chat = make(ChatMetaso, model=model)
+    whole = invoke(chat, QUESTION)
+    chunks = stream(chat, QUESTION, mode)
+
+    same_answer(summed(chunks), whole)
+    citations = whole.response_metadata["citations"]
+    assert len(citations) >= 3
+    assert [a["url"] for a in annotations(whole)] == [c["link"] for c in citations]
+    assert [a["title"] for a in annotations(whole)] == [c["title"] for c in citations]
+    assert "[[1]]" in whole.text
+    assert len(chunks) > 5
+    assert whole.response_metadata["credits"] == credits
+    assert whole.usage_metadata
+    # A thinking model's reasoning streams apart, before the text, and never in it.
+    reasoning = whole.additional_kwargs.get("reasoning_content", "")
+    assert bool(reasoning) == (model == "fast_thinking")
+    shown = [
+        block["type"]
+        for chunk in chunks
+        for block in chunk.content_blocks
+        if block.get("reasoning") or block.get("text")
+    ]
+    assert shown == sorted(shown, key=["reasoning", "text"].index)
+    assert ("reasoning" in shown) == bool(reasoning)
+    assert not reasoning or reasoning not in whole.text
+
+
+def test_batch_and_abatch(make: Make, emulator: MetasoEmulator) -> None:
+    chat = make(ChatMetaso)
+    questions = ["秘塔是什么?", "谁做的?", "在哪里?"]
+    answers = chat.batch(questions)
+    assert asyncio.run(chat.abatch(questions)) == answers
+    expected = [emulator_answer_text(emulator, q) for q in questions]
+    assert [answer.text for answer in answers] == expected
+
+
+def emulator_answer_text(emulator: MetasoEmulator, question: str) -> str:
+    with httpx.Client(transport=emulator.transport()) as client:
+        response = client.post(
+            "http://metaso.test/chat/completions",
+            json={"q": question, "format": "chat_completions"},
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+def test_invoke_with_streaming_streams_underneath(make: Make, emulator: MetasoEmulator) -> None:
+    chat = make(ChatMetaso, streaming=True)
+    message = chat.invoke(QUESTION)
+    assert isinstance(message, AIMessage)
+    assert message.text == emulator_answer_text(emulator, QUESTION)
+    assert emulator.requests[0].json()["stream"] is True
+
+
+def test_output_version_v1_keeps_one_text_block_with_its_citations(mode: str) -> None:
+    chat, _ = reconstructed(model="fast_thinking", output_version="v1")
+    full = summed(stream(chat, QUESTION, mode))
+    blocks = {block["type"]: block for block in full.content}  # type: ignore[index, union-attr]
+    assert sorted(blocks) == ["reasoning", "text"]
+    assert blocks["text"]["text"] == "答案在此[[1]]，另见[[2]]。"
+    assert [a["title"] for a in blocks["text"]["annotations"]] == ["来源一", "来源二"]
+    assert blocks["reasoning"]["reasoning"] == "先看来源一……"
+
+
+# --- what is sent -----------------------------------------------------------------------------
+
+
+def test_a_conversation_is_sent_as_messages(make: Make, emulator: MetasoEmulator) -> None:
+    chat = make(ChatMetaso)
+    chat.invoke(
+        [
+            SystemMessage("简短回答"),
+            HumanMessage("秘塔是什么?"),
+            AIMessage("一个 AI 搜索引擎[[1]]。"),
+            HumanMessage("谁做的?"),
+        ]
+    )
+    list(chat.stream("谁做的?"))
+    whole, streamed = (request.json() for request in emulator.requests)
+    assert whole == {
+        "messages": [
+            {"role": "system", "content": "简短回答"},
+            {"role": "user", "content": "秘塔是什么?"},
+            {"role": "assistant", "content": "一个 AI 搜索引擎[[1]]。"},
+            {"role": "user", "content": "谁做的?"},
+        ],
+        "model": "fast",
+        "scope": "webpage",
+        "format": "chat_completions",
+    }
+    assert streamed == {
+        "messages": [{"role": "user", "content": "谁做的?"}],
+        "model": "fast",
+        "scope": "webpage",
+        "format": "chat_completions",
+        "stream": True,
+    }
+    assert all(request.path == "/metaso/chat/completions" for request in emulator.requests)
+
+
+def test_settings_and_per_call_overrides_reach_the_api(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    chat = make(
+        ChatMetaso,
+        model="ds-r1",
+        scope="scholar",
+        concise_snippet=True,
+        temperature=0.2,
+        max_tokens=50,
+        chat_path="/chat/completions/",
+    )
+    invoke(chat, "q")
+    invoke(chat.bind(scope="video"), "q", model="fast_thinking", max_tokens=10)
+    first, second = (request.json() for request in emulator.requests)
+    assert {k: v for k, v in first.items() if k != "messages"} == {
+        "model": "ds-r1",
+        "scope": "scholar",
+        "format": "chat_completions",
+        "conciseSnippet": True,
+        "temperature": 0.2,
+        "max_tokens": 50,
+    }
+    assert (second["model"], second["scope"]) == ("fast_thinking", "video")
+    assert second["max_tokens"] == 10
+
+
+def test_a_model_the_package_does_not_know_is_sent_as_given(mode: str) -> None:
+    chat, transport = reconstructed(model="fast-2099")
+    stream(chat, "q", mode)
+    assert transport.bodies[0]["model"] == "fast-2099"
+
+
+def test_the_api_refusing_an_unknown_model_says_so(make: Make, emulator: MetasoEmulator) -> None:
+    # The emulator knows only today's models, as the real API may.
+    with pytest.raises(MetasoAPIError, match="fast-2099") as caught:
+        make(ChatMetaso, model="fast-2099").invoke("q")
+    assert caught.value.code == 1000
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        ToolMessage("42", tool_call_id="1"),
+        HumanMessage([{"type": "image", "url": "https://example.com/1.png"}]),
+    ],
+)
+def test_messages_the_api_cannot_take_fail_before_any_request(
+    make: Make, emulator: MetasoEmulator, mode: str, message: Any
+) -> None:
+    with pytest.raises(ValueError, match="ChatMetaso cannot send"):
+        stream(make(ChatMetaso), [HumanMessage("hi"), message], mode)
+    with pytest.raises(ValueError, match="text only"):
+        make(ChatMetaso).invoke([message])
+    assert emulator.requests == []
+
+
+def test_arguments_it_does_not_take_are_refused(make: Make, emulator: MetasoEmulator) -> None:
+    with pytest.raises(ValueError, match=r"does not take 'top_p'.*model, scope"):
+        make(ChatMetaso).invoke("q", top_p=0.5)
+    with pytest.raises(ValueError, match="scope"):
+        make(ChatMetaso).invoke("q", scope="web")
+    assert emulator.requests == []
+
+
+# --- stop sequences ---------------------------------------------------------------------------
+
+
+def test_stop_cuts_streamed_and_whole_answers_alike(mode: str) -> None:
+    # "]]，另" straddles the reconstructed stream's two text chunks.
+    chat, _ = reconstructed(stop=["]]，另"])
+    full = summed(stream(chat, QUESTION, mode))
+    whole = chat.invoke(QUESTION)
+    assert full.text == whole.text == "答案在此[[1"
+    same_answer(full, whole)
+    # A call's own stop sequences replace the instance's.
+    assert chat.invoke(QUESTION, stop=["另"]).text == "答案在此[[1]]，"
+
+
+def test_stop_on_the_emulators_answer(make: Make, emulator: MetasoEmulator, mode: str) -> None:
+    chat = make(ChatMetaso)
+    text = emulator_answer_text(emulator, QUESTION)
+    cut = text[: text.index("[[2]]")]
+    assert summed(stream(chat, QUESTION, mode, stop=["[[2]]"])).text == cut
+    assert chat.invoke(QUESTION, stop=["[[2]]"]).text == cut
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+def test_a_failure_before_the_first_chunk_is_retried(
+    make: Make, emulator: MetasoEmulator, mode: str
+) -> None:
+    emulator.script(Fault.status(503, retry_after=0), Fault.drop())
+    chunks = stream(make(ChatMetaso), QUESTION, mode)
+    assert summed(chunks).text == emulator_answer_text(emulator, QUESTION)
+    assert emulator.stats.requests == 4  # two failures, the answer, and the check above
+
+
+def test_a_stream_broken_midway_raises_after_what_came(
+    make: Make, emulator: MetasoEmulator, mode: str
+) -> None:
+    emulator.script(Fault.truncated(after=4))  # the sources, then three pieces of text
+    got: list[AIMessageChunk] = []
+
+    async def adrain() -> None:
+        async for chunk in make(ChatMetaso).astream(QUESTION):
+            got.append(chunk)
+
+    def drain() -> None:
+        if mode == "sync":
+            got.extend(make(ChatMetaso).stream(QUESTION))
+        else:
+            asyncio.run(adrain())
+
+    with pytest.raises(MetasoConnectionError, match="chat/completions"):
+        drain()
+    # What came was delivered; then an error, not a retry or a silently shorter answer.
+    assert len(got) == 4
+    assert "citations" in got[0].response_metadata
+    assert all(chunk.text for chunk in got[1:])
+    assert all(chunk.chunk_position is None for chunk in got)
+    assert len(emulator.requests) == 1
+
+
+def test_invoke_streaming_underneath_fails_rather_than_answer_short(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    emulator.script(Fault.truncated())
+    with pytest.raises(MetasoConnectionError):
+        make(ChatMetaso, streaming=True).invoke(QUESTION)
+
+
+def test_an_error_sent_inside_the_stream_is_a_typed_error(mode: str) -> None:
+    first = _events()[0]
+    error = {"error": {"message": "upstream overloaded", "type": "server_error"}}
+    body = f"data: {json.dumps(first)}\n\ndata: {json.dumps(error)}\n\n".encode()
+    chat, _ = reconstructed(stream=body)
+    with pytest.raises(MetasoAPIError, match="upstream overloaded") as caught:
+        stream(chat, QUESTION, mode)
+    assert caught.value.status_code == 200
+    assert caught.value.endpoint == "chat/completions"
+
+
+def test_a_stream_without_done_is_not_a_complete_answer(mode: str) -> None:
+    cut_short = STREAM.read_bytes().replace(b"data: [DONE]", b"")
+    chat, _ = reconstructed(stream=cut_short)
+    with pytest.raises(langchain_metaso.MetasoResponseError, match=r"\[DONE\]"):
+        stream(chat, QUESTION, mode)
+
+
+def test_server_errors_are_typed_and_never_show_the_key(
+    make: Make, emulator: MetasoEmulator, mode: str
+) -> None:
+    emulator.script(*[Fault.status(500)] * 3)
+    with pytest.raises(MetasoServerError) as caught:
+        stream(make(ChatMetaso), QUESTION, mode)
+    assert "chat/completions" in str(caught.value)
+    assert KEY not in str(caught.value)
+    assert len(emulator.requests) == 3
+
+
+# --- cancellation -----------------------------------------------------------------------------
+
+
+def test_leaving_a_stream_early_leaves_the_instance_usable(make: Make) -> None:
+    chat = make(ChatMetaso, max_concurrency=1)
+    client = chat.client
+    _, slot = client.pool.sync_lane(client.transport, 1)
+    chunks = chat.stream(QUESTION)
+    next(chunks)
+    assert not slot.acquire(blocking=False)  # the open stream holds the only slot
+    chunks.close()
+    assert slot.acquire(blocking=False)
+    slot.release()
+    for _chunk in chat.stream(QUESTION):
+        break  # the stream, dropped, is closed at once
+    assert slot.acquire(blocking=False)
+    slot.release()
+    assert chat.invoke(QUESTION).text
+
+
+class Stalls(httpx.AsyncBaseTransport):
+    """Streams the reconstructed answer's first event, then waits forever; answers a
+    whole answer at once."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not json.loads(await request.aread()).get("stream"):
+            return httpx.Response(200, json=_whole_answer())
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=_StalledBody()
+        )
+
+
+class _StalledBody(httpx.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield STREAM.read_bytes().split(b"\n\n")[0] + b"\n\n"
+        await asyncio.Event().wait()
+
+
+def test_a_stream_cancelled_while_it_waits_frees_its_slot_at_once() -> None:
+    chat = ChatMetaso(api_key=KEY, transport=Stalls(), max_concurrency=1)
+
+    async def run() -> tuple[bool, bool, str]:
+        client = chat.client
+        _, slot = await client.pool.async_lane(client.transport, 1)
+        first = asyncio.Event()
+
+        async def read() -> None:
+            async for _ in chat.astream(QUESTION):
+                first.set()  # then the stream waits for a second event that never comes
+
+        task = asyncio.ensure_future(read())
+        await first.wait()
+        held = slot.locked()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return held, slot.locked(), (await chat.ainvoke(QUESTION)).text
+
+    assert asyncio.run(run()) == (True, False, "答案在此[[1]]，另见[[2]]。")
+
+
+@pytest.mark.timeout(20)  # a slot kept by the abandoned stream would make the last call wait
+def test_a_stream_whose_reader_is_cancelled_leaves_the_instance_usable(make: Make) -> None:
+    chat = make(ChatMetaso, max_concurrency=1)
+
+    async def run() -> str:
+        started = asyncio.Event()
+
+        async def read() -> None:
+            async for _ in chat.astream(QUESTION):
+                started.set()
+                await asyncio.Event().wait()  # a slow reader, cancelled between chunks
+
+        task = asyncio.ensure_future(read())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The event loop closes the stream it left before this call gets the slot.
+        return str((await chat.ainvoke(QUESTION)).text)
+
+    assert asyncio.run(run())
+
+
+# --- LangChain's machinery --------------------------------------------------------------------
+
+
+def test_tracing_names_the_provider_and_the_model() -> None:
+    chat = ChatMetaso(api_key=KEY, model="ds-r1", stop=["。"], temperature=0.5, max_tokens=9)
+    assert chat._llm_type == "metaso-chat"
+    assert chat._get_ls_params() == {
+        "ls_provider": "metaso",
+        "ls_model_name": "ds-r1",
+        "ls_model_type": "chat",
+        "ls_temperature": 0.5,
+        "ls_max_tokens": 9,
+        "ls_stop": ["。"],
+    }
+    assert chat._get_ls_params(stop=["!"], model="fast")["ls_model_name"] == "fast"
+    assert chat._get_ls_params(stop=["!"])["ls_stop"] == ["!"]
+    params = chat._identifying_params
+    assert (params["model"], params["scope"], params["base_url"]) == (
+        "ds-r1",
+        "webpage",
+        "https://api.302.ai/metaso",
+    )
+    assert KEY not in repr(chat)
+    assert KEY not in str(params)
+
+
+def test_tools_and_structured_output_are_not_offered_and_say_why() -> None:
+    chat = ChatMetaso(api_key=KEY)
+
+    class Answer(BaseModel):
+        text: str
+
+    with pytest.raises(NotImplementedError, match="does not call tools"):
+        chat.bind_tools([Answer])
+    with pytest.raises(NotImplementedError, match="no tool calling, JSON mode or response schema"):
+        chat.with_structured_output(Answer)
+
+
+class Tokens(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        self.tokens.append(token)
+
+
+def test_callbacks_see_each_chunk_once(make: Make) -> None:
+    handler = Tokens()
+    chunks = list(make(ChatMetaso).stream(QUESTION, config={"callbacks": [handler]}))
+    assert handler.tokens == [chunk.text for chunk in chunks]
+
+
+def test_langchains_cache_answers_a_repeated_question(make: Make, emulator: MetasoEmulator) -> None:
+    chat = make(ChatMetaso, cache=InMemoryCache())
+    first = chat.invoke(QUESTION)
+    again = chat.invoke(QUESTION)
+    assert again.text == first.text
+    assert again.response_metadata == first.response_metadata
+    assert again.content_blocks == first.content_blocks
+    assert len(emulator.requests) == 1
+    list(chat.stream(QUESTION))  # streams are not cached
+    assert len(emulator.requests) == 2
+
+
+def test_the_rate_limiter_is_asked_once_a_call(make: Make, emulator: MetasoEmulator) -> None:
+    class Counting(InMemoryRateLimiter):
+        asked = 0
+
+        def acquire(self, *, blocking: bool = True) -> bool:
+            Counting.asked += 1
+            return True
+
+    emulator.script(Fault.status(503, retry_after=0))
+    chat = make(ChatMetaso, rate_limiter=Counting())
+    chat.invoke(QUESTION)
+    list(chat.stream(QUESTION))
+    assert (Counting.asked, len(emulator.requests)) == (2, 3)
+
+
+def test_the_key_by_its_langchain_name_and_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert ChatMetaso(api_key=" k1 ").metaso_api_key.get_secret_value() == "k1"
+    monkeypatch.setenv("METASO_API_KEY", "k2")
+    assert ChatMetaso().metaso_api_key.get_secret_value() == "k2"
+    assert langchain_metaso.ChatMetaso is ChatMetaso

@@ -1,0 +1,327 @@
+"""Contract tests: the answers the real API sends, read by the package field by field.
+
+Every answer captured in ``fixtures/`` (copied from the project's shared captures; the
+package never reads them) and the seed response goes through the package as a user meets
+it: served over a socket by the emulator, searched by the tool and the retriever, and
+checked in what the model reads (the tool's text) and what the program gets (the
+``Document``s, the parsed answer). The 302.AI error table goes through the HTTP core, and
+the chat stream through the server-sent events parser (issue 11.1).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langchain_core.messages import ToolMessage
+
+from langchain_metaso import (
+    MetasoAPIError,
+    MetasoAuthenticationError,
+    MetasoInsufficientCreditsError,
+    MetasoRetriever,
+    MetasoSearchTool,
+    MetasoServerError,
+    SearchResponse,
+)
+from langchain_metaso._http import Call
+from langchain_metaso._http.sse import SSEDecoder, iter_events
+from langchain_metaso.chat import Answer
+from langchain_metaso.config import MetasoConfig
+from langchain_metaso.filters import SearchFilters
+from langchain_metaso.paged_search import paged_search, run_search
+from langchain_metaso.search import SearchRequest
+from langchain_metaso.testing import Fault, MetasoEmulator, load_seed_response
+
+Make = Callable[..., Any]  # the ``make`` fixture of conftest
+Invoke = Callable[..., Any]
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SEARCH_FILES = sorted(path.name for path in FIXTURES.glob("search_*.json"))
+ERRORS_FILE = "errors_302ai.json"
+STREAM_FILE = "chat_stream.reconstructed.txt"
+
+# Written out rather than computed: this is what a model must read for the fixtures' values.
+DURATIONS_SHOWN = {"617": "duration 10:17", "2999": "duration 49:59"}
+
+
+def load(name: str) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return value
+
+
+def search_answers() -> list[tuple[str, dict[str, Any]]]:
+    return [(name, load(name)) for name in SEARCH_FILES] + [("seed", load_seed_response())]
+
+
+SEARCH_ANSWERS = search_answers()
+each_answer = pytest.mark.parametrize(
+    "payload", [payload for _, payload in SEARCH_ANSWERS], ids=[name for name, _ in SEARCH_ANSWERS]
+)
+
+
+def asked(payload: dict[str, Any]) -> tuple[str, str, int]:
+    """The scope, query and size an answer was given for, as its echo says."""
+    parameters = payload["searchParameters"]
+    return parameters["scope"], parameters["q"], parameters["size"]
+
+
+def items_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    scope = payload["searchParameters"]["scope"]
+    items: list[dict[str, Any]] = payload[f"{scope}s"]
+    return items
+
+
+def iso(date_text: str) -> str:
+    """``2025年05月16日`` or ``2023-06-01`` as ISO: the fixtures write whole days only."""
+    return re.sub(r"\D+", "-", date_text).strip("-")
+
+
+def test_every_fixture_is_a_response_under_contract() -> None:
+    # A capture added later is picked up by the search tests below, or must be given its own.
+    names = {path.name for path in FIXTURES.iterdir() if path.name != "README.md"}
+    assert names == {*SEARCH_FILES, ERRORS_FILE, STREAM_FILE}
+    scopes = {load(name)["searchParameters"]["scope"] for name in SEARCH_FILES}
+    assert scopes == {"webpage", "document", "scholar", "podcast", "video", "image"}
+
+
+# --- search answers: what the program gets ---------------------------------------------------
+
+
+@each_answer
+def test_search_answer_parses_field_by_field(payload: dict[str, Any]) -> None:
+    scope, _, _ = asked(payload)
+    response = SearchResponse.from_payload(payload, scope=scope)
+    assert (response.total, response.credits) == (payload["total"], payload["credits"])
+    # The searchParameters echo is accepted as it comes (size a number, searchFile, format).
+    assert response.search_parameters == payload["searchParameters"]
+    items = items_of(payload)
+    assert len(response.results) == len(items)
+    for item, result in zip(items, response.results, strict=True):
+        assert result.model_dump(by_alias=True, exclude_none=True) == item
+        assert result.model_extra == {}  # every field of the live answers is typed
+        assert result.url == (item.get("link") or item["imageUrl"])
+
+
+@each_answer
+def test_search_answer_through_the_tool_over_a_socket(
+    make: Make, emulator: MetasoEmulator, emulator_url: str, payload: dict[str, Any]
+) -> None:
+    scope, query, size = asked(payload)
+    tool = make(MetasoSearchTool, transport=None, base_url=emulator_url, scope=scope, size=size)
+    calls = {"name": "metaso_search", "args": {"query": query}, "id": "1", "type": "tool_call"}
+    emulator.script(Fault.status(200, body=payload))
+    message = tool.invoke(calls)
+    tool.close()
+    assert isinstance(message, ToolMessage)
+    assert message.status == "success"
+    sent = emulator.requests[0]
+    assert json.loads(sent.body)["size"] == size  # a number, as the API echoes it
+    assert f'"size": {size}'.encode() in sent.body
+    check_documents(payload, message.artifact)
+    check_text(payload, message.content)
+
+
+def check_documents(payload: dict[str, Any], documents: list[Any]) -> None:
+    """What the program gets: one ``Document`` an item, every field under its API name."""
+    parameters = payload["searchParameters"]
+    items = items_of(payload)
+    assert len(documents) == len(items)
+    for item, document in zip(items, documents, strict=True):
+        metadata = document.metadata
+        text_field = next(key for key in ("summary", "snippet", "title") if key in item)
+        assert document.page_content == item[text_field]
+        assert metadata["title"] == item["title"]  # also when the title is the text
+        for key, value in item.items():
+            if key != text_field or key == "title":
+                assert metadata[key] == value, key
+        assert text_field == "title" or text_field not in metadata
+        source = item.get("link") or item["imageUrl"]  # images have no link
+        assert metadata["source"] == source
+        assert uuid.UUID(document.id).version == 5
+        assert (metadata["scope"], metadata["query"]) == (parameters["scope"], parameters["q"])
+        if "date" in item:
+            assert metadata["published"] == iso(item["date"])
+        else:
+            assert "published" not in metadata
+        assert "searchParameters" not in metadata
+    # Stable ids tell results apart.
+    assert len({document.id for document in documents}) == len(documents)
+
+
+def check_text(payload: dict[str, Any], content: str) -> None:
+    """What the model reads: a header with the total, then each item's fields in order."""
+    parameters = payload["searchParameters"]
+    items = items_of(payload)
+    header = (
+        f"Metaso {parameters['scope']} search for '{parameters['q']}': "
+        f"{len(items)} of {payload['total']} results."
+    )
+    assert content.startswith(header + "\n\n[")
+    assert "\\u" not in content
+    assert "searchFile" not in content
+    assert "chat_completions" not in content
+    entries = content.split("\n\n")[1:]
+    assert len(entries) == len(items)
+    for item, entry in zip(items, entries, strict=True):
+        lines = entry.split("\n")
+        assert lines[0] == f"[{item['position']}] {item['title']}"
+        assert lines[1] == (item.get("link") or item["imageUrl"])
+        details = [
+            item.get("date"),
+            DURATIONS_SHOWN.get(item.get("duration", "")),
+            ", ".join(item.get("authors", ())),
+        ]
+        if "imageWidth" in item:
+            details.append(f"{item['imageWidth']}x{item['imageHeight']} pixels")
+        assert lines[2] == " | ".join(part for part in details if part)
+        text = item.get("summary") or item.get("snippet")
+        assert "\n".join(lines[3:]) == (text.strip() if text else "")
+        if not text:  # an image's only text is its title: shown once
+            assert entry.count(item["title"]) == 1
+
+
+@each_answer
+def test_search_answer_through_the_retriever_matches_the_tool(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, payload: dict[str, Any]
+) -> None:
+    scope, query, size = asked(payload)
+    emulator.script(Fault.status(200, body=payload), Fault.status(200, body=payload))
+    documents = invoke(make(MetasoRetriever, k=size, scope=scope), query)
+    check_documents(payload, documents)
+    again = invoke(make(MetasoRetriever, k=size, scope=scope), query)
+    assert [d.id for d in again] == [d.id for d in documents]  # the same results, the same ids
+
+
+@each_answer
+def test_search_answer_credits_and_total_reach_the_program(
+    make: Make, emulator: MetasoEmulator, payload: dict[str, Any]
+) -> None:
+    scope, query, _ = asked(payload)
+    request = SearchRequest(query=query, scope=scope, size=100)
+    emulator.script(Fault.status(200, body=payload))
+    outcome = run_search(make(MetasoConfig).client, paged_search(request, SearchFilters()))
+    assert (outcome.response.credits, outcome.response.total) == (
+        payload["credits"],
+        payload["total"],
+    )
+    assert outcome.requests == 1
+
+
+ECHOES = [
+    {"q": "q", "scope": "webpage", "size": 3, "searchFile": False, "format": "chat_completions"},
+    {"q": "q", "size": "3", "searchFile": "false", "format": None},
+    {"size": {"nested": [1, 2]}, "page": 2, "unknown": True},
+    "not an object",
+    None,
+]
+
+
+@pytest.mark.parametrize("echo", ECHOES)
+def test_search_parameters_echo_is_accepted_and_ignored(make: Make, echo: Any) -> None:
+    payload = load("search_webpage.structure.json")
+    plain = {key: value for key, value in payload.items() if key != "searchParameters"}
+    request = SearchRequest(query="transformer 模型", size=3)
+    with_echo = SearchResponse.from_payload({**plain, "searchParameters": echo}, scope="webpage")
+    without = SearchResponse.from_payload(plain, scope="webpage")
+    assert with_echo.results == without.results
+    assert with_echo.to_documents(request) == without.to_documents(request)
+
+
+@pytest.mark.parametrize("echo", ECHOES)
+def test_search_parameters_echo_in_a_chat_answer_is_ignored(echo: Any) -> None:
+    simple = {"answer": "答案[[1]]", "sources": [{"title": "t", "link": "https://a.cn/"}]}
+    assert Answer.from_payload({**simple, "searchParameters": echo}) == Answer.from_payload(simple)
+
+
+# --- 302.AI errors ---------------------------------------------------------------------------
+
+# Written out from the API reference, not read off the package's table.
+ERROR_CLASSES: dict[int, type[MetasoAPIError]] = {
+    -10001: MetasoAuthenticationError,
+    -10005: MetasoAuthenticationError,
+    -10004: MetasoInsufficientCreditsError,
+    -10006: MetasoInsufficientCreditsError,
+    -10007: MetasoInsufficientCreditsError,
+    -10012: MetasoInsufficientCreditsError,
+    -10003: MetasoServerError,
+    -10008: MetasoServerError,
+    -1024: MetasoServerError,
+    -10011: MetasoAPIError,
+    -10009: MetasoAPIError,
+    -10002: MetasoAPIError,
+    -10010: MetasoAPIError,
+}
+ERROR_CODES = load(ERRORS_FILE)["err_codes"]
+
+
+def test_the_error_table_is_the_fixtures() -> None:
+    assert {int(code) for code in ERROR_CODES} == set(ERROR_CLASSES)
+    assert set(load(ERRORS_FILE)["envelope_example"]["error"]) == {"err_code", "message"}
+
+
+@pytest.mark.parametrize("status", [200, 400, 500])
+@pytest.mark.parametrize("code", sorted(ERROR_CODES))
+def test_every_302ai_code_raises_its_error(
+    make: Make, emulator: MetasoEmulator, code: str, status: int
+) -> None:
+    message = ERROR_CODES[code]
+    envelope = {"error": {"err_code": int(code), "message": message}}
+    expected = ERROR_CLASSES[int(code)]
+    emulator.script(*[Fault.status(status, body=envelope)] * 2)
+    with pytest.raises(MetasoAPIError) as caught:
+        make(MetasoRetriever, max_retries=1).invoke("q")
+    error = caught.value
+    assert type(error) is expected  # the code decides, whatever the status
+    assert (error.code, error.provider_message, error.status_code) == (int(code), message, status)
+    assert message in str(error)
+    # Only the provider's transient failures are tried again.
+    assert len(emulator.requests) == (2 if expected is MetasoServerError else 1)
+
+
+def test_302ai_codes_sent_as_text_are_read_too(make: Make, emulator: MetasoEmulator) -> None:
+    emulator.script(Fault.status(200, body={"error": {"err_code": "-10004", "message": "x"}}))
+    with pytest.raises(MetasoInsufficientCreditsError):
+        make(MetasoRetriever).invoke("q")
+
+
+# --- the chat stream -------------------------------------------------------------------------
+
+STREAM = (FIXTURES / STREAM_FILE).read_text(encoding="utf-8")
+
+
+def check_chunks(chunks: list[Any]) -> None:
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
+    assert len(chunks) == 5
+    assert [c["title"] for c in deltas[0]["citations"]] == ["来源一", "来源二"]
+    assert [c["link"] for c in deltas[0]["citations"]] == [
+        "https://example.cn/s/1",
+        "https://example.cn/s/2",
+    ]
+    assert deltas[1] == {"reasoning_content": "先看来源一……"}
+    assert "".join(delta.get("content", "") for delta in deltas) == "答案在此[[1]]，另见[[2]]。"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"] == {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
+    assert {chunk["model"] for chunk in chunks} == {"fast_thinking"}
+
+
+def test_chat_stream_is_read_by_the_event_parser() -> None:
+    decoder = SSEDecoder("chat/completions")
+    check_chunks([event.data for event in iter_events(STREAM.splitlines(True), decoder)])
+    assert decoder.done
+
+
+def test_chat_stream_is_read_through_the_http_core() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream; charset=utf-8"}
+        return httpx.Response(200, headers=headers, content=STREAM.encode("utf-8"))
+
+    config = MetasoConfig(metaso_api_key="test-key", transport=httpx.MockTransport(handler))
+    call: Call[Any] = Call("chat/completions", {"q": "q", "stream": True}, dict, "events")
+    check_chunks(list(config.client.stream(call)))

@@ -1,0 +1,152 @@
+"""One request for identical calls: concurrent identical calls sharing a cache wait for one."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from langchain_metaso import (
+    InMemoryCache,
+    MetasoAuthenticationError,
+    MetasoRetriever,
+    MetasoSearchTool,
+    metaso_usage,
+)
+from langchain_metaso.testing import Fault, MetasoEmulator
+
+KEY = "test-key"
+CALLS = 50
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[MetasoEmulator, str]]:
+    # Each answer takes a while, so the identical calls really overlap.
+    emulator = MetasoEmulator(api_key=KEY, latency=0.2)
+    with emulator.serve() as base_url:
+        yield emulator, base_url
+
+
+def retriever(base_url: str, **settings: Any) -> MetasoRetriever:
+    return MetasoRetriever(metaso_api_key=KEY, base_url=base_url, k=3, **settings)
+
+
+def titles(docs: list[Any]) -> list[str]:
+    return [doc.metadata["title"] for doc in docs]
+
+
+def test_concurrent_identical_async_calls_make_one_request(
+    served: tuple[MetasoEmulator, str],
+) -> None:
+    emulator, base_url = served
+    target = retriever(base_url, cache=InMemoryCache())
+
+    async def run() -> list[list[Any]]:
+        return await asyncio.gather(*(target.ainvoke("秘塔") for _ in range(CALLS)))
+
+    with metaso_usage() as usage:
+        results = asyncio.run(run())
+    assert emulator.stats.requests == 1
+    assert len(results) == CALLS
+    assert all(titles(docs) == titles(results[0]) for docs in results)
+    assert len(results[0]) == 3
+    assert usage.requests == 1  # sent; the others cost nothing
+    assert usage.cache_hits == CALLS - 1
+
+
+def test_concurrent_identical_calls_from_threads_make_one_request(
+    served: tuple[MetasoEmulator, str],
+) -> None:
+    emulator, base_url = served
+    target = retriever(base_url, cache=InMemoryCache())
+    start = threading.Barrier(CALLS)
+
+    def call(_: int) -> list[Any]:
+        start.wait()
+        return target.invoke("秘塔")
+
+    with ThreadPoolExecutor(CALLS) as pool:
+        results = list(pool.map(call, range(CALLS)))
+    assert emulator.stats.requests == 1
+    assert all(titles(docs) == titles(results[0]) for docs in results)
+
+
+def test_instances_sharing_a_cache_share_the_request(
+    served: tuple[MetasoEmulator, str],
+) -> None:
+    emulator, base_url = served
+    cache = InMemoryCache()
+    first, second = retriever(base_url, cache=cache), retriever(base_url, cache=cache)
+    tool = MetasoSearchTool(metaso_api_key=KEY, base_url=base_url, size=3, cache=cache)
+
+    async def run() -> Any:
+        return await asyncio.gather(
+            first.ainvoke("秘塔"),
+            second.ainvoke("秘塔"),
+            first.model_copy().ainvoke("秘塔"),
+            tool.ainvoke({"query": "秘塔"}),
+        )
+
+    *docs, text = asyncio.run(run())
+    assert emulator.stats.requests == 1
+    assert titles(docs[0]) == titles(docs[1]) == titles(docs[2])
+    assert all(title in text for title in titles(docs[0]))
+
+
+def test_followers_get_the_same_typed_error(served: tuple[MetasoEmulator, str]) -> None:
+    emulator, base_url = served
+    emulator.script(Fault.status(401))
+    target = retriever(base_url, cache=InMemoryCache())
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(
+            *(target.ainvoke("秘塔") for _ in range(CALLS)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(run())
+    assert emulator.stats.requests == 1
+    assert all(isinstance(outcome, MetasoAuthenticationError) for outcome in outcomes)
+
+
+def test_without_a_cache_nothing_is_shared(served: tuple[MetasoEmulator, str]) -> None:
+    emulator, base_url = served
+    target = retriever(base_url)
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(*(target.ainvoke("秘塔") for _ in range(5)))
+
+    asyncio.run(run())
+    assert emulator.stats.requests == 5
+
+
+def test_different_calls_are_not_merged(served: tuple[MetasoEmulator, str]) -> None:
+    emulator, base_url = served
+    target = retriever(base_url, cache=InMemoryCache())
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(target.ainvoke("秘塔"), target.ainvoke("秘塔", k=2))
+
+    wide, narrow = asyncio.run(run())
+    assert emulator.stats.requests == 2
+    assert (len(wide), len(narrow)) == (3, 2)
+
+
+def test_a_cancelled_leader_lets_a_follower_send(served: tuple[MetasoEmulator, str]) -> None:
+    emulator, base_url = served
+    target = retriever(base_url, cache=InMemoryCache())
+
+    async def run() -> list[Any]:
+        leader = asyncio.ensure_future(target.ainvoke("秘塔"))
+        await asyncio.sleep(0.05)  # the leader is now waiting for its answer
+        follower = asyncio.ensure_future(target.ainvoke("秘塔"))
+        await asyncio.sleep(0.05)
+        leader.cancel()
+        return await follower
+
+    docs = asyncio.run(run())
+    assert len(docs) == 3
+    assert emulator.stats.requests == 2

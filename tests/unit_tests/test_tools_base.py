@@ -1,0 +1,159 @@
+"""What every Metaso tool shares (``tools.base``), checked on each tool of the package.
+
+The tools are found in ``langchain_metaso.tools.__all__``, so a tool added later is
+covered without touching this file. The server is the emulator over a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import ToolException
+
+import langchain_metaso.errors as errors
+import langchain_metaso.tools as tools
+from langchain_metaso.errors import MetasoError
+from langchain_metaso.testing import Fault, MetasoEmulator
+from langchain_metaso.tools import MetasoTool
+
+KEY = "test-key"
+# Any: the pydantic plugin would ask MetasoTool itself for the fields its subclasses default.
+TOOLS: list[Any] = [
+    cls
+    for name in tools.__all__
+    if isinstance(cls := getattr(tools, name), type)
+    and issubclass(cls, MetasoTool)
+    and cls is not MetasoTool
+]
+Run = Callable[[MetasoTool, Any], Any]
+
+
+@pytest.fixture(params=["sync", "async"])
+def run(request: pytest.FixtureRequest) -> Run:
+    """``run(tool, input)``: through ``invoke``, or ``ainvoke`` on a fresh event loop."""
+    if request.param == "sync":
+        return lambda tool, value: tool.invoke(value)
+    return lambda tool, value: asyncio.run(tool.ainvoke(value))
+
+
+def arguments(cls: Any) -> dict[str, Any]:
+    """A valid call of ``cls``: its first argument (the one a model always gives)."""
+    first = next(iter(cls.model_fields["args_schema"].default.model_fields))
+    return {first: "https://example.com/article" if first == "url" else "秘塔 AI 搜索"}
+
+
+def tool_call(cls: Any) -> dict[str, Any]:
+    name = cls.model_fields["name"].default
+    return {"name": name, "args": arguments(cls), "id": "call-1", "type": "tool_call"}
+
+
+def test_every_tool_of_the_package_is_checked() -> None:
+    assert {cls.__name__ for cls in TOOLS} >= {
+        "MetasoSearchTool",
+        "MetasoReaderTool",
+        "MetasoAnswerTool",
+    }
+
+
+# --- response_format="content" ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", TOOLS)
+def test_content_format_gives_exactly_the_default_text(
+    cls: Any, emulator_url: str, run: Run
+) -> None:
+    default = cls(api_key=KEY, base_url=emulator_url)
+    content_only = cls(api_key=KEY, base_url=emulator_url, response_format="content")
+
+    expected = run(default, tool_call(cls))
+    message = run(content_only, tool_call(cls))
+
+    assert isinstance(message, ToolMessage)
+    assert message.status == "success"
+    assert isinstance(message.content, str)
+    assert message.content == expected.content
+    assert message.artifact is None
+    # Called with plain arguments, it answers the same text.
+    assert run(content_only, arguments(cls)) == expected.content
+
+
+@pytest.mark.parametrize("cls", TOOLS)
+def test_content_format_failures_are_the_same_error_message(
+    cls: Any, emulator: MetasoEmulator, emulator_url: str, run: Run
+) -> None:
+    settings = {"api_key": KEY, "base_url": emulator_url, "max_retries": 0}
+    default = cls(**settings)
+    content_only = cls(**settings, response_format="content")
+
+    emulator.script(Fault.status(402))
+    expected = run(default, tool_call(cls))
+    emulator.script(Fault.status(402))
+    message = run(content_only, tool_call(cls))
+
+    assert message.status == expected.status == "error"
+    assert message.content == expected.content
+    assert "Top up" in message.content
+
+
+# --- typed errors ----------------------------------------------------------------------------
+
+# How each error class comes about: a fault of the server, or a setting.
+FAILURES: list[tuple[Fault | dict[str, Any], type[MetasoError]]] = [
+    (Fault.status(401), errors.MetasoAuthenticationError),
+    (Fault.status(402), errors.MetasoInsufficientCreditsError),
+    (Fault.status(429), errors.MetasoRateLimitError),
+    (Fault.status(503), errors.MetasoServerError),
+    (Fault.business_error(1000, "参数错误"), errors.MetasoAPIError),
+    (Fault.garbage(), errors.MetasoResponseError),
+    (Fault.drop(), errors.MetasoConnectionError),
+    (Fault.timeout(), errors.MetasoTimeoutError),
+    ({"credit_budget": 0}, errors.MetasoBudgetExceededError),
+]
+
+
+def test_the_failures_cover_every_error_class() -> None:
+    covered = {cls for _, expected in FAILURES for cls in expected.__mro__}
+    assert {getattr(errors, name) for name in errors.__all__} <= covered
+
+
+@pytest.mark.parametrize("cls", TOOLS)
+@pytest.mark.parametrize(
+    ("failure", "expected"), FAILURES, ids=[expected.__name__ for _, expected in FAILURES]
+)
+def test_without_handle_tool_error_a_program_catches_the_typed_error(
+    cls: Any,
+    failure: Fault | dict[str, Any],
+    expected: type[MetasoError],
+    emulator: MetasoEmulator,
+    emulator_url: str,
+    run: Run,
+) -> None:
+    settings = {"api_key": KEY, "base_url": emulator_url, "max_retries": 0, "timeout": 0.2}
+    if isinstance(failure, dict):
+        settings.update(failure)
+    program_tool = cls(**settings, handle_tool_error=False)
+    agent_tool = cls(**settings)
+
+    if isinstance(failure, Fault):
+        emulator.script(failure)
+    with pytest.raises(expected) as info:
+        run(program_tool, tool_call(cls))
+    if isinstance(failure, Fault):
+        emulator.script(failure)
+    message = run(agent_tool, tool_call(cls))
+
+    error = info.value
+    assert type(error).__name__ == expected.__name__
+    assert isinstance(error, ToolException)  # what LangChain's contract promises, still
+    # The default is unchanged: the agent gets the same words as an error message.
+    assert message.status == "error"
+    assert message.content == str(error)
+    # A copy (multiprocessing, a checkpoint) is the plain typed error.
+    copied = pickle.loads(pickle.dumps(error))
+    assert type(copied) is expected
+    assert str(copied) == str(error)
