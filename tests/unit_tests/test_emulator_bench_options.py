@@ -53,10 +53,12 @@ def test_fixed_answer_is_served_verbatim_before_authorization(route: str) -> Non
 
 
 def test_fixed_answer_matches_the_exact_path_only() -> None:
-    emu = MetasoEmulator(api_key=KEY, fixed_answers={"/peer/search": PEER.encode()})
+    emu = MetasoEmulator(api_key=KEY, fixed_answers={"/metaso/search": PEER.encode()})
     with httpx.Client(transport=emu.transport(), base_url="http://metaso.test") as client:
-        response = client.post("/other/peer/search", json=SEARCH, headers=AUTH)
-    assert "webpages" in response.json()
+        fixed = client.post("/metaso/search", json=SEARCH, headers=AUTH)
+        api = client.post("/api/v1/search", json=SEARCH, headers=AUTH)  # the same endpoint
+    assert fixed.content == PEER.encode()
+    assert "webpages" in api.json()
 
 
 def test_faults_and_the_load_limit_apply_to_fixed_answers() -> None:
