@@ -176,7 +176,7 @@ def _normalize_domains(value: tuple[str, ...] | None) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(normalize_domain(item) for item in value))
 
 
-_Domains = Annotated[
+Domains = Annotated[
     tuple[str, ...] | None, BeforeValidator(_domain_list), AfterValidator(_normalize_domains)
 ]
 
@@ -199,14 +199,14 @@ class FilterSettings(BaseModel):
     and may return fewer results than asked for.
     """
 
-    include_domains: _Domains = Field(
+    include_domains: Domains = Field(
         default=None,
         description=(
             "Only keep results from these sites (a domain also covers its subdomains), "
             "e.g. ['gov.cn', 'zhihu.com']."
         ),
     )
-    exclude_domains: _Domains = Field(
+    exclude_domains: Domains = Field(
         default=None,
         description="Never keep results from these sites (and their subdomains).",
     )

@@ -1,11 +1,12 @@
 """``MetasoSearchTool``: Metaso search as a tool an agent can call."""
 
 from langchain_core.documents import Document
+from langchain_core.tools import ToolException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
 from langchain_metaso._parsing import Query, ScopeName
-from langchain_metaso.filters import Filtered
+from langchain_metaso.filters import Domains, Filtered, FilterSettings, SearchFilters
 from langchain_metaso.paged_search import SearchOutcome, arun_search, paged_search, run_search
 from langchain_metaso.scopes import Scope, describe_scopes
 from langchain_metaso.search import (
@@ -38,6 +39,16 @@ class MetasoSearchInput(BaseModel):
     size: int | None = Field(default=None, ge=1, description="How many results to return.")
     page: int | None = Field(
         default=None, ge=1, description="Result page, starting at 1 (10 results a page)."
+    )
+    # The filters a call may add: they narrow the tool's own, never lift them.
+    include_domains: Domains = Field(
+        default=None, description=FilterSettings.model_fields["include_domains"].description
+    )
+    exclude_domains: Domains = Field(
+        default=None, description=FilterSettings.model_fields["exclude_domains"].description
+    )
+    recency_days: int | None = Field(
+        default=None, ge=1, description=FilterSettings.model_fields["recency_days"].description
     )
 
 
@@ -218,6 +229,9 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         scope: Scope | None = None,
         size: int | None = None,
         page: int | None = None,
+        include_domains: tuple[str, ...] | None = None,
+        exclude_domains: tuple[str, ...] | None = None,
+        recency_days: int | None = None,
     ) -> Exchange[SearchOutcome]:
         limit = self.size_limit
         request = self.search_request(
@@ -230,6 +244,18 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         )
 
         filters = self.search_filters()
+        if include_domains or exclude_domains or recency_days:
+            asked = SearchFilters(
+                include_domains=include_domains,
+                exclude_domains=exclude_domains,
+                recency_days=recency_days,
+            )
+            try:
+                filters = filters.narrowed(asked)
+            except ValueError as exc:  # e.g. sites the tool's own include_domains rule out
+                raise ToolException(
+                    f"Invalid arguments: {exc}. Fix the arguments and call the tool again."
+                ) from None
 
         def answer(outcome: SearchOutcome) -> tuple[str, list[Document]]:
             text = format_results(outcome.request, outcome.response, outcome.filtered)

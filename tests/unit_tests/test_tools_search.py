@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import pickle
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from langchain_core.messages import ToolMessage
@@ -49,7 +50,15 @@ def test_name_and_description(make: Make) -> None:
 def test_schema_the_model_sees(make: Make) -> None:
     schema = make(MetasoSearchTool).tool_call_schema.model_json_schema()
     assert schema["required"] == ["query"]
-    assert set(schema["properties"]) == {"query", "scope", "size", "page"}
+    assert set(schema["properties"]) == {
+        "query",
+        "scope",
+        "size",
+        "page",
+        "include_domains",
+        "exclude_domains",
+        "recency_days",
+    }
     assert set(SCOPES) <= set(str(schema["properties"]["scope"]).split("'"))
 
 
@@ -67,7 +76,18 @@ def size_maximum(tool: MetasoSearchTool) -> int:
 @pytest.mark.parametrize(
     ("model_args", "shown"),
     [
-        (None, ["query", "scope", "size", "page"]),
+        (
+            None,
+            [
+                "query",
+                "scope",
+                "size",
+                "page",
+                "include_domains",
+                "exclude_domains",
+                "recency_days",
+            ],
+        ),
         (["size"], ["query", "size"]),
         (("page", "scope"), ["query", "scope", "page"]),
         ([], ["query"]),
@@ -473,3 +493,69 @@ def test_a_query_reads_on_one_line_with_no_doubled_punctuation(
     emulator.script(Fault.status(200, body={"webpages": [], "total": 0}))
     content = message(invoke, make(MetasoSearchTool), query="什么是\n秘塔?  ").content
     assert content == "No webpage results found for '什么是 秘塔?'."
+
+
+# --- filters a call adds -------------------------------------------------------------------
+
+
+@pytest.fixture
+def served_tool() -> Iterator[Callable[..., MetasoSearchTool]]:
+    emulator = MetasoEmulator(api_key="test-key")
+    with emulator.serve() as base_url:
+
+        def build(**settings: Any) -> MetasoSearchTool:
+            return MetasoSearchTool(metaso_api_key="test-key", base_url=base_url, **settings)
+
+        yield build
+
+
+def hosts(message: ToolMessage) -> set[str]:
+    return {urlsplit(doc.metadata["source"]).hostname or "" for doc in message.artifact}
+
+
+def test_a_call_may_keep_only_some_sites(
+    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
+) -> None:
+    tool = served_tool(size=5)
+    result = message(invoke, tool, query="秘塔", include_domains=["example.com"])
+    assert result.status == "success"
+    assert result.artifact
+    assert all(host == "example.com" or host.endswith(".example.com") for host in hosts(result))
+    assert "outside the requested sites" in result.content
+
+
+def test_a_call_adds_exclusions_to_the_tools_own(
+    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
+) -> None:
+    tool = served_tool(size=10, exclude_domains=["example.org"])
+    result = message(invoke, tool, query="秘塔", exclude_domains=["example.net"])
+    assert result.artifact
+    assert not any(host.endswith(("example.org", "example.net")) for host in hosts(result))
+
+
+def test_a_call_cannot_lift_the_tools_sites(
+    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
+) -> None:
+    tool = served_tool(include_domains=["example.com"])
+    result = message(invoke, tool, query="秘塔", include_domains=["example.org"])
+    assert result.status == "error"
+    assert "Invalid arguments" in result.content
+    assert "example.org" in result.content
+
+
+def test_filters_outside_model_args_are_not_the_models(
+    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
+) -> None:
+    tool = served_tool(model_args=["scope"])
+    assert "include_domains" not in tool.tool_call_schema.model_json_schema()["properties"]
+    result = message(invoke, tool, query="秘塔", include_domains=["example.com"])
+    assert result.status == "error"
+    assert "include_domains: not an argument of this tool" in result.content
+
+
+def test_a_call_with_a_bad_domain_is_told_which(
+    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
+) -> None:
+    result = message(invoke, served_tool(), query="秘塔", include_domains=["not a domain"])
+    assert result.status == "error"
+    assert "not a domain" in result.content
