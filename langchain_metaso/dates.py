@@ -24,6 +24,7 @@ What a date means here, so that a date read is never a guess:
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -268,6 +269,12 @@ def parse_date(text: str | None, *, today: date) -> date | None:
 
 def iso_date(text: str | None, *, today: date) -> str | None:
     """``parse_date`` as an ISO string (``2025-03-17``), the form of ``metadata["published"]``."""
+    return _iso_date(text, today) if isinstance(text, str) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_date(text: str, today: date) -> str | None:
+    # Cached: every result of every search passes here, and the same dates come back.
     day = parse_date(text, today=today)
     return None if day is None else day.isoformat()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from typing_extensions import Required, TypedDict, Unpack
+
 from langchain_metaso.providers import PROVIDERS_HINT
 
 __all__ = [
@@ -58,11 +60,32 @@ class MetasoError(Exception):
         args, kwargs = self._init
         return functools.partial(rebuild, **kwargs), args
 
+    def _keep(self, args: tuple[Any, ...], **fields: Any) -> None:
+        """Remember the constructor's arguments (a copy or a pickle is rebuilt from them)
+        and keep each field as an attribute; ``None`` keeps the class's own default where
+        it has one (``hint``, ``advice``, ``fails_every_request``)."""
+        self._init = (args, fields)
+        for name, value in fields.items():
+            if value is not None or not hasattr(type(self), name):
+                setattr(self, name, value)
+
     @classmethod
     def _rebuilt_as(cls) -> type[MetasoError]:
         """The class a copy or a pickle is rebuilt as: a class a pickle can find by name
         (the tools raise these errors as run-time subclasses that are ToolExceptions too)."""
         return cls
+
+
+class APIErrorDetails(TypedDict, total=False):
+    """What a ``MetasoAPIError`` is made of, besides the provider's message."""
+
+    status_code: Required[int]
+    endpoint: Required[str]
+    url: str
+    code: int | str | None
+    retry_after: float | None
+    hint: str | None
+    fails_every_request: bool | None
 
 
 class MetasoAPIError(MetasoError):
@@ -79,46 +102,21 @@ class MetasoAPIError(MetasoError):
             ``base_url`` is not the API (HTTP 404, 405, 501, a redirect, a web page).
     """
 
+    provider_message: str
+    status_code: int
+    endpoint: str
+    url: str = ""
+    code: int | str | None = None
+    retry_after: float | None = None
     hint = "Check the request parameters against the Metaso API reference."
 
-    def __init__(
-        self,
-        provider_message: str,
-        *,
-        status_code: int,
-        endpoint: str,
-        url: str = "",
-        code: int | str | None = None,
-        retry_after: float | None = None,
-        hint: str | None = None,
-        fails_every_request: bool | None = None,
-    ) -> None:
-        self._init = (
-            (provider_message,),
-            {
-                "status_code": status_code,
-                "endpoint": endpoint,
-                "url": url,
-                "code": code,
-                "retry_after": retry_after,
-                "hint": hint,
-                "fails_every_request": fails_every_request,
-            },
-        )
+    def __init__(self, provider_message: str, **details: Unpack[APIErrorDetails]) -> None:
+        self._keep((provider_message,), **details)
         self.provider_message = provider_message
-        self.status_code = status_code
-        self.endpoint = endpoint
-        self.url = url
-        self.code = code
-        self.retry_after = retry_after
-        if hint is not None:
-            self.hint = hint
-        if fails_every_request is not None:
-            self.fails_every_request = fails_every_request
-        where = f" ({url})" if url else ""
-        code_part = f", code {code}" if code is not None else ""
+        where = f" ({self.url})" if self.url else ""
+        code_part = f", code {self.code}" if self.code is not None else ""
         super().__init__(
-            f"Metaso {endpoint} failed with HTTP {status_code}{code_part}{where}: "
+            f"Metaso {self.endpoint} failed with HTTP {self.status_code}{code_part}{where}: "
             f"{_sentence(provider_message or 'no message')} {self._advice()}"
         )
 
@@ -176,6 +174,10 @@ class MetasoResponseError(MetasoError):
             of the API was expected.
     """
 
+    endpoint: str
+    body_excerpt: str
+    url: str
+
     def __init__(
         self,
         problem: str,
@@ -185,19 +187,13 @@ class MetasoResponseError(MetasoError):
         url: str = "",
         fails_every_request: bool = False,
     ) -> None:
-        self._init = (
+        self._keep(
             (problem,),
-            {
-                "endpoint": endpoint,
-                "body_excerpt": body_excerpt,
-                "url": url,
-                "fails_every_request": fails_every_request,
-            },
+            endpoint=endpoint,
+            body_excerpt=body_excerpt,
+            url=url,
+            fails_every_request=fails_every_request,
         )
-        self.endpoint = endpoint
-        self.body_excerpt = body_excerpt
-        self.url = url
-        self.fails_every_request = fails_every_request
         shown = f" Received: {body_excerpt!r}" if body_excerpt else ""
         where = f" ({url})" if url else ""
         super().__init__(
@@ -215,16 +211,14 @@ class MetasoConnectionError(MetasoError):
         url: The URL that was called.
     """
 
+    endpoint: str
+    url: str
     advice = "Check the network and the base URL (METASO_BASE_URL), then retry."
 
     def __init__(
         self, problem: str, *, endpoint: str, url: str = "", advice: str | None = None
     ) -> None:
-        self._init = ((problem,), {"endpoint": endpoint, "url": url, "advice": advice})
-        self.endpoint = endpoint
-        self.url = url
-        if advice is not None:
-            self.advice = advice
+        self._keep((problem,), endpoint=endpoint, url=url, advice=advice)
         super().__init__(
             f"Metaso {endpoint} could not reach {url or 'the server'}: {_sentence(problem)} "
             f"{self.advice}"
@@ -249,13 +243,13 @@ class MetasoBudgetExceededError(MetasoError):
         endpoint: The endpoint of the refused call, e.g. ``"search"``.
     """
 
+    budget: float
+    used: float
+    endpoint: str
     fails_every_request = True  # until the budget is raised: a loader stops, not skips
 
     def __init__(self, *, budget: float, used: float, endpoint: str) -> None:
-        self._init = ((), {"budget": budget, "used": used, "endpoint": endpoint})
-        self.budget = budget
-        self.used = used
-        self.endpoint = endpoint
+        self._keep((), budget=budget, used=used, endpoint=endpoint)
         super().__init__(
             f"Metaso {endpoint} was not sent: the search budget of {budget:g} credits is "
             f"spent ({used:g} used). Raise credit_budget or start a new metaso_usage()."

@@ -257,8 +257,10 @@ class FilterSettings(BaseModel):
             pydantic.ValidationError: an override is not a valid value; the message names it.
         """
         settings = {name: getattr(self, name) for name in FilterSettings.model_fields}
-        settings.update((name, value) for name, value in overrides.items() if value is not None)
-        return SearchFilters(**settings)
+        given = {name: value for name, value in overrides.items() if value is not None}
+        if not given:  # already validated as these settings: a hot path, once a call
+            return SearchFilters.model_construct(**settings)
+        return SearchFilters(**{**settings, **given})
 
 
 class SearchFilters(FilterSettings):

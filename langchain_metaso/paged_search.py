@@ -108,7 +108,9 @@ def paged_search(
         fresh = response.results[:asked]
         if paged:
             fresh = [result for result in fresh if _first_time(result, seen)]
-        kept += filters.apply(fresh, today=today, limit=request.size - len(kept.kept))
+            kept += filters.apply(fresh, today=today, limit=request.size - len(kept.kept))
+        else:  # no filter to apply: the one answer as it came (a hot path)
+            kept = Filtered(fresh[: request.size])
         if (
             len(kept.kept) >= request.size
             or len(response.results) < asked
@@ -118,9 +120,12 @@ def paged_search(
     assert first is not None  # a plan holds at least one request
     if kept.dropped:
         logger.info("Metaso search: %s (%d requests)", kept.describe(), sent)
-    merged = first.model_copy(
-        update={"results": kept.kept, "credits": sum(credits) if credits else None}
-    )
+    if not paged and len(kept.kept) == len(first.results):
+        merged = first
+    else:
+        merged = first.model_copy(
+            update={"results": kept.kept, "credits": sum(credits) if credits else None}
+        )
     return SearchOutcome(request, merged, kept, today, sent)
 
 

@@ -8,6 +8,7 @@ Requests are validated strictly, before any I/O; answers are read leniently (see
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import logging
 import uuid
@@ -150,10 +151,11 @@ class SearchResult(BaseModel):
         """The URL that stands for the result: its ``link``, else (an image) its ``image_url``."""
         return result_url(self)
 
-    def identity(self) -> str:
-        """What tells this result apart from every other: its ``url``, else its title
-        and text. Equal for the same result on two calls, whatever the query."""
-        url = self.url
+    def identity(self, url: str | None = None) -> str:
+        """What tells this result apart from every other: its ``url`` (given, if the
+        caller has it already), else its title and text. Equal for the same result on two
+        calls, whatever the query."""
+        url = url or self.url
         if url:
             return url.strip()
         return f"{self.title or ''}\n{self.text()[0]}"
@@ -206,7 +208,8 @@ class SearchResult(BaseModel):
                 for name, value in self.__pydantic_extra__.items()
                 if value is not None
             )
-        metadata["source"] = self.url or ""
+        url = self.url
+        metadata["source"] = url or ""
         metadata["scope"] = scope
         metadata["query"] = query
         if credits is not None:
@@ -214,7 +217,7 @@ class SearchResult(BaseModel):
         published = iso_date(self.date, today=today or today_in_china()) if self.date else None
         if published is not None:
             metadata["published"] = published
-        return Document(id=document_id(self), page_content=page_content, metadata=metadata)
+        return Document(id=_uuid5(self.identity(url)), page_content=page_content, metadata=metadata)
 
 
 # The text fields that leave the metadata when they become page_content; the title and
@@ -231,9 +234,14 @@ def document_id(result: SearchResult) -> str:
     k=100): the SHA-1 of the namespace and the name, with the version and variant bits set.
     A lone surrogate, which JSON can carry, is hashed as it is rather than failing.
     """
+    return _uuid5(result.identity())
+
+
+@functools.lru_cache(maxsize=4096)
+def _uuid5(identity: str) -> str:
+    # Cached: the same results come back call after call.
     digest = hashlib.sha1(
-        _URL_NAMESPACE + result.identity().encode("utf-8", "surrogatepass"),
-        usedforsecurity=False,
+        _URL_NAMESPACE + identity.encode("utf-8", "surrogatepass"), usedforsecurity=False
     ).hexdigest()
     variant = "89ab"[int(digest[16], 16) & 3]
     return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"

@@ -16,9 +16,9 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import aclosing, closing, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 from langchain_core.rate_limiters import BaseRateLimiter
@@ -170,17 +170,15 @@ class MetasoClient:
         with slot:
             deadline = self.policy.deadline(time.monotonic())
             response = self._drive(self._exchange(call, self._opened, deadline), stream=True)
-            credits = None
+            tally = _Tally(deadline)
             try:
                 for event in iter_events(response.iter_lines(), self._decoder(call)):
-                    _check_deadline(deadline, response.request)
-                    credits = credits_from(event.data) or credits
-                    yield self._parse_event(call, event)
+                    yield self._on_event(call, event, tally)
             except httpx.RequestError as exc:
                 raise self._connection_error(call, exc) from exc
             finally:
                 response.close()
-            self._record(call, {"credits": credits})
+            self._record(call, {"credits": tally.credits})
 
     async def astream(self, call: Call[T]) -> AsyncIterator[T]:
         """``stream`` on the running event loop."""
@@ -190,80 +188,56 @@ class MetasoClient:
             deadline = self.policy.deadline(time.monotonic())
             flow = self._exchange(call, self._opened, deadline)
             response = await self._adrive(flow, stream=True)
-            credits = None
+            tally = _Tally(deadline)
             try:
                 async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
-                    _check_deadline(deadline, response.request)
-                    credits = credits_from(event.data) or credits
-                    yield self._parse_event(call, event)
+                    yield self._on_event(call, event, tally)
             except httpx.RequestError as exc:
                 raise self._connection_error(call, exc) from exc
             finally:
                 await response.aclose()
-            self._record(call, {"credits": credits})
+            self._record(call, {"credits": tally.credits})
 
     def _drive(self, flow: Flow[R], *, stream: bool) -> R:
         client, slots = self.pool.sync_lane(self.transport, self.max_concurrency)
-        outcome: Outcome | None = None
-        try:
-            while True:
-                delay, request, deadline = flow.send(outcome)
-                if delay:
-                    time.sleep(delay)
-                if self.rate_limiter is not None:
-                    self.rate_limiter.acquire()
-                # A stream's caller already holds its slot, for as long as it reads.
-                with nullcontext() if stream else slots:
-                    try:
-                        response = client.send(request, stream=True)
-                        if stream and _is_event_stream(response):
-                            outcome = (response, None)
-                            continue
-                        try:
-                            chunks = []
-                            # Chunk by chunk, so that a server trickling bytes cannot
-                            # hold the call past its deadline.
-                            for chunk in response.iter_bytes():
-                                _check_deadline(deadline, request)
-                                chunks.append(chunk)
-                        finally:
-                            response.close()
-                        outcome = (response, b"".join(chunks))
-                    except httpx.RequestError as exc:
-                        outcome = exc
-        except StopIteration as stop:
-            result: R = stop.value
-            return result
+        steps = _Steps(flow)
+        for delay, request, deadline in steps:
+            if delay:
+                time.sleep(delay)
+            if self.rate_limiter is not None:
+                self.rate_limiter.acquire()
+            # A stream's caller already holds its slot, for as long as it reads.
+            with nullcontext() if stream else slots:
+                try:
+                    response = client.send(request, stream=True)
+                    body = None
+                    if not (stream and _is_event_stream(response)):
+                        with closing(response):
+                            body = [_in_time(deadline, c) for c in response.iter_bytes()]
+                    steps.outcome = _answer(response, body)
+                except httpx.RequestError as exc:
+                    steps.outcome = exc
+        return steps.result
 
     async def _adrive(self, flow: Flow[R], *, stream: bool) -> R:
         client, slots = await self.pool.async_lane(self.transport, self.max_concurrency)
-        outcome: Outcome | None = None
-        try:
-            while True:
-                delay, request, deadline = flow.send(outcome)
-                if delay:
-                    await asyncio.sleep(delay)
-                if self.rate_limiter is not None:
-                    await self.rate_limiter.aacquire()
-                async with nullcontext() if stream else slots:
-                    try:
-                        response = await client.send(request, stream=True)
-                        if stream and _is_event_stream(response):
-                            outcome = (response, None)
-                            continue
-                        try:
-                            chunks = []
-                            async for chunk in response.aiter_bytes():
-                                _check_deadline(deadline, request)
-                                chunks.append(chunk)
-                        finally:
-                            await response.aclose()
-                        outcome = (response, b"".join(chunks))
-                    except httpx.RequestError as exc:
-                        outcome = exc
-        except StopIteration as stop:
-            result: R = stop.value
-            return result
+        steps = _Steps(flow)
+        for delay, request, deadline in steps:
+            if delay:
+                await asyncio.sleep(delay)
+            if self.rate_limiter is not None:
+                await self.rate_limiter.aacquire()
+            async with nullcontext() if stream else slots:
+                try:
+                    response = await client.send(request, stream=True)
+                    body = None
+                    if not (stream and _is_event_stream(response)):
+                        async with aclosing(response):
+                            body = [_in_time(deadline, c) async for c in response.aiter_bytes()]
+                    steps.outcome = _answer(response, body)
+                except httpx.RequestError as exc:
+                    steps.outcome = exc
+        return steps.result
 
     # --- everything below is shared by sync and async, and does no I/O ---
 
@@ -442,6 +416,12 @@ class MetasoClient:
     def _decoder(self, call: Call[Any]) -> SSEDecoder:
         return SSEDecoder(call.endpoint, excerpt=self._shorten)
 
+    def _on_event(self, call: Call[T], event: ServerSentEvent, tally: _Tally) -> T:
+        """One event of a stream, parsed; its credits counted; the deadline checked."""
+        _check_deadline(tally.deadline)
+        tally.credits = credits_from(event.data) or tally.credits
+        return self._parse_event(call, event)
+
     def _parse_event(self, call: Call[T], event: ServerSentEvent) -> T:
         # A server that fails once the stream has started can only say so in an event.
         if isinstance(event.data, dict) and _is_error(event.data):
@@ -575,11 +555,46 @@ class MetasoClient:
         return text.replace(secret, "***") if secret else text
 
 
-def _check_deadline(deadline: float | None, request: httpx.Request) -> None:
+def _check_deadline(deadline: float | None) -> None:
     if deadline is not None and time.monotonic() > deadline:
-        raise httpx.ReadTimeout(
-            "total_timeout passed while the answer was arriving", request=request
-        )
+        # The drivers turn a transport error into the call's MetasoTimeoutError.
+        raise httpx.ReadTimeout("total_timeout passed while the answer was arriving")
+
+
+def _in_time(deadline: float | None, chunk: bytes) -> bytes:
+    """``chunk``, read before the deadline: a body is read chunk by chunk, so that a
+    server trickling bytes cannot hold a call past its total_timeout."""
+    _check_deadline(deadline)
+    return chunk
+
+
+def _answer(response: httpx.Response, chunks: list[bytes] | None) -> Outcome:
+    """A response and its body, or ``None`` for an event stream still to be read."""
+    return response, None if chunks is None else b"".join(chunks)
+
+
+class _Steps(Generic[R]):
+    """The steps of an exchange, for a driver to loop over: it sets ``outcome`` after
+    each step, which the next one is sent; ``result`` is the exchange's, once done."""
+
+    def __init__(self, flow: Flow[R]) -> None:
+        self._flow = flow
+        self.outcome: Outcome | None = None
+
+    def __iter__(self) -> Iterator[Step]:
+        try:
+            while True:
+                yield self._flow.send(self.outcome)
+        except StopIteration as stop:
+            self.result: R = stop.value
+
+
+@dataclass
+class _Tally:
+    """What a stream's reader keeps: its deadline and the credits the stream reported."""
+
+    deadline: float | None
+    credits: float | None = None
 
 
 def _is_error(payload: dict[str, Any]) -> bool:

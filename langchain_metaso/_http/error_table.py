@@ -45,27 +45,41 @@ WRONG_URL = Meaning(MetasoAPIError, WRONG_URL_HINT, fails_every_request=True)
 
 Auth, Credits, Server = MetasoAuthenticationError, MetasoInsufficientCreditsError, MetasoServerError
 
-PROVIDER_CODES: dict[int, Meaning] = {
-    # Authentication: the key.
-    -10001: Meaning(Auth, "302.AI got no API key: set METASO_API_KEY or pass metaso_api_key=."),
-    -10005: Meaning(Auth, "The 302.AI credential expired: log in to 302.AI and create a new key."),
+# 302.AI's codes by what they mean, each with the advice its error gives.
+_CODES: tuple[tuple[type[MetasoAPIError], dict[int, str]], ...] = (
+    # The key.
+    (Auth, {
+        -10001: "302.AI got no API key: set METASO_API_KEY or pass metaso_api_key=.",
+        -10005: "The 302.AI credential expired: log in to 302.AI and create a new key.",
+    }),
     # Credits and quotas: never "check your key".
-    -10004: Meaning(Credits, "The 302.AI balance is too low: top it up, then retry."),
-    -10006: Meaning(Credits, "The key's total quota is used up: raise it in the 302.AI dashboard."),
-    -10007: Meaning(Credits, "The key's daily quota is used up: retry tomorrow or raise it."),
-    -10012: Meaning(Credits, "The hourly quota is used up: retry in an hour or raise it."),
+    (Credits, {
+        -10004: "The 302.AI balance is too low: top it up, then retry.",
+        -10006: "The key's total quota is used up: raise it in the 302.AI dashboard.",
+        -10007: "The key's daily quota is used up: retry tomorrow or raise it.",
+        -10012: "The hourly quota is used up: retry in an hour or raise it.",
+    }),
     # Transient, on the provider's side: retried.
-    -10003: Meaning(Server, "302.AI had a network error: retry in a moment."),
-    -10008: Meaning(Server, "302.AI has no channel available right now: retry in a moment."),
-    -1024: Meaning(Server, "The upstream service timed out: retry in a moment."),
+    (Server, {
+        -10003: "302.AI had a network error: retry in a moment.",
+        -10008: "302.AI has no channel available right now: retry in a moment.",
+        -1024: "The upstream service timed out: retry in a moment.",
+    }),
     # The request itself: retrying would not help.
-    -10011: Meaning(MetasoAPIError, "302.AI found the request invalid: check the parameters."),
-    -10009: Meaning(MetasoAPIError, "302.AI does not support this function on this endpoint."),
-    -10002: Meaning(MetasoAPIError, "The tool is disabled or deleted on 302.AI: enable it there."),
-    -10010: Meaning(
-        MetasoAPIError, f"302.AI found no such resource. {WRONG_URL_HINT}", fails_every_request=True
-    ),
+    (MetasoAPIError, {
+        -10011: "302.AI found the request invalid: check the parameters.",
+        -10009: "302.AI does not support this function on this endpoint.",
+        -10002: "The tool is disabled or deleted on 302.AI: enable it there.",
+    }),
+)  # fmt: skip
+
+PROVIDER_CODES: dict[int, Meaning] = {
+    code: Meaning(kind, hint) for kind, hints in _CODES for code, hint in hints.items()
 }
+# Not found: like a wrong base_url, no request can succeed until it changes.
+PROVIDER_CODES[-10010] = Meaning(
+    MetasoAPIError, f"302.AI found no such resource. {WRONG_URL_HINT}", fails_every_request=True
+)
 
 STATUSES: dict[int, Meaning] = {
     401: Meaning(Auth),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from types import TracebackType
 from typing import Any
 
 __all__ = ["Abandoned", "Flight", "join"]
@@ -37,12 +36,7 @@ class Flight:
     def __enter__(self) -> Flight:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
         with _lock:
             del _flights[self._slot]
             self._error = exc

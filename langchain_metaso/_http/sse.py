@@ -82,6 +82,11 @@ class SSEDecoder:
         # "retry" and unknown fields only matter to a reconnecting browser.
         return None
 
+    def events(self, line: str) -> tuple[ServerSentEvent, ...]:
+        """``feed`` as a tuple of the events ``line`` completes (none or one)."""
+        event = self.feed(line)
+        return () if event is None else (event,)
+
     def finish(self) -> None:
         """Mark the end of input.
 
@@ -118,10 +123,8 @@ class SSEDecoder:
 def iter_events(lines: Iterable[str], decoder: SSEDecoder) -> Iterator[ServerSentEvent]:
     """The events of ``lines`` in order, up to ``[DONE]``; then checks the stream ended well."""
     for line in lines:
-        event = decoder.feed(line)
-        if event is not None:
-            yield event
-        elif decoder.done:
+        yield from decoder.events(line)
+        if decoder.done:
             return
     decoder.finish()
 
@@ -131,9 +134,8 @@ async def aiter_events(
 ) -> AsyncIterator[ServerSentEvent]:
     """:func:`iter_events` for an async source of lines."""
     async for line in lines:
-        event = decoder.feed(line)
-        if event is not None:
+        for event in decoder.events(line):
             yield event
-        elif decoder.done:
+        if decoder.done:
             return
     decoder.finish()

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._api import answer
 from ._faults import Fault
-from ._reply import Plan, http_error
+from ._reply import JSON_TYPE, Plan, Reply, http_error
 from ._server import serve
 from ._transport import EmulatorTransport
 
@@ -78,6 +78,10 @@ class MetasoEmulator:
 
     ``today`` is the day result dates count back from (``date.today()`` when built), so a
     test that fixes it gets the same answers on any day.
+
+    ``fixed_answers`` maps exact paths to JSON bytes answered as they are (HTTP 200), before
+    authorization and routing: a stand-in for another service, so a benchmark can serve a
+    peer's endpoint from the same server as the API's.
     """
 
     # Out of the repr so the accepted key never shows up in logs.
@@ -89,6 +93,7 @@ class MetasoEmulator:
     reject_page_with_size: bool = True
     pages: dict[str, str] = field(default_factory=dict, repr=False)
     today: date = field(default_factory=date.today)
+    fixed_answers: dict[str, bytes] = field(default_factory=dict, repr=False)
     requests: list[RecordedRequest] = field(default_factory=list, init=False, repr=False)
     stats: EmulatorStats = field(default_factory=EmulatorStats, init=False)
     _faults: deque[Fault] = field(default_factory=deque, init=False, repr=False)
@@ -98,9 +103,10 @@ class MetasoEmulator:
         """A transport for both ``httpx.Client`` and ``httpx.AsyncClient``."""
         return EmulatorTransport(self._exchange)
 
-    def serve(self) -> AbstractContextManager[str]:
-        """Context manager: an HTTP/1.1 server on 127.0.0.1, yielding its base URL."""
-        return serve(self)
+    def serve(self, port: int = 0) -> AbstractContextManager[str]:
+        """Context manager: an HTTP/1.1 server on 127.0.0.1 (``port`` 0: any free one),
+        yielding its base URL."""
+        return serve(self, port)
 
     def script(self, *faults: Fault) -> None:
         """Queue faults; each following request consumes one, in order."""
@@ -160,16 +166,24 @@ class MetasoEmulator:
         fault = fault or _NO_FAULT
         if fault.interruption is not None:
             return Plan(self.latency + fault.seconds, fault.interruption)
-        reply = fault.reply or answer(
-            method,
-            path,
-            headers,
-            body,
-            api_key=self.api_key,
-            pages=self.pages,
-            reject_page_with_size=self.reject_page_with_size,
-            today=self.today,
+        reply = (
+            fault.reply
+            or self._fixed_answer(path)
+            or answer(
+                method,
+                path,
+                headers,
+                body,
+                api_key=self.api_key,
+                pages=self.pages,
+                reject_page_with_size=self.reject_page_with_size,
+                today=self.today,
+            )
         )
         return Plan(
             self.latency + fault.seconds, replace(reply, truncated=fault.truncate, keep=fault.keep)
         )
+
+    def _fixed_answer(self, path: str) -> Reply | None:
+        body = self.fixed_answers.get(path)
+        return None if body is None else Reply(200, (("Content-Type", JSON_TYPE),), (body,))

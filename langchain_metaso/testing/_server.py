@@ -49,12 +49,12 @@ class _Server(ThreadingHTTPServer):
     # The listen backlog: hundreds of clients may connect at the same moment.
     request_queue_size = 1024
 
-    def __init__(self, emulator: MetasoEmulator) -> None:
+    def __init__(self, emulator: MetasoEmulator, port: int = 0) -> None:
         self.emulator = emulator
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, threading.Thread] = {}
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, which can stall without a network.
@@ -102,8 +102,12 @@ def _hang_up(connection: socket.socket) -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; Nagle would hold the second one back.
+    # A stream's parts go out in separate writes; Nagle would hold the later ones back.
     disable_nagle_algorithm = True
+    # Buffered, so a whole answer leaves in one send (flushed after each request, and after
+    # each part of a stream): one write for the headers and one for the body cost the client
+    # a wake-up more.
+    wbufsize = 1 << 16
     server: _Server
 
     def setup(self) -> None:
@@ -200,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
         for part in outcome.delivered():
             # Streamed parts go out one by one, each as an HTTP chunk, as the client reads them.
             self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part) if outcome.streamed else part)
+            if outcome.streamed:
+                self.wfile.flush()
         if outcome.truncated:
             self.close_connection = True
         elif outcome.streamed:
@@ -207,9 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(emulator: MetasoEmulator) -> Iterator[str]:
+def serve(emulator: MetasoEmulator, port: int = 0) -> Iterator[str]:
     """Run a server for ``emulator`` while the block runs; yields its base URL."""
-    server = _Server(emulator)
+    server = _Server(emulator, port)
     thread = threading.Thread(
         target=server.serve_forever,
         kwargs={"poll_interval": _POLL_INTERVAL},

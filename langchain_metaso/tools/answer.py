@@ -1,9 +1,9 @@
 """``MetasoAnswerTool``: a search-grounded answer with its sources, as an agent tool."""
 
 from langchain_core.documents import Document
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from langchain_metaso._parsing import Query, ScopeName
+from langchain_metaso._parsing import Query
 from langchain_metaso.chat import (
     CHAT_PATH,
     Answer,
@@ -13,23 +13,16 @@ from langchain_metaso.chat import (
     ChatPath,
     chat_call,
 )
-from langchain_metaso.scopes import Scope, describe_scopes
-from langchain_metaso.tools.base import Exchange, MetasoTool
+from langchain_metaso.scopes import Scope
+from langchain_metaso.tools.base import Exchange, MetasoTool, QueryInput
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
 
 
-class MetasoAnswerInput(BaseModel):
+class MetasoAnswerInput(QueryInput):
     """Arguments of a ``metaso_answer`` call."""
 
-    # An argument the tool does not take is an error the model can fix, not dropped.
-    model_config = ConfigDict(extra="forbid")
-
     query: Query = Field(description="The question to answer, in Chinese or English.")
-    scope: ScopeName | None = Field(
-        default=None,
-        description=f"Where to look for sources: {describe_scopes()}.",
-    )
 
 
 class MetasoAnswerTool(MetasoTool):
@@ -80,9 +73,7 @@ class MetasoAnswerTool(MetasoTool):
             message.content    # the answer, marks [[n]] shown as [n], then "Sources:"
             message.artifact   # list[Document], one a source, metadata["citation"] = n
 
-    Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
-    error ``ToolMessage`` whose text tells the model what to do; with
-    ``handle_tool_error=False`` they raise the typed error of ``langchain_metaso.errors``.
+    Failures: as for every ``MetasoTool``, an error ``ToolMessage`` for the model.
     """
 
     name: str = "metaso_answer"

@@ -12,26 +12,48 @@ from typing import Any, Generic, Literal, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, GetJsonSchemaHandler, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic.v1 import ValidationError as ValidationErrorV1
 from pydantic_core import CoreSchema
 
 from langchain_metaso._http import Call, MetasoClient
+from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.config import MetasoConfig, check_arguments
 from langchain_metaso.errors import MetasoError
-from langchain_metaso.scopes import SCOPES
+from langchain_metaso.scopes import SCOPES, describe_scopes
 
 __all__ = [
     "Exchange",
     "MetasoTool",
+    "QueryInput",
     "as_tool_error",
     "call_schema",
     "explain_invalid_arguments",
 ]
 
 T = TypeVar("T")
+
+
+class QueryInput(BaseModel):
+    """The arguments the search and answer tools share: a query, and where to look."""
+
+    # An argument the tool does not take is an error the model can fix, not dropped.
+    model_config = ConfigDict(extra="forbid")
+
+    query: Query = Field(description="What to search for, in Chinese or English.")
+    scope: ScopeName | None = Field(
+        default=None, description=f"Where to look: {describe_scopes()}."
+    )
 
 
 def explain_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str:
@@ -167,6 +189,11 @@ class MetasoTool(MetasoConfig, BaseTool):
     """What every Metaso tool shares: the settings, a compact answer for the model with
     the full data as the artifact, and failures handed back to the agent as an error
     ``ToolMessage`` it can act on rather than as an exception.
+
+    Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
+    error ``ToolMessage`` whose text tells the model what to do; with
+    ``handle_tool_error=False`` they raise the typed error of ``langchain_metaso.errors``
+    (which is also a ``ToolException``).
 
     A tool says what it does in ``_exchange``; ``args_schema`` (a class default) is
     the whole set of call arguments, whose first is always the model's to give. The

@@ -56,25 +56,16 @@ class MetasoReaderTool(MetasoTool):
 
             reader = MetasoReaderTool(max_chars=4000)
 
-    Invoke directly with args:
+    Invoke with a tool call (as an agent does), or directly with args:
         .. code-block:: python
 
-            reader.invoke({"url": "https://example.com/article"})
-            # -> "# The article's title\\n\\nIts text, as Markdown ..."
-
-    Invoke with a tool call (as an agent does):
-        .. code-block:: python
-
+            call = {"url": "https://example.com/article"}
             message = reader.invoke(
-                {
-                    "name": "metaso_reader",
-                    "args": {"url": "https://example.com/article"},
-                    "id": "1",
-                    "type": "tool_call",
-                }
+                {"name": "metaso_reader", "args": call, "id": "1", "type": "tool_call"}
             )
             message.content    # the Markdown, cut to max_chars
             message.artifact   # the whole page as a Document (source, title, author, ...)
+            reader.invoke(call)  # the Markdown alone: "# The article's title\\n\\n..."
 
     Only ``http`` and ``https`` URLs are read: anything else, like any failure (a wrong
     key, a timeout), comes back as an error ``ToolMessage`` saying what to do, before

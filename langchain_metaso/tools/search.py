@@ -2,13 +2,12 @@
 
 from langchain_core.documents import Document
 from langchain_core.tools import ToolException
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from typing_extensions import Self
 
-from langchain_metaso._parsing import Query, ScopeName
-from langchain_metaso.filters import Domains, Filtered, FilterSettings, SearchFilters
+from langchain_metaso.filters import Filtered, FilterSettings, SearchFilters
 from langchain_metaso.paged_search import SearchOutcome, arun_search, paged_search, run_search
-from langchain_metaso.scopes import Scope, describe_scopes
+from langchain_metaso.scopes import Scope
 from langchain_metaso.search import (
     MAX_SIZE,
     SearchOptions,
@@ -16,7 +15,12 @@ from langchain_metaso.search import (
     SearchResponse,
     SearchResult,
 )
-from langchain_metaso.tools.base import Exchange, MetasoTool
+from langchain_metaso.tools.base import (
+    Exchange,
+    MetasoTool,
+    QueryInput,
+    explain_invalid_arguments,
+)
 
 __all__ = ["DEFAULT_MAX_SIZE", "MetasoSearchInput", "MetasoSearchTool", "format_results"]
 
@@ -25,26 +29,20 @@ DEFAULT_MAX_SIZE = 20
 2,000 characters of results into its context from one call."""
 
 
-class MetasoSearchInput(BaseModel):
+class MetasoSearchInput(QueryInput):
     """Arguments of a ``metaso_search`` call."""
 
-    # An argument the tool does not take is an error the model can fix, not dropped.
-    model_config = ConfigDict(extra="forbid")
-
-    query: Query = Field(description="What to search for, in Chinese or English.")
-    scope: ScopeName | None = Field(
-        default=None,
-        description=f"Where to search: {describe_scopes()}.",
-    )
     size: int | None = Field(default=None, ge=1, description="How many results to return.")
     page: int | None = Field(
         default=None, ge=1, description="Result page, starting at 1 (10 results a page)."
     )
     # The filters a call may add: they narrow the tool's own, never lift them.
-    include_domains: Domains = Field(
+    # Plain lists: LangChain walks every argument's annotation on each call, and nested
+    # annotated types cost it more. They are checked when the tool builds its filters.
+    include_domains: list[str] | None = Field(
         default=None, description=FilterSettings.model_fields["include_domains"].description
     )
-    exclude_domains: Domains = Field(
+    exclude_domains: list[str] | None = Field(
         default=None, description=FilterSettings.model_fields["exclude_domains"].description
     )
     recency_days: int | None = Field(
@@ -181,9 +179,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             message.content    # compact text for the model
             message.artifact   # list[Document], as MetasoRetriever builds them
 
-    Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
-    error ``ToolMessage`` whose text tells the model what to do; with
-    ``handle_tool_error=False`` they raise the typed error of ``langchain_metaso.errors``.
+    Failures come back to the model as an error ``ToolMessage`` (see ``MetasoTool``).
     """
 
     name: str = "metaso_search"
@@ -229,8 +225,8 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         scope: Scope | None = None,
         size: int | None = None,
         page: int | None = None,
-        include_domains: tuple[str, ...] | None = None,
-        exclude_domains: tuple[str, ...] | None = None,
+        include_domains: list[str] | None = None,
+        exclude_domains: list[str] | None = None,
         recency_days: int | None = None,
     ) -> Exchange[SearchOutcome]:
         limit = self.size_limit
@@ -245,13 +241,15 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
 
         filters = self.search_filters()
         if include_domains or exclude_domains or recency_days:
-            asked = SearchFilters(
-                include_domains=include_domains,
-                exclude_domains=exclude_domains,
-                recency_days=recency_days,
-            )
             try:
+                asked = SearchFilters(
+                    include_domains=include_domains,
+                    exclude_domains=exclude_domains,
+                    recency_days=recency_days,
+                )
                 filters = filters.narrowed(asked)
+            except ValidationError as exc:  # a value that is not a domain
+                raise ToolException(explain_invalid_arguments(exc)) from None
             except ValueError as exc:  # e.g. sites the tool's own include_domains rule out
                 raise ToolException(
                     f"Invalid arguments: {exc}. Fix the arguments and call the tool again."
