@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import pytest
+from langchain_core.messages import ToolMessage
 
 from langchain_metaso import DEFAULT_BASE_URL, MetasoConfig
 from langchain_metaso.testing import MetasoEmulator
@@ -90,3 +91,15 @@ class OnTarget:
     @pytest.fixture(autouse=True)
     def _on_target(self, metaso_target: Target) -> None:
         self.target = metaso_target
+
+
+def tool_call(tool_name: str, /, **args: Any) -> dict[str, Any]:
+    """A model's call of the tool named ``tool_name``, with ``args``."""
+    return {"name": tool_name, "args": args, "id": "1", "type": "tool_call"}
+
+
+def tool_message(tool: Any, /, **args: Any) -> ToolMessage:
+    """The ``ToolMessage`` answering a model's call of ``tool`` with ``args``."""
+    message = tool.invoke(tool_call(tool.name, **args))
+    assert isinstance(message, ToolMessage)
+    return message

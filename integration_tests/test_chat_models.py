@@ -22,25 +22,14 @@ WRONG_KEY = "wrong-key-for-integration-tests"
 
 
 class TestChatMetasoStandard(OnTarget, ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[ChatMetaso]:
-        return ChatMetaso
+    chat_model_class = ChatMetaso
+    has_tool_calling = False  # bind_tools exists only to say that the API does not call tools
+    has_structured_output = False
+    model_override_value = "fast_thinking"
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return dict(self.target.settings)
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return False  # bind_tools exists only to say that the API does not call tools
-
-    @property
-    def has_structured_output(self) -> bool:
-        return False
-
-    @property
-    def model_override_value(self) -> str:
-        return "fast_thinking"
 
 
 def summed(chunks: list[AIMessageChunk]) -> AIMessageChunk:

@@ -8,13 +8,11 @@ Requests stay few and small because against the real API each one costs credits.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from langchain_core.documents import Document
-from langchain_core.messages import ToolMessage
 
-from integration_tests.conftest import Target
+from integration_tests.conftest import Target, tool_message
 from langchain_metaso._http import Call
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.document_loaders import MetasoLoader
@@ -29,14 +27,8 @@ QUESTION = "秘塔 AI 搜索是哪家公司开发的?"
 WRONG_KEY = "wrong-key-for-integration-tests"
 
 
-def tool_call(tool: Any, **args: Any) -> ToolMessage:
-    message = tool.invoke({"name": tool.name, "args": args, "id": "1", "type": "tool_call"})
-    assert isinstance(message, ToolMessage)
-    return message
-
-
 def test_reader_tool_reads_a_page(metaso_target: Target) -> None:
-    message = tool_call(metaso_target.make(MetasoReaderTool, max_chars=500), url=PAGES[0])
+    message = tool_message(metaso_target.make(MetasoReaderTool, max_chars=500), url=PAGES[0])
     assert message.status == "success", message.content
     assert message.content.strip()
     assert len(message.content) <= 500 + len("\n\n[… cut: 1,000,000 more characters]")
@@ -48,7 +40,7 @@ def test_reader_tool_reads_a_page(metaso_target: Target) -> None:
 
 def test_reader_in_text_mode(metaso_target: Target) -> None:
     tool = metaso_target.make(MetasoReaderTool, reader_format="text")
-    message = tool_call(tool, url=PAGES[0])
+    message = tool_message(tool, url=PAGES[0])
     assert message.status == "success", message.content
     assert message.artifact.page_content.strip()
 
@@ -82,7 +74,7 @@ def test_loader_turns_a_question_into_pages(metaso_target: Target) -> None:
 @pytest.mark.parametrize("answer_format", ["simple", "chat_completions"])
 def test_answer_tool_answers_with_sources(metaso_target: Target, answer_format: str) -> None:
     tool = metaso_target.make(MetasoAnswerTool, answer_format=answer_format)
-    message = tool_call(tool, query=QUESTION)
+    message = tool_message(tool, query=QUESTION)
     assert message.status == "success", message.content
     assert message.content.strip()
     assert "[[" not in message.content
@@ -113,14 +105,14 @@ def test_toolkit_tools_all_work(metaso_target: Target) -> None:
         "metaso_answer": {"query": QUESTION},
     }
     for tool in toolkit.get_tools():
-        message = tool_call(tool, **args[tool.name])
+        message = tool_message(tool, **args[tool.name])
         assert message.status == "success", message.content
     toolkit.close()
 
 
 def test_wrong_key_is_an_authentication_error(metaso_target: Target) -> None:
     tool = metaso_target.make(MetasoReaderTool, metaso_api_key=WRONG_KEY)
-    message = tool_call(tool, url=PAGES[0])
+    message = tool_message(tool, url=PAGES[0])
     assert message.status == "error"
     assert "METASO_API_KEY" in message.content
     assert WRONG_KEY not in message.content

@@ -7,14 +7,13 @@ Requests stay small (2-3 results) because against the real API each one costs cr
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from langchain_core.documents import Document
-from langchain_core.messages import ToolMessage
 from langchain_tests.integration_tests import RetrieversIntegrationTests, ToolsIntegrationTests
 
-from integration_tests.conftest import OnTarget, Target
+from integration_tests.conftest import OnTarget, Target, tool_call, tool_message
 from langchain_metaso import (
     SCOPES,
     MetasoAuthenticationError,
@@ -27,31 +26,25 @@ WRONG_KEY = "wrong-key-for-integration-tests"
 
 
 class TestMetasoSearchToolStandard(OnTarget, ToolsIntegrationTests):
-    @property
-    def tool_constructor(self) -> type[MetasoSearchTool]:
-        return MetasoSearchTool
+    tool_constructor = MetasoSearchTool
+    tool_invoke_params_example: ClassVar[dict[str, Any]] = {
+        "query": QUERY,
+        "scope": "webpage",
+        "size": 2,
+    }
 
     @property
     def tool_constructor_params(self) -> dict[str, Any]:
         return {**self.target.settings, "size": 2}
 
-    @property
-    def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"query": QUERY, "scope": "webpage", "size": 2}
-
 
 class TestMetasoRetrieverStandard(OnTarget, RetrieversIntegrationTests):
-    @property
-    def retriever_constructor(self) -> type[MetasoRetriever]:
-        return MetasoRetriever
+    retriever_constructor = MetasoRetriever
+    retriever_query_example = QUERY
 
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
         return {**self.target.settings, "k": 3}
-
-    @property
-    def retriever_query_example(self) -> str:
-        return QUERY
 
 
 def check_documents(docs: list[Document], *, scope: str, query: str, k: int) -> None:
@@ -82,10 +75,8 @@ async def test_every_scope_async_and_concurrently(metaso_target: Target) -> None
 
 def test_tool_call_returns_text_for_the_model_and_documents(metaso_target: Target) -> None:
     tool = metaso_target.make(MetasoSearchTool, size=2)
-    call = {"query": QUERY, "scope": "scholar"}
-    message = tool.invoke({"name": tool.name, "args": call, "id": "1", "type": "tool_call"})
+    message = tool_message(tool, query=QUERY, scope="scholar")
 
-    assert isinstance(message, ToolMessage)
     assert message.status == "success"
     assert message.content.startswith(f"Metaso scholar search for {QUERY!r}")
     check_documents(message.artifact, scope="scholar", query=QUERY, k=2)
@@ -94,9 +85,7 @@ def test_tool_call_returns_text_for_the_model_and_documents(metaso_target: Targe
 
 
 def page_sources(tool: MetasoSearchTool, page: int) -> list[str]:
-    message = tool.invoke(
-        {"name": tool.name, "args": {"query": QUERY, "page": page}, "id": "1", "type": "tool_call"}
-    )
+    message = tool_message(tool, query=QUERY, page=page)
     assert message.status == "success", message.content
     return [doc.metadata["source"] for doc in message.artifact]
 
@@ -139,9 +128,7 @@ async def test_wrong_key_async(metaso_target: Target) -> None:
 async def test_wrong_key_reaches_an_agent_as_an_error_message(metaso_target: Target) -> None:
     tool = metaso_target.make(MetasoSearchTool, size=1, metaso_api_key=WRONG_KEY)
     try:
-        message = await tool.ainvoke(
-            {"name": tool.name, "args": {"query": QUERY}, "id": "1", "type": "tool_call"}
-        )
+        message = await tool.ainvoke(tool_call(tool.name, query=QUERY))
     finally:
         await tool.aclose()
 

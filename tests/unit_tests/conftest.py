@@ -1,25 +1,32 @@
-"""Fixtures shared by every unit test: an emulator, builders, and a clean environment."""
+"""What the unit tests share: an emulator and builders wired to it, a clean environment,
+a fake clock, and the small helpers several test modules call (tool calls, cache doubles)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
+from langchain_core.messages import ToolMessage
 from redis_support import redis_server, redis_server_binary
 
 import langchain_metaso._http.client as client_module
 import langchain_metaso._http.pool as pool_module
 import langchain_metaso._http.retry as retry_module
-from langchain_metaso import MetasoConfig
+from langchain_metaso import MetasoConfig, MetasoError
 from langchain_metaso.testing import MetasoEmulator
 
 TEST_KEY = "test-key"
+# A key no test sends by chance: any trace of it in a text is a leak.
+SECRET = "test-key-SHOULD-NOT-LEAK"
 
 C = TypeVar("C", bound=MetasoConfig)
+Invoke = Callable[..., Any]
+"""The ``invoke`` fixture: ``invoke(runnable, input, **kwargs)``, sync or async."""
 
 
 class Make(Protocol):
@@ -28,6 +35,12 @@ class Make(Protocol):
     def __call__(
         self, cls: type[C], /, *, emulator: MetasoEmulator | None = None, **kwargs: Any
     ) -> C: ...
+
+
+class Served(Protocol):
+    """Builds any ``MetasoConfig`` subclass talking to the emulator over a socket."""
+
+    def __call__(self, cls: type[C], /, **kwargs: Any) -> C: ...
 
 
 @pytest.fixture(autouse=True)
@@ -113,13 +126,65 @@ def make(emulator: MetasoEmulator) -> Make:
     return build
 
 
+@pytest.fixture
+def served(make: Make, emulator_url: str) -> Iterator[Served]:
+    """``served(cls, **kwargs)``: as ``make``, but talking to ``emulator`` over a socket on
+    127.0.0.1; what it built is closed after the test."""
+    built: list[MetasoConfig] = []
+
+    def build(cls: type[C], /, **kwargs: Any) -> C:
+        instance = make(cls, **{"transport": None, "base_url": emulator_url, **kwargs})
+        built.append(instance)
+        return instance
+
+    yield build
+    for instance in built:
+        instance.close()
+
+
 @pytest.fixture(params=["sync", "async"])
-def invoke(request: pytest.FixtureRequest) -> Callable[..., Any]:
+def invoke(request: pytest.FixtureRequest) -> Invoke:
     """``invoke(runnable, input, **kwargs)``: once through ``invoke``, once through
     ``ainvoke`` on a fresh event loop, so one test body covers both paths."""
     if request.param == "sync":
         return lambda runnable, value, **kwargs: runnable.invoke(value, **kwargs)
     return lambda runnable, value, **kwargs: asyncio.run(runnable.ainvoke(value, **kwargs))
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """``"sync"`` then ``"async"``: for tests that drive other methods than ``invoke``."""
+    return str(request.param)
+
+
+def failure(invoke: Invoke, target: Any, value: Any = "秘塔") -> MetasoError:
+    """The typed error ``invoke(target, value)`` raises."""
+    with pytest.raises(MetasoError) as caught:
+        invoke(target, value)
+    return caught.value
+
+
+def tool_call(tool_name: str, /, **args: Any) -> dict[str, Any]:
+    """A model's call of the tool named ``tool_name``, with ``args``."""
+    return {"name": tool_name, "args": args, "id": "call-1", "type": "tool_call"}
+
+
+def tool_message(invoke: Invoke, tool: Any, /, **args: Any) -> ToolMessage:
+    """The ``ToolMessage`` answering a model's call of ``tool`` with ``args``."""
+    result = invoke(tool, tool_call(tool.name, **args))
+    assert isinstance(result, ToolMessage)
+    assert result.tool_call_id == "call-1"
+    return result
+
+
+def settle(emulator: MetasoEmulator, at_most: int = 0) -> int:
+    """Connections the served emulator holds open once at most ``at_most`` are left, or
+    after a bounded wait: a client's close reaches the server a moment later."""
+    for _ in range(250):
+        if emulator.stats.connections_open <= at_most:
+            break
+        time.sleep(0.02)
+    return emulator.stats.connections_open
 
 
 class _SleepRecorder:
@@ -152,7 +217,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 class FakeClock:
-    """A monotonic clock that only moves when told to, or when the HTTP core sleeps."""
+    """A clock that only moves when told to, or when the HTTP core sleeps; called, it
+    reads the time (as the caches' ``clock=`` does)."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -160,6 +226,8 @@ class FakeClock:
 
     def monotonic(self) -> float:
         return self.now
+
+    __call__ = monotonic
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
@@ -184,3 +252,20 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
         monkeypatch.setattr(module, "time", fake_time)
     monkeypatch.setattr(client_module, "asyncio", _SleepRecorder(asyncio, fake.asleep))
     return fake
+
+
+class RecordingCache:
+    """A dict-backed cache that records every key it is asked about and stores values as
+    a JSON backend would."""
+
+    def __init__(self) -> None:
+        self.store: dict[str, Any] = {}
+        self.keys: list[str] = []
+
+    def get(self, key: str) -> Any | None:
+        self.keys.append(key)
+        return self.store.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.keys.append(key)
+        self.store[key] = json.loads(json.dumps(value))

@@ -1,18 +1,16 @@
 """The chat endpoint's module, chat.py: requests, whole answers and streamed chunks.
 
 The streamed chunks are those of the reconstructed stream of the API reference
-(``fixtures/chat_stream.reconstructed.txt``: sources, reasoning, text, then the end with
-``usage``), and variations on them.
+(``fixtures/chat_stream.reconstructed.txt``), and variations on them.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
+from emulator_support import chat_stream_events
 from langchain_core.documents import Document
 from pydantic import ValidationError
 
@@ -32,15 +30,6 @@ SOURCES = [
     {"title": "Metaso", "url": "https://b.example.com/2", "summary": "An AI search engine"},
     {"link": "https://c.example.com/3"},
 ]
-STREAM = Path(__file__).parent / "fixtures" / "chat_stream.reconstructed.txt"
-
-
-def stream_events() -> list[Any]:
-    """The data of each event of the reconstructed stream, up to ``[DONE]``."""
-    lines = STREAM.read_text(encoding="utf-8").splitlines()
-    data = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
-    assert data[-1] == "[DONE]"
-    return [json.loads(item) for item in data[:-1]]
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -229,7 +218,7 @@ def test_chat_stream_call() -> None:
 
 
 def test_the_reconstructed_stream_reads_chunk_by_chunk() -> None:
-    sources, thought, first, second, end = (AnswerDelta.from_event(e) for e in stream_events())
+    sources, thought, first, second, end = (AnswerDelta.from_event(e) for e in chat_stream_events())
 
     assert sources == AnswerDelta(
         sources=[

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from conftest import TEST_KEY, Invoke, Make
+from emulator_support import CHAT_STREAM, answer_of, chat_stream_events
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import (
@@ -37,21 +38,12 @@ from langchain_metaso import (
 )
 from langchain_metaso.testing import Fault, MetasoEmulator
 
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-Invoke = Callable[..., Any]
-KEY = "test-key"
 QUESTION = "秘塔 AI 搜索是哪家公司做的?"
-STREAM = Path(__file__).parent / "fixtures" / "chat_stream.reconstructed.txt"
-
-
-def _events() -> list[dict[str, Any]]:
-    lines = STREAM.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
 
 
 def _whole_answer() -> dict[str, Any]:
     """The reconstructed stream's answer in the non-streamed shape."""
-    events = _events()
+    events = chat_stream_events()
     deltas = [event["choices"][0]["delta"] for event in events]
     return {
         "id": events[0]["id"],
@@ -78,7 +70,7 @@ class Recorded(httpx.MockTransport):
 
     def __init__(self, stream: bytes | None = None) -> None:
         self.bodies: list[dict[str, Any]] = []
-        self.stream = STREAM.read_bytes() if stream is None else stream
+        self.stream = CHAT_STREAM.read_bytes() if stream is None else stream
         super().__init__(self.answer)
 
     def answer(self, request: httpx.Request) -> httpx.Response:
@@ -92,7 +84,7 @@ class Recorded(httpx.MockTransport):
 
 def reconstructed(**kwargs: Any) -> tuple[ChatMetaso, Recorded]:
     transport = Recorded(kwargs.pop("stream", None))
-    chat = ChatMetaso(api_key=KEY, transport=transport, retry_backoff=0.001, **kwargs)
+    chat = ChatMetaso(api_key=TEST_KEY, transport=transport, retry_backoff=0.001, **kwargs)
     return chat, transport
 
 
@@ -111,11 +103,6 @@ def stream(chat: Any, value: Any, mode: str, **kwargs: Any) -> list[AIMessageChu
         return [chunk async for chunk in chat.astream(value, **kwargs)]
 
     return asyncio.run(run())
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def annotations(message: AIMessage) -> list[Any]:
@@ -220,13 +207,8 @@ def test_batch_and_abatch(make: Make, emulator: MetasoEmulator) -> None:
 
 
 def emulator_answer_text(emulator: MetasoEmulator, question: str) -> str:
-    with httpx.Client(transport=emulator.transport()) as client:
-        response = client.post(
-            "http://metaso.test/chat/completions",
-            json={"q": question, "format": "chat_completions"},
-            headers={"Authorization": f"Bearer {KEY}"},
-        )
-    return str(response.json()["choices"][0]["message"]["content"])
+    answer = answer_of(emulator, "chat/completions", q=question, format="chat_completions")
+    return str(answer["choices"][0]["message"]["content"])
 
 
 def test_invoke_with_streaming_streams_underneath(make: Make, emulator: MetasoEmulator) -> None:
@@ -417,7 +399,7 @@ def test_invoke_streaming_underneath_fails_rather_than_answer_short(
 
 
 def test_an_error_sent_inside_the_stream_is_a_typed_error(mode: str) -> None:
-    first = _events()[0]
+    first = chat_stream_events()[0]
     error = {"error": {"message": "upstream overloaded", "type": "server_error"}}
     body = f"data: {json.dumps(first)}\n\ndata: {json.dumps(error)}\n\n".encode()
     chat, _ = reconstructed(stream=body)
@@ -428,7 +410,7 @@ def test_an_error_sent_inside_the_stream_is_a_typed_error(mode: str) -> None:
 
 
 def test_a_stream_without_done_is_not_a_complete_answer(mode: str) -> None:
-    cut_short = STREAM.read_bytes().replace(b"data: [DONE]", b"")
+    cut_short = CHAT_STREAM.read_bytes().replace(b"data: [DONE]", b"")
     chat, _ = reconstructed(stream=cut_short)
     with pytest.raises(langchain_metaso.MetasoResponseError, match=r"\[DONE\]"):
         stream(chat, QUESTION, mode)
@@ -441,7 +423,7 @@ def test_server_errors_are_typed_and_never_show_the_key(
     with pytest.raises(MetasoServerError) as caught:
         stream(make(ChatMetaso), QUESTION, mode)
     assert "chat/completions" in str(caught.value)
-    assert KEY not in str(caught.value)
+    assert TEST_KEY not in str(caught.value)
     assert len(emulator.requests) == 3
 
 
@@ -479,12 +461,12 @@ class Stalls(httpx.AsyncBaseTransport):
 
 class _StalledBody(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield STREAM.read_bytes().split(b"\n\n")[0] + b"\n\n"
+        yield CHAT_STREAM.read_bytes().split(b"\n\n")[0] + b"\n\n"
         await asyncio.Event().wait()
 
 
 def test_a_stream_cancelled_while_it_waits_frees_its_slot_at_once() -> None:
-    chat = ChatMetaso(api_key=KEY, transport=Stalls(), max_concurrency=1)
+    chat = ChatMetaso(api_key=TEST_KEY, transport=Stalls(), max_concurrency=1)
 
     async def run() -> tuple[bool, bool, str]:
         client = chat.client
@@ -533,7 +515,7 @@ def test_a_stream_whose_reader_is_cancelled_leaves_the_instance_usable(make: Mak
 
 
 def test_tracing_names_the_provider_and_the_model() -> None:
-    chat = ChatMetaso(api_key=KEY, model="ds-r1", stop=["。"], temperature=0.5, max_tokens=9)
+    chat = ChatMetaso(api_key=TEST_KEY, model="ds-r1", stop=["。"], temperature=0.5, max_tokens=9)
     assert chat._llm_type == "metaso-chat"
     assert chat._get_ls_params() == {
         "ls_provider": "metaso",
@@ -551,12 +533,12 @@ def test_tracing_names_the_provider_and_the_model() -> None:
         "webpage",
         "https://api.302.ai/metaso",
     )
-    assert KEY not in repr(chat)
-    assert KEY not in str(params)
+    assert TEST_KEY not in repr(chat)
+    assert TEST_KEY not in str(params)
 
 
 def test_tools_and_structured_output_are_not_offered_and_say_why() -> None:
-    chat = ChatMetaso(api_key=KEY)
+    chat = ChatMetaso(api_key=TEST_KEY)
 
     class Answer(BaseModel):
         text: str

@@ -2,7 +2,8 @@
 
 - A cancelled ``ainvoke`` (``task.cancel()``, an ``asyncio.wait_for`` timeout), while the
   request is in flight, waits for a connection or sleeps before a retry, leaks no
-  connection, and the same instance serves the next call.
+  connection, and the same instance serves the next call. (Event loops that end without
+  closing are in ``test_http_pool.py``.)
 - 8 threads sharing one tool and 8 tasks sharing one retriever, with seeded random
   faults: every call ends in a result or a typed error, each answer is its own query's,
   and the connections opened stay within the pool plus one per connection a fault broke.
@@ -11,23 +12,21 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 import threading
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from conftest import TEST_KEY, settle, tool_call
 from langchain_core.documents import Document
 from langchain_core.messages import ToolMessage
 
 from langchain_metaso import MetasoError, MetasoRetriever, MetasoSearchTool
 from langchain_metaso.testing import Fault, MetasoEmulator
 
-KEY = "test-key"
 WORKERS = 8
 CALLS_PER_WORKER = 500
 FAULT_RATE = 0.05
@@ -68,15 +67,6 @@ def script(emulator: MetasoEmulator, names: list[str]) -> None:
     emulator.script(*(FAULTS[name]() if name else Fault.delay(0) for name in names))
 
 
-def settle(emulator: MetasoEmulator, at_most: int) -> int:
-    """Wait (bounded) until the server holds at most ``at_most`` connections; the count."""
-    for _ in range(POLLS):
-        if emulator.stats.connections_open <= at_most:
-            break
-        time.sleep(POLL)
-    return emulator.stats.connections_open
-
-
 async def asettle(emulator: MetasoEmulator, at_most: int) -> int:
     for _ in range(POLLS):
         if emulator.stats.connections_open <= at_most:
@@ -93,21 +83,10 @@ async def until_in_flight(emulator: MetasoEmulator, count: int) -> None:
     raise AssertionError(f"never saw {count} requests in flight")
 
 
-@pytest.fixture
-def emulator() -> MetasoEmulator:
-    return MetasoEmulator(api_key=KEY)
-
-
-@pytest.fixture
-def base_url(emulator: MetasoEmulator) -> Iterator[str]:
-    with emulator.serve() as url:
-        yield url
-
-
-def settings(base_url: str, **overrides: Any) -> dict[str, Any]:
+def settings(emulator_url: str, **overrides: Any) -> dict[str, Any]:
     return {
-        "metaso_api_key": KEY,
-        "base_url": base_url,
+        "metaso_api_key": TEST_KEY,
+        "base_url": emulator_url,
         "timeout": TIMEOUT,
         "retry_backoff": 0.001,
         **overrides,
@@ -119,12 +98,6 @@ def titled(query: str, documents: list[Document]) -> bool:
 
 
 # --- cancellation -----------------------------------------------------------------------
-
-ToolCall = dict[str, Any]
-
-
-def search_call(query: str) -> ToolCall:
-    return {"name": "metaso_search", "args": {"query": query}, "id": "1", "type": "tool_call"}
 
 
 @dataclass(frozen=True)
@@ -139,8 +112,8 @@ async def retriever_call(retriever: MetasoRetriever, query: str) -> Any:
     return await retriever.ainvoke(query)
 
 
-async def tool_call(tool: MetasoSearchTool, query: str) -> Any:
-    return await tool.ainvoke(search_call(query))
+async def tool_ainvoke(tool: MetasoSearchTool, query: str) -> Any:
+    return await tool.ainvoke(tool_call(tool.name, query=query))
 
 
 def tool_answered(query: str, message: ToolMessage) -> bool:
@@ -149,7 +122,7 @@ def tool_answered(query: str, message: ToolMessage) -> bool:
 
 ASYNC_CALLERS = [
     AsyncCaller("retriever", MetasoRetriever, retriever_call, titled),
-    AsyncCaller("tool", MetasoSearchTool, tool_call, tool_answered),
+    AsyncCaller("tool", MetasoSearchTool, tool_ainvoke, tool_answered),
 ]
 
 
@@ -158,72 +131,76 @@ def caller(request: pytest.FixtureRequest) -> AsyncCaller:
     return request.param  # type: ignore[no-any-return]
 
 
-def one_slot(caller: AsyncCaller, base_url: str) -> Any:
-    """An instance allowed one connection, patient enough to outwait ``DELAY``."""
-    return caller.build(**settings(base_url, max_concurrency=1, timeout=DELAY * 10))
+@pytest.fixture
+def instance(caller: AsyncCaller, emulator_url: str) -> Any:
+    """An instance of ``caller`` allowed one connection, patient enough to outwait ``DELAY``."""
+    return caller.build(**settings(emulator_url, max_concurrency=1, timeout=DELAY * 10))
+
+
+async def cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task``, and see it end cancelled."""
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def then_works_and_closes(
-    caller: AsyncCaller, instance: Any, emulator: MetasoEmulator, pool: int
+    caller: AsyncCaller, instance: Any, emulator: MetasoEmulator
 ) -> None:
     """The instance answers the next call, then closing it leaves no connection open."""
     answer = await asyncio.wait_for(caller.call(instance, "下一个"), DELAY * 20)
     assert caller.answered("下一个", answer)
-    assert emulator.stats.connections_open <= pool + 1  # + the cancelled one, until it ends
+    # Its one connection, and the cancelled call's until the server notices it is gone.
+    assert emulator.stats.connections_open <= 2
     await instance.aclose()
     assert await asettle(emulator, 0) == 0
 
 
-@pytest.mark.asyncio
-async def test_cancel_in_flight(
-    caller: AsyncCaller, emulator: MetasoEmulator, base_url: str
-) -> None:
-    instance = one_slot(caller, base_url)
-    emulator.script(Fault.delay(DELAY))
-    task = asyncio.ensure_future(caller.call(instance, "慢"))
+async def by_cancel(emulator: MetasoEmulator, call: Awaitable[Any]) -> None:
+    task = asyncio.ensure_future(call)
     await until_in_flight(emulator, 1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    # With one connection allowed, a slot kept by the cancelled call would hang this one.
-    await then_works_and_closes(caller, instance, emulator, pool=1)
+    await cancel(task)
+
+
+async def by_wait_for(emulator: MetasoEmulator, call: Awaitable[Any]) -> None:
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(call, DELAY / 5)
 
 
 @pytest.mark.asyncio
-async def test_wait_for_timeout_in_flight(
-    caller: AsyncCaller, emulator: MetasoEmulator, base_url: str
+@pytest.mark.parametrize("stop", [by_cancel, by_wait_for], ids=["cancel", "wait_for"])
+async def test_a_call_stopped_in_flight_keeps_no_slot(
+    caller: AsyncCaller,
+    instance: Any,
+    emulator: MetasoEmulator,
+    stop: Callable[[MetasoEmulator, Awaitable[Any]], Awaitable[None]],
 ) -> None:
-    instance = one_slot(caller, base_url)
     emulator.script(Fault.delay(DELAY))
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(caller.call(instance, "慢"), DELAY / 5)
+    await stop(emulator, caller.call(instance, "慢"))
     assert emulator.stats.requests == 1
-    await then_works_and_closes(caller, instance, emulator, pool=1)
+    # With one connection allowed, a slot kept by the stopped call would hang this one.
+    await then_works_and_closes(caller, instance, emulator)
 
 
 @pytest.mark.asyncio
 async def test_cancel_while_waiting_for_a_connection(
-    caller: AsyncCaller, emulator: MetasoEmulator, base_url: str
+    caller: AsyncCaller, instance: Any, emulator: MetasoEmulator
 ) -> None:
-    instance = one_slot(caller, base_url)
     emulator.script(Fault.delay(DELAY))
     first = asyncio.ensure_future(caller.call(instance, "第一"))
     await until_in_flight(emulator, 1)
     waiting = asyncio.ensure_future(caller.call(instance, "第二"))
     await asyncio.sleep(DELAY / 10)
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
+    await cancel(waiting)
     assert caller.answered("第一", await first)
     assert emulator.stats.requests == 1  # the cancelled call never reached the server
-    await then_works_and_closes(caller, instance, emulator, pool=1)
+    await then_works_and_closes(caller, instance, emulator)
 
 
 @pytest.mark.asyncio
 async def test_cancel_while_sleeping_before_a_retry(
-    caller: AsyncCaller, emulator: MetasoEmulator, base_url: str
+    caller: AsyncCaller, instance: Any, emulator: MetasoEmulator
 ) -> None:
-    instance = one_slot(caller, base_url)
     # Short: the cooldown the 429 asks for also holds back the instance's next call.
     emulator.script(Fault.status(429, retry_after=2))
     task = asyncio.ensure_future(caller.call(instance, "重试"))
@@ -232,25 +209,9 @@ async def test_cancel_while_sleeping_before_a_retry(
             break
         await asyncio.sleep(POLL / 4)
     await asyncio.sleep(POLL)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel(task)
     assert emulator.stats.requests == 1
-    await then_works_and_closes(caller, instance, emulator, pool=1)
-
-
-def test_event_loops_that_end_leave_no_connection_open(
-    emulator: MetasoEmulator, base_url: str
-) -> None:
-    # A script calling asyncio.run(retriever.ainvoke(...)) again and again, never
-    # calling aclose(): each run's loop is gone afterwards, and so must be its
-    # connections, or a long-running process runs out of sockets.
-    retriever = MetasoRetriever(**settings(base_url))
-    runs = 10
-    for number in range(runs):
-        assert titled(f"[{number}]", asyncio.run(retriever.ainvoke(f"[{number}]")))
-    gc.collect()
-    assert settle(emulator, 1) <= 1, f"{emulator.stats.connections_open} of {runs} still open"
+    await then_works_and_closes(caller, instance, emulator)
 
 
 # --- many calls at once, with random faults ---------------------------------------------
@@ -288,7 +249,7 @@ class Tally:
 
 def call_tool(tally: Tally, tool: MetasoSearchTool, query: str) -> None:
     try:
-        message = tool.invoke(search_call(query))
+        message = tool.invoke(tool_call(tool.name, query=query))
     except Exception as exc:  # a tool must never raise
         tally.crash(exc)
         return
@@ -323,8 +284,8 @@ def check_run(tally: Tally, emulator: MetasoEmulator, names: list[str]) -> None:
     assert emulator.stats.connections_opened <= WORKERS + broken
 
 
-def test_threads_share_one_tool(emulator: MetasoEmulator, base_url: str) -> None:
-    tool = MetasoSearchTool(**settings(base_url, size=3))
+def test_threads_share_one_tool(emulator: MetasoEmulator, emulator_url: str) -> None:
+    tool = MetasoSearchTool(**settings(emulator_url, size=3))
     names = random_script(seed=6, length=WORKERS * CALLS_PER_WORKER * 2)
     script(emulator, names)
     tally = Tally()
@@ -346,8 +307,8 @@ def test_threads_share_one_tool(emulator: MetasoEmulator, base_url: str) -> None
 
 
 @pytest.mark.asyncio
-async def test_tasks_share_one_retriever(emulator: MetasoEmulator, base_url: str) -> None:
-    retriever = MetasoRetriever(**settings(base_url, k=3))
+async def test_tasks_share_one_retriever(emulator: MetasoEmulator, emulator_url: str) -> None:
+    retriever = MetasoRetriever(**settings(emulator_url, k=3))
     names = random_script(seed=60, length=WORKERS * CALLS_PER_WORKER * 2)
     script(emulator, names)
     tally = Tally()

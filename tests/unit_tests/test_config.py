@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from langchain_core.load import dumps
+from conftest import SECRET, TEST_KEY, Invoke, Make
 from pydantic import SecretStr, ValidationError
 
 import langchain_metaso
@@ -27,9 +27,6 @@ from langchain_metaso import (
 )
 from langchain_metaso.testing import MetasoEmulator
 
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-Invoke = Callable[..., Any]
-SECRET = "test-key-SHOULD-NOT-LEAK"
 CLASSES = [MetasoRetriever, MetasoSearchTool]
 
 
@@ -73,12 +70,30 @@ def test_key_argument_wins_over_the_environment(
     assert emulator.requests[0].headers["authorization"] == "Bearer test-key"
 
 
+def test_a_pasted_key_with_a_trailing_newline_is_cleaned(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    retriever = make(MetasoRetriever, metaso_api_key=f"  {TEST_KEY}\n")
+    assert retriever.metaso_api_key.get_secret_value() == TEST_KEY
+    assert retriever.invoke("q")
+    assert emulator.requests[0].headers["authorization"] == f"Bearer {TEST_KEY}"
+
+
+@pytest.mark.parametrize(
+    "bad_key", ["sk-SECRET VALUE", "sk-SECRET\nVALUE", "sk-SECRET\x00", "sk－SECRETVALUE"]
+)
+def test_a_key_that_cannot_go_into_a_header_is_refused_without_echoing_it(bad_key: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        MetasoSearchTool(metaso_api_key=bad_key)
+    message = str(caught.value)
+    assert "METASO_API_KEY" in message
+    assert "SECRET" not in message
+
+
 # --- the base URL ----------------------------------------------------------------------------
 
 
 def test_default_base_url_is_302ai() -> None:
-    assert DEFAULT_BASE_URL == "https://api.302.ai/metaso"
-    assert METASO_CN_BASE_URL == "https://metaso.cn/api/v1"
     assert MetasoRetriever(metaso_api_key="test-key").base_url == DEFAULT_BASE_URL
     assert MetasoSearchTool(metaso_api_key="test-key").base_url == DEFAULT_BASE_URL
 
@@ -300,23 +315,6 @@ def test_model_copy_works_afterwards(make: Make, cls: type, emulator: MetasoEmul
 
 
 # --- secrecy ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("cls", CLASSES)
-def test_key_absent_from_every_rendering(cls: type, emulator: MetasoEmulator) -> None:
-    target = cls(metaso_api_key=SECRET, transport=emulator.transport())
-    renderings = [
-        repr(target),
-        str(target),
-        dumps(target),
-        dumps(target, pretty=True),
-        str(target.model_dump()),
-        # BaseTool's own fields (a class, a function) are not JSON: leave them out.
-        target.model_dump_json(exclude={"args_schema", "handle_validation_error"}),
-    ]
-    for text in renderings:
-        assert SECRET not in text
-    assert target.metaso_api_key.get_secret_value() == SECRET
 
 
 @pytest.mark.parametrize("cls", CLASSES)

@@ -4,8 +4,9 @@ Every answer captured in ``fixtures/`` (copied from the project's shared capture
 package never reads them) and the seed response goes through the package as a user meets
 it: served over a socket by the emulator, searched by the tool and the retriever, and
 checked in what the model reads (the tool's text) and what the program gets (the
-``Document``s, the parsed answer). The 302.AI error table goes through the HTTP core, and
-the chat stream through the server-sent events parser (issue 11.1).
+``Document``s, the parsed answer), and the chat stream through the server-sent events parser
+(issue 11.1). The 302.AI error table of ``errors_302ai.json`` is checked code by code in
+``test_http_error_table.py``.
 """
 
 from __future__ import annotations
@@ -13,21 +14,17 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import Invoke, Make, Served, tool_call
+from emulator_support import CHAT_STREAM, FIXTURES, fixture
 from langchain_core.messages import ToolMessage
 
 from langchain_metaso import (
-    MetasoAPIError,
-    MetasoAuthenticationError,
-    MetasoInsufficientCreditsError,
     MetasoRetriever,
     MetasoSearchTool,
-    MetasoServerError,
     SearchResponse,
 )
 from langchain_metaso._http import Call
@@ -39,25 +36,15 @@ from langchain_metaso.paged_search import paged_search, run_search
 from langchain_metaso.search import SearchRequest
 from langchain_metaso.testing import Fault, MetasoEmulator, load_seed_response
 
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-Invoke = Callable[..., Any]
-
-FIXTURES = Path(__file__).parent / "fixtures"
 SEARCH_FILES = sorted(path.name for path in FIXTURES.glob("search_*.json"))
 ERRORS_FILE = "errors_302ai.json"
-STREAM_FILE = "chat_stream.reconstructed.txt"
 
 # Written out rather than computed: this is what a model must read for the fixtures' values.
 DURATIONS_SHOWN = {"617": "duration 10:17", "2999": "duration 49:59"}
 
 
-def load(name: str) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-    return value
-
-
 def search_answers() -> list[tuple[str, dict[str, Any]]]:
-    return [(name, load(name)) for name in SEARCH_FILES] + [("seed", load_seed_response())]
+    return [(name, fixture(name)) for name in SEARCH_FILES] + [("seed", load_seed_response())]
 
 
 SEARCH_ANSWERS = search_answers()
@@ -86,8 +73,8 @@ def iso(date_text: str) -> str:
 def test_every_fixture_is_a_response_under_contract() -> None:
     # A capture added later is picked up by the search tests below, or must be given its own.
     names = {path.name for path in FIXTURES.iterdir() if path.name != "README.md"}
-    assert names == {*SEARCH_FILES, ERRORS_FILE, STREAM_FILE}
-    scopes = {load(name)["searchParameters"]["scope"] for name in SEARCH_FILES}
+    assert names == {*SEARCH_FILES, ERRORS_FILE, CHAT_STREAM.name}
+    scopes = {fixture(name)["searchParameters"]["scope"] for name in SEARCH_FILES}
     assert scopes == {"webpage", "document", "scholar", "podcast", "video", "image"}
 
 
@@ -111,14 +98,12 @@ def test_search_answer_parses_field_by_field(payload: dict[str, Any]) -> None:
 
 @each_answer
 def test_search_answer_through_the_tool_over_a_socket(
-    make: Make, emulator: MetasoEmulator, emulator_url: str, payload: dict[str, Any]
+    served: Served, emulator: MetasoEmulator, payload: dict[str, Any]
 ) -> None:
     scope, query, size = asked(payload)
-    tool = make(MetasoSearchTool, transport=None, base_url=emulator_url, scope=scope, size=size)
-    calls = {"name": "metaso_search", "args": {"query": query}, "id": "1", "type": "tool_call"}
+    tool = served(MetasoSearchTool, scope=scope, size=size)
     emulator.script(Fault.status(200, body=payload))
-    message = tool.invoke(calls)
-    tool.close()
+    message = tool.invoke(tool_call(tool.name, query=query))
     assert isinstance(message, ToolMessage)
     assert message.status == "success"
     sent = emulator.requests[0]
@@ -225,7 +210,7 @@ ECHOES = [
 
 @pytest.mark.parametrize("echo", ECHOES)
 def test_search_parameters_echo_is_accepted_and_ignored(make: Make, echo: Any) -> None:
-    payload = load("search_webpage.structure.json")
+    payload = fixture("search_webpage.structure.json")
     plain = {key: value for key, value in payload.items() if key != "searchParameters"}
     request = SearchRequest(query="transformer 模型", size=3)
     with_echo = SearchResponse.from_payload({**plain, "searchParameters": echo}, scope="webpage")
@@ -240,60 +225,9 @@ def test_search_parameters_echo_in_a_chat_answer_is_ignored(echo: Any) -> None:
     assert Answer.from_payload({**simple, "searchParameters": echo}) == Answer.from_payload(simple)
 
 
-# --- 302.AI errors ---------------------------------------------------------------------------
-
-# Written out from the API reference, not read off the package's table.
-ERROR_CLASSES: dict[int, type[MetasoAPIError]] = {
-    -10001: MetasoAuthenticationError,
-    -10005: MetasoAuthenticationError,
-    -10004: MetasoInsufficientCreditsError,
-    -10006: MetasoInsufficientCreditsError,
-    -10007: MetasoInsufficientCreditsError,
-    -10012: MetasoInsufficientCreditsError,
-    -10003: MetasoServerError,
-    -10008: MetasoServerError,
-    -1024: MetasoServerError,
-    -10011: MetasoAPIError,
-    -10009: MetasoAPIError,
-    -10002: MetasoAPIError,
-    -10010: MetasoAPIError,
-}
-ERROR_CODES = load(ERRORS_FILE)["err_codes"]
-
-
-def test_the_error_table_is_the_fixtures() -> None:
-    assert {int(code) for code in ERROR_CODES} == set(ERROR_CLASSES)
-    assert set(load(ERRORS_FILE)["envelope_example"]["error"]) == {"err_code", "message"}
-
-
-@pytest.mark.parametrize("status", [200, 400, 500])
-@pytest.mark.parametrize("code", sorted(ERROR_CODES))
-def test_every_302ai_code_raises_its_error(
-    make: Make, emulator: MetasoEmulator, code: str, status: int
-) -> None:
-    message = ERROR_CODES[code]
-    envelope = {"error": {"err_code": int(code), "message": message}}
-    expected = ERROR_CLASSES[int(code)]
-    emulator.script(*[Fault.status(status, body=envelope)] * 2)
-    with pytest.raises(MetasoAPIError) as caught:
-        make(MetasoRetriever, max_retries=1).invoke("q")
-    error = caught.value
-    assert type(error) is expected  # the code decides, whatever the status
-    assert (error.code, error.provider_message, error.status_code) == (int(code), message, status)
-    assert message in str(error)
-    # Only the provider's transient failures are tried again.
-    assert len(emulator.requests) == (2 if expected is MetasoServerError else 1)
-
-
-def test_302ai_codes_sent_as_text_are_read_too(make: Make, emulator: MetasoEmulator) -> None:
-    emulator.script(Fault.status(200, body={"error": {"err_code": "-10004", "message": "x"}}))
-    with pytest.raises(MetasoInsufficientCreditsError):
-        make(MetasoRetriever).invoke("q")
-
-
 # --- the chat stream -------------------------------------------------------------------------
 
-STREAM = (FIXTURES / STREAM_FILE).read_text(encoding="utf-8")
+STREAM = CHAT_STREAM.read_text(encoding="utf-8")
 
 
 def check_chunks(chunks: list[Any]) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import TEST_KEY, Make
+from emulator_support import answer_of
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 from pydantic import ValidationError
@@ -23,32 +25,13 @@ from langchain_metaso.errors import (
     MetasoResponseError,
     MetasoServerError,
 )
-from langchain_metaso.testing import Fault, MetasoEmulator
+from langchain_metaso.testing import Fault, MetasoEmulator, load_seed_response
 
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-KEY = "test-key"
 URLS = [f"https://site{n}.example.com/page/{n}" for n in range(6)]
 
 
 def load(loader: MetasoLoader, mode: str) -> list[Document]:
     return loader.load() if mode == "sync" else asyncio.run(loader.aload())
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def raw(emulator: MetasoEmulator, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The emulator's own answer, read with plain httpx (not with the code under test)."""
-    with httpx.Client(transport=emulator.transport()) as client:
-        response = client.post(
-            f"http://metaso.test/{endpoint}",
-            json=body,
-            headers={"Authorization": f"Bearer {KEY}", "Accept": "application/json"},
-        )
-    value: dict[str, Any] = response.json()
-    return value
 
 
 class FailFor(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -99,7 +82,7 @@ def test_is_a_base_loader_with_native_lazy_paths(make: Make) -> None:
     assert isinstance(loader, BaseLoader)
     assert type(loader).lazy_load is not BaseLoader.lazy_load
     assert type(loader).alazy_load is not BaseLoader.alazy_load
-    assert KEY not in repr(loader)
+    assert TEST_KEY not in repr(loader)
 
 
 # --- urls ------------------------------------------------------------------------------------
@@ -108,7 +91,7 @@ def test_is_a_base_loader_with_native_lazy_paths(make: Make) -> None:
 def test_one_document_per_url_field_by_field_in_order(
     make: Make, emulator: MetasoEmulator, mode: str
 ) -> None:
-    expected = [raw(emulator, "reader", {"url": url}) for url in URLS]
+    expected = [answer_of(emulator, "reader", url=url) for url in URLS]
     emulator.reset()
     docs = load(make(MetasoLoader, urls=URLS), mode)
     assert len(docs) == len(URLS)
@@ -152,9 +135,9 @@ def test_empty_url_list_loads_nothing(make: Make, emulator: MetasoEmulator, mode
 def test_query_searches_then_reads_the_top_k_pages(
     make: Make, emulator: MetasoEmulator, mode: str
 ) -> None:
-    search = raw(emulator, "search", {"q": "大模型 幻觉", "scope": "scholar", "size": 3})
+    search = answer_of(emulator, "search", q="大模型 幻觉", scope="scholar", size=3)
     links = [result["link"] for result in search["scholars"]]
-    pages = [raw(emulator, "reader", {"url": link}) for link in links]
+    pages = [answer_of(emulator, "reader", url=link) for link in links]
     emulator.reset()
     docs = load(make(MetasoLoader, query="大模型 幻觉", k=3, scope="scholar"), mode)
     assert [doc.metadata["source"] for doc in docs] == links
@@ -169,6 +152,16 @@ def test_query_searches_then_reads_the_top_k_pages(
         3,
     )
     assert sorted(request.json()["url"] for request in reads) == sorted(links)
+
+
+def test_the_loader_does_not_pay_for_summaries_it_discards(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    docs = make(MetasoLoader, query="秘塔", k=2).load()
+    assert len(docs) == 2
+    search = emulator.requests[0].json()
+    assert search["includeSummary"] is False
+    assert load_seed_response()["webpages"]  # the emulator's data is intact
 
 
 def test_query_skips_results_without_a_web_link_and_duplicates(make: Make, mode: str) -> None:
@@ -228,7 +221,7 @@ def test_failed_urls_are_reported_and_the_others_kept(
     assert URLS[1] in warnings[0].getMessage()
     assert "HTTP 400" in warnings[0].getMessage()
     assert URLS[4] in warnings[1].getMessage()
-    assert all(KEY not in record.getMessage() for record in caplog.records)
+    assert all(TEST_KEY not in record.getMessage() for record in caplog.records)
 
 
 def test_failures_are_those_of_the_latest_load(
@@ -290,7 +283,7 @@ ENTRY_POINTS: dict[str, Callable[[MetasoLoader], list[Document]]] = {
 def test_errors_that_fail_every_request_raise_whatever_strict_says(
     emulator: MetasoEmulator, emulator_url: str, entry: str, setup: str, expected: type
 ) -> None:
-    settings: dict[str, Any] = {"api_key": KEY, "base_url": emulator_url, "max_retries": 0}
+    settings: dict[str, Any] = {"api_key": TEST_KEY, "base_url": emulator_url, "max_retries": 0}
     if setup == "wrong key":
         settings["api_key"] = "wrong-key"
     elif setup == "credits used up":
@@ -312,7 +305,7 @@ def test_a_page_that_cannot_be_read_is_still_skipped(
     emulator: MetasoEmulator, emulator_url: str
 ) -> None:
     emulator.script(Fault.business_error(1000, "无法读取该页面"))
-    loader = MetasoLoader(api_key=KEY, base_url=emulator_url, urls=URLS[:3])
+    loader = MetasoLoader(api_key=TEST_KEY, base_url=emulator_url, urls=URLS[:3])
     docs = loader.load()
     assert [doc.metadata["source"] for doc in docs] == URLS[1:3]
     [(url, error)] = loader.failures

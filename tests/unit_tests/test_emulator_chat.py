@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from emulator_support import QUERY, fixture, search, sse_data
+from emulator_support import QUERY, business_error, fixture, search, sse_data
 
 from langchain_metaso.scopes import SCOPES, result_key
 from langchain_metaso.testing import Fault, MetasoEmulator
@@ -126,9 +126,9 @@ def test_a_conversation_is_answered_at_its_last_user_message(api: httpx.Client) 
 def test_bad_messages_are_business_errors(
     api: httpx.Client, messages: object, code: int, words: str
 ) -> None:
-    body = api.post("/chat/completions", json={"messages": messages}).json()
-    assert body["errCode"] == code
-    assert words in body["errMsg"]
+    error = business_error(api, "/chat/completions", {"messages": messages})
+    assert error["errCode"] == code
+    assert words in error["errMsg"]
 
 
 @pytest.mark.parametrize(
@@ -144,9 +144,7 @@ def test_bad_messages_are_business_errors(
 def test_bad_parameters_are_business_errors(
     api: httpx.Client, params: dict[str, Any], code: int
 ) -> None:
-    response = api.post("/chat/completions", json=params)
-    assert response.status_code == 200
-    assert response.json()["errCode"] == code
+    assert business_error(api, "/chat/completions", params)["errCode"] == code
 
 
 # --- the stream ------------------------------------------------------------------------------

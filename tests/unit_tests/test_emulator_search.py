@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from emulator_support import QUERY, TODAY, fixture, search
+from emulator_support import QUERY, TODAY, business_error, fixture, search
 
 from langchain_metaso.scopes import SCOPES, result_key
 from langchain_metaso.testing import SEED_QUERY, MetasoEmulator, load_seed_response
@@ -319,7 +319,4 @@ def test_every_scope_of_the_package_table_is_served(api: httpx.Client) -> None:
 def test_bad_parameters_are_business_errors(
     api: httpx.Client, params: dict[str, Any], code: int
 ) -> None:
-    response = api.post("/search", json=params)
-    assert response.status_code == 200
-    assert response.json()["errCode"] == code
-    assert response.json()["errMsg"]
+    assert business_error(api, "/search", params)["errCode"] == code

@@ -10,13 +10,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbclient
 import nbformat
 import pytest
+from conftest import TEST_KEY
 from langchain_core.documents import Document
 
 from langchain_metaso import ChatMetaso, MetasoRetriever
@@ -24,7 +24,6 @@ from langchain_metaso.testing import MetasoEmulator, load_seed_response
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-KEY = "test-key"
 # Settings a developer may have exported: the examples must not see them unless a test says so.
 _USER_SETTINGS = ("METASO_API_KEY", "METASO_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 # "  3. Title" then "     https://..." as quickstart and rag_chain print them.
@@ -54,7 +53,7 @@ def succeeded(result: subprocess.CompletedProcess[str]) -> str:
 def expected_docs(query: str, **kwargs: Any) -> list[Document]:
     """What the examples' offline emulator answers for ``query``."""
     retriever = MetasoRetriever(
-        metaso_api_key=KEY, transport=MetasoEmulator(api_key=KEY).transport(), **kwargs
+        metaso_api_key=TEST_KEY, transport=MetasoEmulator(api_key=TEST_KEY).transport(), **kwargs
     )
     return retriever.invoke(query)
 
@@ -112,20 +111,17 @@ def test_without_key_or_offline_exits_2_with_one_message(script: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[MetasoEmulator, str]]:
-    emulator = MetasoEmulator(api_key=KEY)
-    with emulator.serve() as base_url:
-        yield emulator, base_url
-
-
 def test_quickstart_with_a_key_uses_the_api_at_metaso_base_url(
-    served: tuple[MetasoEmulator, str],
+    emulator: MetasoEmulator, emulator_url: str
 ) -> None:
-    emulator, base_url = served
     output = succeeded(
         run_example(
-            "quickstart.py", "秘塔", "--k", "2", METASO_API_KEY=KEY, METASO_BASE_URL=base_url
+            "quickstart.py",
+            "秘塔",
+            "--k",
+            "2",
+            METASO_API_KEY=TEST_KEY,
+            METASO_BASE_URL=emulator_url,
         )
     )
 
@@ -134,16 +130,15 @@ def test_quickstart_with_a_key_uses_the_api_at_metaso_base_url(
         doc.metadata["title"] for doc in expected_docs("秘塔", k=2)
     ]
     [request] = emulator.requests
-    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["authorization"] == f"Bearer {TEST_KEY}"
     assert request.json() == {"q": "秘塔", "scope": "webpage", "includeSummary": True, "size": 2}
 
 
 def test_quickstart_api_error_prints_the_message_and_exits_1(
-    served: tuple[MetasoEmulator, str],
+    emulator_url: str,
 ) -> None:
-    _, base_url = served
     wrong_key = "wrong-test-key"
-    result = run_example("quickstart.py", METASO_API_KEY=wrong_key, METASO_BASE_URL=base_url)
+    result = run_example("quickstart.py", METASO_API_KEY=wrong_key, METASO_BASE_URL=emulator_url)
 
     assert result.returncode == 1
     assert result.stdout == ""
@@ -219,14 +214,13 @@ def with_module(tmp_path: Path, name: str, source: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
 def test_unreachable_chat_model_says_what_to_set(
-    script: str, served: tuple[MetasoEmulator, str], tmp_path: Path
+    script: str, emulator_url: str, tmp_path: Path
 ) -> None:
-    _, base_url = served
     chat_url = "http://127.0.0.1:9/v1"
     result = run_example(
         script,
-        METASO_API_KEY=KEY,
-        METASO_BASE_URL=base_url,
+        METASO_API_KEY=TEST_KEY,
+        METASO_BASE_URL=emulator_url,
         OPENAI_BASE_URL=chat_url,
         **with_module(tmp_path, "langchain_openai", UNREACHABLE_CHAT_MODEL),
     )
@@ -239,14 +233,13 @@ def test_unreachable_chat_model_says_what_to_set(
 
 
 def test_agent_without_langchain_openai_says_what_to_install(
-    served: tuple[MetasoEmulator, str], tmp_path: Path
+    emulator_url: str, tmp_path: Path
 ) -> None:
-    _, base_url = served
     missing = 'raise ImportError("No module named langchain_openai")'
     result = run_example(
         "agent.py",
-        METASO_API_KEY=KEY,
-        METASO_BASE_URL=base_url,
+        METASO_API_KEY=TEST_KEY,
+        METASO_BASE_URL=emulator_url,
         **with_module(tmp_path, "langchain_openai", missing),
     )
 
@@ -299,8 +292,8 @@ def test_chat_offline_streams_the_answer_then_its_numbered_sources(model: str) -
     )
 
     chat = ChatMetaso(
-        metaso_api_key=KEY,
-        transport=MetasoEmulator(api_key=KEY).transport(),
+        metaso_api_key=TEST_KEY,
+        transport=MetasoEmulator(api_key=TEST_KEY).transport(),
         scope="scholar",
         model=model,
     )

@@ -1,59 +1,42 @@
-"""The HTTP core, driven through the public classes: requests, errors, retries, pooling."""
+"""MetasoClient (``_http/client.py``): what is sent, answers that are not the API's,
+transport failures, the key kept out of errors, the rate limiter, and streams."""
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import gc
+import gzip
 import json
-import time
-import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import ValidationError
+from conftest import SECRET, TEST_KEY, Invoke, Make, Served, failure, tool_call
+from langchain_core.rate_limiters import BaseRateLimiter
 
 from langchain_metaso import (
-    SCOPES,
+    InMemoryCache,
     MetasoAPIError,
     MetasoAuthenticationError,
+    MetasoConfig,
     MetasoConnectionError,
-    MetasoError,
-    MetasoInsufficientCreditsError,
-    MetasoRateLimitError,
     MetasoResponseError,
     MetasoRetriever,
-    MetasoServerError,
+    MetasoSearchTool,
     MetasoTimeoutError,
 )
-from langchain_metaso.testing import SEED_QUERY, Fault, MetasoEmulator, load_seed_response
+from langchain_metaso._http import Call, MetasoClient
+from langchain_metaso.chat import Answer, AnswerRequest, chat_call
+from langchain_metaso.testing import Fault, MetasoEmulator
 
-Invoke = Callable[..., Any]
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-SECRET = "test-key-SHOULD-NOT-LEAK"
-
-
-def retriever(make: Make, **kwargs: Any) -> MetasoRetriever:
-    return make(MetasoRetriever, **kwargs)  # type: ignore[no-any-return]
+QUESTION = "秘塔 AI 搜索是什么"
 
 
-def socket_retriever(make: Make, base_url: str, **kwargs: Any) -> MetasoRetriever:
-    return retriever(make, transport=None, base_url=base_url, **kwargs)
-
-
-def failure(invoke: Invoke, target: MetasoRetriever, query: str = "秘塔") -> MetasoError:
-    with pytest.raises(MetasoError) as info:
-        invoke(target, query)
-    return info.value
-
-
-# --- what is sent ----------------------------------------------------------------------------
+# --- what is sent ---------------------------------------------------------------------
 
 
 def test_headers_sent(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    invoke(retriever(make), "秘塔")
+    invoke(make(MetasoRetriever), "秘塔")
     [sent] = emulator.requests
     assert sent.method == "POST"
     assert sent.path == "/metaso/search"  # the default base URL, https://api.302.ai/metaso
@@ -65,322 +48,23 @@ def test_headers_sent(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> N
 def test_body_is_json_with_chinese_unescaped(
     make: Make, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
-    invoke(retriever(make), "大语言模型 幻觉 评测")
+    invoke(make(MetasoRetriever), "大语言模型 幻觉 评测")
     [sent] = emulator.requests
     assert "大语言模型 幻觉 评测".encode() in sent.body
     assert b"\\u" not in sent.body
     assert sent.json()["q"] == "大语言模型 幻觉 评测"
 
 
-def test_body_has_only_the_fields_that_were_set(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke
-) -> None:
-    invoke(retriever(make), "  秘塔  ")
-    assert emulator.requests[0].json() == {
-        "q": "秘塔",
-        "scope": "webpage",
-        "includeSummary": True,
-        "size": 10,
-    }
-
-
-def test_body_maps_every_setting(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    target = retriever(
-        make,
-        k=4,
-        scope="scholar",
-        include_summary=False,
-        include_raw_content=True,
-        concise_snippet=True,
-    )
-    invoke(target, "transformer")
-    assert emulator.requests[0].json() == {
-        "q": "transformer",
-        "scope": "scholar",
-        "includeSummary": False,
-        "size": 4,
-        "includeRawContent": True,
-        "conciseSnippet": True,
-    }
-
-
-def test_per_call_k_and_scope_are_sent(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke
-) -> None:
-    invoke(retriever(make, k=4, scope="scholar"), "q", k=2, scope="video")
-    body = emulator.requests[0].json()
-    assert (body["size"], body["scope"]) == (2, "video")
-
-
-# --- validation before any I/O ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
-def test_empty_query_fails_before_any_request(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, query: str
-) -> None:
-    with pytest.raises(ValueError, match="query must not be empty"):
-        invoke(retriever(make), query)
-    assert emulator.requests == []
-
-
-def test_unknown_per_call_scope_fails_before_any_request(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke
-) -> None:
-    with pytest.raises(ValueError, match="scope") as info:
-        invoke(retriever(make), "q", scope="news")
-    assert all(scope in str(info.value) for scope in SCOPES)
-    assert emulator.requests == []
-
-
-@pytest.mark.parametrize("k", [0, 101, -1])
-def test_per_call_k_out_of_range_fails_before_any_request(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, k: int
-) -> None:
-    with pytest.raises(ValidationError) as info:
-        invoke(retriever(make), "q", k=k)
-    assert info.value.errors()[0]["loc"] == ("k",)  # the caller's name, not the API's
-    assert emulator.requests == []
-
-
-# --- error mapping ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("fault", "every"),
-    [
-        (Fault.status(401), True),
-        (Fault.status(403), True),
-        (Fault.status(402), True),
-        (Fault.status(200, body={"error": {"err_code": -10007, "message": "daily"}}), True),
-        (Fault.status(404), True),
-        (Fault.status(405), True),
-        (Fault.status(501), True),
-        (Fault.garbage(), True),  # a web page at HTTP 200
-        (Fault.garbage(status=400), True),
-        (Fault.status(400), False),
-        (Fault.business_error(1000, "参数错误"), False),
-        (Fault.status(429), False),
-        (Fault.status(500), False),
-        (Fault.garbage(status=502), False),  # a proxy's error page before the right server
-        (Fault.garbage(b"not json", content_type="text/plain"), False),
-        (Fault.drop(), False),
-    ],
-)
-def test_fails_every_request_marks_what_no_retry_or_other_request_gets_past(
-    make: Make, emulator: MetasoEmulator, emulator_url: str, fault: Fault, every: bool
-) -> None:
-    emulator.script(fault)
-    with pytest.raises(MetasoError) as info:
-        socket_retriever(make, emulator_url, max_retries=0).invoke("q")
-    assert info.value.fails_every_request is every
-
-
-def test_wrong_key_is_an_authentication_error(make: Make, invoke: Invoke) -> None:
-    other = MetasoEmulator(api_key="test-key-of-someone-else")
-    error = failure(invoke, retriever(make, emulator=other))
-    assert type(error) is MetasoAuthenticationError
-    assert error.status_code == 401
-    assert error.endpoint == "search"
-    assert error.url.endswith("/search")
-    assert "Missing or invalid API key" in error.provider_message  # the provider's words
-    message = str(error)
-    assert "search" in message
-    assert "401" in message
-    assert "Missing or invalid API key" in message
-    assert "METASO_API_KEY" in message  # what to do
-    assert len(other.requests) == 1  # not retried
-
-
-def test_403_is_an_authentication_error(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke
-) -> None:
-    emulator.script(Fault.status(403, body={"error": {"message": "Key disabled"}}))
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoAuthenticationError
-    assert error.status_code == 403
-    assert "Key disabled" in str(error)
-    assert "METASO_API_KEY" in str(error)
-    assert len(emulator.requests) == 1
-
-
-def test_402_is_insufficient_credits(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    emulator.script(Fault.status(402))
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoInsufficientCreditsError
-    assert error.status_code == 402
-    assert "Payment Required" in str(error)
-    assert "Top up" in str(error)
-    assert len(emulator.requests) == 1
-
-
-def test_balance_words_at_http_200_are_insufficient_credits(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke
-) -> None:
-    emulator.script(Fault.business_error(4002, "账户余额不足"))
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoInsufficientCreditsError
-    assert (error.status_code, error.code) == (200, 4002)
-    assert "账户余额不足" in str(error)
-    assert len(emulator.requests) == 1
-
-
-def test_429_with_retry_after(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, sleeps: list[float]
-) -> None:
-    emulator.script(*[Fault.status(429, retry_after=0.25)] * 3)
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoRateLimitError
-    assert error.status_code == 429
-    assert error.retry_after == 0.25
-    assert "Too Many Requests" in str(error)
-    assert "Rate limited: wait 0.25 s" in str(error)
-    assert sleeps == [0.25, 0.25]
-    assert len(emulator.requests) == 3
-
-
-def test_429_without_retry_after(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, sleeps: list[float]
-) -> None:
-    emulator.script(Fault.status(429))
-    error = failure(invoke, retriever(make, max_retries=0))
-    assert type(error) is MetasoRateLimitError
-    assert error.retry_after is None
-    assert "429" in str(error)
-    assert "Rate limited" in str(error)
-    assert sleeps == []
-    assert len(emulator.requests) == 1
-
-
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
-def test_5xx_is_a_server_error_after_retries(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, status: int
-) -> None:
-    emulator.script(*[Fault.status(status)] * 3)
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoServerError
-    assert error.status_code == status
-    assert str(status) in str(error)
-    assert "provider's side" in str(error)
-    assert len(emulator.requests) == 3
-
-
-def test_5xx_with_an_html_page_is_a_server_error_without_the_page(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke
-) -> None:
-    # A proxy's error page in front of the right server: transient, and never pasted.
-    emulator.script(Fault.status(502, body="<html>nginx: bad gateway</html>"))
-    error = failure(invoke, retriever(make, max_retries=0))
-    assert isinstance(error, MetasoServerError)
-    assert "nginx" not in str(error)
-    assert "HTML page" in error.provider_message
-    assert "Bad Gateway" in error.provider_message
-
-
-def test_business_error_at_http_200(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    emulator.script(Fault.business_error(1000, "参数错误: size 与 page 二选一"))
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoAPIError
-    assert error.status_code == 200
-    assert error.code == 1000
-    assert error.provider_message == "参数错误: size 与 page 二选一"
-    assert "code 1000" in str(error)
-    assert "参数错误: size 与 page 二选一" in str(error)
-    assert "Check the request parameters" in str(error)
-    assert len(emulator.requests) == 1  # not retried
-
-
-@pytest.mark.parametrize(
-    ("said", "shown"),
-    [
-        ("参数错误。", "参数错误。 Check"),
-        ("Invalid request.", "Invalid request. Check"),
-        ("Is the query empty?", "Is the query empty? Check"),
-        ("参数错误", "参数错误. Check"),
-    ],
-)
-def test_a_provider_message_is_not_given_a_second_full_stop(
-    make: Make, emulator: MetasoEmulator, said: str, shown: str
-) -> None:
-    emulator.script(Fault.business_error(1000, said))
-    with pytest.raises(MetasoAPIError) as info:
-        retriever(make).invoke("q")
-    assert f": {shown} the request parameters" in str(info.value)
-
-
-def test_a_provider_message_echoing_a_long_query_is_cut_short(
-    make: Make, emulator: MetasoEmulator
-) -> None:
-    query = "秘塔" * 5000
-    emulator.script(Fault.business_error(1000, f"query too long: {query}"))
-    with pytest.raises(MetasoAPIError) as info:
-        retriever(make).invoke(query)
-    assert info.value.provider_message == f"query too long: {query}"[:300] + "…"
-    assert len(str(info.value)) < 600
-    assert "…. " not in str(info.value)
-
-
-def test_business_error_with_string_code(make: Make, emulator: MetasoEmulator) -> None:
-    emulator.script(Fault.garbage(b'{"errCode": "2001", "errMsg": "bad"}', 200, "application/json"))
-    with pytest.raises(MetasoAPIError) as info:
-        retriever(make).invoke("q")
-    assert (info.value.code, info.value.provider_message) == ("2001", "bad")
-
-
-def test_errcode_zero_is_success(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    body = {"errCode": 0, "errMsg": "ok", "webpages": [{"title": "成功"}]}
-    emulator.script(Fault.garbage(json.dumps(body).encode(), 200, "application/json"))
-    documents = invoke(retriever(make), "q")
-    assert [d.page_content for d in documents] == ["成功"]
-
-
-def test_302ai_error_json(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    error_body = {
-        "error": {"err_code": 40001, "message": "Invalid scope parameter", "type": "invalid"}
-    }
-    emulator.script(Fault.status(400, body=error_body))
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoAPIError
-    assert (error.status_code, error.code) == (400, 40001)
-    assert error.provider_message == "Invalid scope parameter"
-    assert "HTTP 400" in str(error)
-    assert "Invalid scope parameter" in str(error)
-    assert len(emulator.requests) == 1  # a 400 is not retried
-
-
-@pytest.mark.parametrize("status", [400, 404, 405, 422])
-def test_other_4xx_are_not_retried(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, status: int
-) -> None:
-    emulator.script(Fault.status(status))
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoAPIError
-    assert error.status_code == status
-    assert len(emulator.requests) == 1
+# --- answers that are not the API's ---------------------------------------------------
 
 
 def test_non_json_body(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
     emulator.script(Fault.garbage(b"upstream said no", content_type="text/plain"))
-    error = failure(invoke, retriever(make))
+    error = failure(invoke, make(MetasoRetriever))
     assert type(error) is MetasoResponseError
     assert error.endpoint == "search"
     assert error.body_excerpt == "upstream said no"
     assert "not JSON (text/plain)" in str(error)
-    assert "base URL" in str(error)
-    assert len(emulator.requests) == 1
-
-
-def test_an_html_page_says_the_url_is_not_the_api_without_pasting_it(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke
-) -> None:
-    emulator.script(Fault.garbage())
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoResponseError
-    assert error.body_excerpt == ""
-    assert "Bad Gateway" not in str(error)
-    assert "an HTML page, not an answer of the Metaso API" in str(error)
-    assert error.url.endswith("/search")
-    assert error.url in str(error)
     assert "base URL" in str(error)
     assert len(emulator.requests) == 1
 
@@ -390,7 +74,7 @@ def test_non_json_body_is_cut_short(
     make: Make, emulator: MetasoEmulator, invoke: Invoke, body: str
 ) -> None:
     emulator.script(Fault.garbage(body.encode(), content_type="text/plain"))
-    error = failure(invoke, retriever(make))
+    error = failure(invoke, make(MetasoRetriever))
     assert isinstance(error, MetasoResponseError)
     assert error.body_excerpt.endswith("…")
     assert 100 <= len(error.body_excerpt) <= 1000
@@ -405,7 +89,7 @@ def test_json_that_is_not_an_object(
     make: Make, emulator: MetasoEmulator, invoke: Invoke, body: bytes, kind: str
 ) -> None:
     emulator.script(Fault.garbage(body, 200, "application/json"))
-    error = failure(invoke, retriever(make))
+    error = failure(invoke, make(MetasoRetriever))
     assert type(error) is MetasoResponseError
     assert f"expected a JSON object, got {kind}" in str(error)
     assert error.body_excerpt == body.decode()
@@ -413,48 +97,110 @@ def test_json_that_is_not_an_object(
 
 def test_json_without_the_result_list(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
     emulator.script(Fault.garbage(b'{"total": 3, "scholars": []}', 200, "application/json"))
-    error = failure(invoke, retriever(make))
+    error = failure(invoke, make(MetasoRetriever))
     assert type(error) is MetasoResponseError
     assert "'webpages'" in str(error)
     assert '"total": 3' in error.body_excerpt
 
 
-def test_connection_drop_after_retries(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke
+def test_a_provider_message_echoing_a_long_query_is_cut_short(
+    make: Make, emulator: MetasoEmulator
 ) -> None:
-    emulator.script(*[Fault.drop()] * 3)
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoConnectionError
-    assert isinstance(error.__cause__, httpx.RemoteProtocolError)
-    assert error.endpoint == "search"
-    assert "disconnected" in str(error)  # what httpx said
-    assert "Check the network and the base URL" in str(error)
-    assert len(emulator.requests) == 3
+    query = "秘塔" * 5000
+    emulator.script(Fault.business_error(1000, f"query too long: {query}"))
+    with pytest.raises(MetasoAPIError) as info:
+        make(MetasoRetriever).invoke(query)
+    assert info.value.provider_message == f"query too long: {query}"[:300] + "…"
+    assert len(str(info.value)) < 600
+    assert "…. " not in str(info.value)
 
 
-def test_timeout_after_retries(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    emulator.script(*[Fault.timeout()] * 3)
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoTimeoutError
+def corrupt_gzip(request: httpx.Request) -> httpx.Response:
+    good = gzip.compress(b'{"webpages": []}')
+    return httpx.Response(
+        200,
+        content=good[:10] + b"garbage" + good[10:],
+        headers={"content-encoding": "gzip", "content-type": "application/json"},
+    )
+
+
+def test_a_body_that_fails_to_decompress_is_a_response_error_not_retried() -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return corrupt_gzip(request)
+
+    retriever = MetasoRetriever(metaso_api_key=TEST_KEY, transport=httpx.MockTransport(handler))
+    with pytest.raises(MetasoResponseError, match="DecodingError"):
+        retriever.invoke("q")
+    with pytest.raises(MetasoResponseError, match="DecodingError"):
+        asyncio.run(retriever.ainvoke("q"))
+    assert len(requests) == 2  # one each: decoding again would not help
+
+    tool = MetasoSearchTool(metaso_api_key=TEST_KEY, transport=httpx.MockTransport(handler))
+    message = tool.invoke(tool_call(tool.name, query="q"))
+    assert message.status == "error"
+    assert "unusable answer" in message.content
+
+
+def test_a_redirect_points_at_the_base_url() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(301, headers={"location": "https://api.302.ai/metaso/search"})
+
+    retriever = MetasoRetriever(
+        metaso_api_key=TEST_KEY,
+        base_url="http://api.302.ai/metaso",
+        transport=httpx.MockTransport(handler),
+    )
+    with pytest.raises(MetasoAPIError) as caught:
+        retriever.invoke("q")
+    assert caught.value.status_code == 301
+    assert "https://api.302.ai/metaso/search" in str(caught.value)
+    assert "base_url" in str(caught.value)
+
+
+# --- transport failures ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected", "cause", "says"),
+    [
+        (
+            Fault.drop,
+            MetasoConnectionError,
+            httpx.RemoteProtocolError,
+            ["disconnected", "Check the network and the base URL"],  # what httpx said, what to do
+        ),
+        (Fault.timeout, MetasoTimeoutError, httpx.TimeoutException, ["ReadTimeout"]),
+        (Fault.truncated, MetasoConnectionError, httpx.TransportError, []),
+    ],
+)
+def test_transport_failures_after_retries(
+    make: Make,
+    emulator: MetasoEmulator,
+    invoke: Invoke,
+    fault: Callable[[], Fault],
+    expected: type[MetasoConnectionError],
+    cause: type[Exception],
+    says: list[str],
+) -> None:
+    emulator.script(*[fault() for _ in range(3)])
+    error = failure(invoke, make(MetasoRetriever))
+    assert type(error) is expected
     assert isinstance(error, MetasoConnectionError)
-    assert isinstance(error.__cause__, httpx.TimeoutException)
-    assert "ReadTimeout" in str(error)
-    assert len(emulator.requests) == 3
-
-
-def test_truncated_body_after_retries(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    emulator.script(*[Fault.truncated()] * 3)
-    error = failure(invoke, retriever(make))
-    assert type(error) is MetasoConnectionError
-    assert isinstance(error.__cause__, httpx.TransportError)
+    assert isinstance(error.__cause__, cause)
+    assert error.endpoint == "search"
+    for words in says:
+        assert words in str(error)
     assert len(emulator.requests) == 3
 
 
 def test_socket_timeout_is_a_timeout_error(
-    make: Make, emulator: MetasoEmulator, emulator_url: str
+    served: Served, emulator: MetasoEmulator, emulator_url: str
 ) -> None:
     emulator.script(Fault.timeout())
-    target = socket_retriever(make, emulator_url, timeout=0.2, max_retries=0)
+    target = served(MetasoRetriever, timeout=0.2, max_retries=0)
     with pytest.raises(MetasoTimeoutError) as info:
         target.invoke("q")
     assert isinstance(info.value.__cause__, httpx.TimeoutException)
@@ -462,148 +208,16 @@ def test_socket_timeout_is_a_timeout_error(
     target.close()
 
 
-def test_unreachable_server_is_a_connection_error(make: Make, invoke: Invoke) -> None:
+def test_unreachable_server_is_a_connection_error(served: Served, invoke: Invoke) -> None:
     # Port 9 (discard) on loopback: nothing listens there in a test environment.
-    target = socket_retriever(make, "http://127.0.0.1:9", max_retries=1)
+    target = served(MetasoRetriever, base_url="http://127.0.0.1:9", max_retries=1)
     error = failure(invoke, target)
     assert type(error) is MetasoConnectionError
     assert isinstance(error.__cause__, httpx.ConnectError)
     assert "http://127.0.0.1:9/search" in str(error)
 
 
-# --- retries ---------------------------------------------------------------------------------
-
-
-def test_503_then_200_succeeds(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, sleeps: list[float]
-) -> None:
-    emulator.script(Fault.status(503))
-    documents = invoke(retriever(make, k=3), "秘塔")
-    assert len(documents) == 3
-    assert len(emulator.requests) == 2
-    assert emulator.requests[0].body == emulator.requests[1].body
-    assert len(sleeps) == 1
-
-
-@pytest.mark.parametrize("fault", [Fault.drop(), Fault.timeout(), Fault.truncated()])
-def test_transport_failure_then_200_succeeds(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, fault: Fault
-) -> None:
-    emulator.script(fault)
-    assert len(invoke(retriever(make, k=2), "秘塔")) == 2
-    assert len(emulator.requests) == 2
-
-
-def test_retry_after_is_honoured(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, sleeps: list[float]
-) -> None:
-    emulator.script(Fault.status(429, retry_after=1.5))
-    invoke(retriever(make, retry_backoff=10.0), "q")
-    assert sleeps == [1.5]  # the server's word, not the 5-10 s backoff
-    assert len(emulator.requests) == 2
-
-
-def test_retry_after_zero_retries_at_once(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, sleeps: list[float]
-) -> None:
-    emulator.script(Fault.status(429, retry_after=0))
-    invoke(retriever(make, retry_backoff=10.0), "q")
-    assert all(delay == 0 for delay in sleeps)
-    assert len(emulator.requests) == 2
-
-
-def test_retry_after_on_503_is_honoured(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, sleeps: list[float]
-) -> None:
-    # RFC 9110 defines Retry-After for 503 as well as 429; the issue says the header
-    # is honoured, without restricting it to rate limits.
-    emulator.script(Fault.status(503, retry_after=1.5))
-    invoke(retriever(make), "q")
-    assert sleeps == [1.5]
-    assert len(emulator.requests) == 2
-
-
-def test_retry_after_as_http_date(make: Make, invoke: Invoke, sleeps: list[float]) -> None:
-    seen: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(1)
-        if len(seen) == 1:
-            when = email.utils.formatdate(time.time() + 30, usegmt=True)
-            return httpx.Response(429, headers={"Retry-After": when})
-        return httpx.Response(200, json={"webpages": [{"title": "t"}]})
-
-    target = retriever(make, transport=httpx.MockTransport(handler))
-    assert invoke(target, "q")[0].page_content == "t"
-    [delay] = sleeps
-    assert 20 < delay <= 30
-
-
-def test_long_retry_after_is_not_waited_out(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, sleeps: list[float]
-) -> None:
-    emulator.script(Fault.status(429, retry_after=3600))
-    error = failure(invoke, retriever(make))
-    assert isinstance(error, MetasoRateLimitError)
-    assert error.retry_after == 3600
-    assert "wait 3600 s" in str(error)
-    assert sleeps == []
-    assert len(emulator.requests) == 1
-
-
-def test_backoff_is_exponential_with_jitter(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, sleeps: list[float]
-) -> None:
-    emulator.script(*[Fault.status(500)] * 4)
-    with pytest.raises(MetasoServerError):
-        invoke(retriever(make, retry_backoff=1.0, max_retries=3), "q")
-    assert len(sleeps) == 3
-    for attempt, delay in enumerate(sleeps):
-        assert 0.5 * 2**attempt <= delay <= 2**attempt
-
-
-def test_backoff_is_capped(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, sleeps: list[float]
-) -> None:
-    emulator.script(*[Fault.status(500)] * 3)
-    with pytest.raises(MetasoServerError):
-        invoke(retriever(make, retry_backoff=1000.0), "q")
-    assert len(sleeps) == 2
-    assert all(delay <= 20 for delay in sleeps)
-
-
-@pytest.mark.parametrize("max_retries", [0, 1, 3])
-def test_attempts_are_max_retries_plus_one(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, max_retries: int
-) -> None:
-    emulator.script(*[Fault.status(503)] * 10)
-    with pytest.raises(MetasoServerError):
-        invoke(retriever(make, max_retries=max_retries), "q")
-    assert len(emulator.requests) == max_retries + 1
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        Fault.status(400),
-        Fault.status(401),
-        Fault.status(403),
-        Fault.status(402),
-        Fault.business_error(1000, "参数错误"),
-        Fault.garbage(),
-    ],
-)
-def test_permanent_errors_are_not_retried(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, fault: Fault, sleeps: list[float]
-) -> None:
-    emulator.script(fault)
-    with pytest.raises(MetasoError):
-        invoke(retriever(make, max_retries=5), "q")
-    assert len(emulator.requests) == 1
-    assert sleeps == []
-
-
-# --- the key never leaks ---------------------------------------------------------------------
+# --- the key never leaks --------------------------------------------------------------
 
 
 def leaky(make: Make, fault: Fault) -> tuple[MetasoRetriever, MetasoEmulator]:
@@ -638,8 +252,11 @@ def test_key_in_a_transport_error_is_redacted(make: Make, invoke: Invoke) -> Non
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"proxy refused {SECRET}", request=request)
 
-    target = retriever(
-        make, metaso_api_key=SECRET, transport=httpx.MockTransport(handler), max_retries=0
+    target = make(
+        MetasoRetriever,
+        metaso_api_key=SECRET,
+        transport=httpx.MockTransport(handler),
+        max_retries=0,
     )
     error = failure(invoke, target)
     assert isinstance(error, MetasoConnectionError)
@@ -647,159 +264,221 @@ def test_key_in_a_transport_error_is_redacted(make: Make, invoke: Invoke) -> Non
     assert "proxy refused ***" in str(error)
 
 
-# --- pooling ---------------------------------------------------------------------------------
+# --- the rate limiter -----------------------------------------------------------------
 
 
-def test_sequential_sync_calls_reuse_one_connection(
-    make: Make, emulator: MetasoEmulator, emulator_url: str
+class CountingRateLimiter(BaseRateLimiter):
+    def __init__(self) -> None:
+        self.sync_calls = 0
+        self.async_calls = 0
+
+    def acquire(self, *, blocking: bool = True) -> bool:
+        self.sync_calls += 1
+        return True
+
+    async def aacquire(self, *, blocking: bool = True) -> bool:
+        self.async_calls += 1
+        return True
+
+
+def test_the_rate_limiter_is_consulted_before_every_request(
+    make: Make, emulator: MetasoEmulator
 ) -> None:
-    target = socket_retriever(make, emulator_url, k=2)
-    for index in range(5):
-        assert len(target.invoke(f"问题 {index}")) == 2
-    assert emulator.stats.requests == 5
-    assert emulator.stats.connections_opened == 1
-    target.close()
-
-
-def test_copies_share_the_pool(make: Make, emulator: MetasoEmulator, emulator_url: str) -> None:
-    target = socket_retriever(make, emulator_url, k=2)
-    target.invoke("a")
-    target.model_copy(update={"k": 3}).invoke("b")
-    assert emulator.stats.connections_opened == 1
-    target.close()
-
-
-def test_batch_on_threads_is_bounded_by_max_concurrency(
-    make: Make, emulator: MetasoEmulator, emulator_url: str
-) -> None:
-    emulator.latency = 0.05
-    target = socket_retriever(make, emulator_url, k=1, max_concurrency=3)
-    queries = [f"查询 {i}" for i in range(8)]
-    results = target.batch(queries, config={"max_concurrency": 8})
-    assert [docs[0].metadata["query"] for docs in results] == queries
-    assert emulator.stats.requests == 8
-    assert 1 <= emulator.stats.connections_opened <= 3
-    assert emulator.stats.peak_in_flight <= 3
-    target.close()
-
-
-def test_close_then_call_again(make: Make, emulator: MetasoEmulator, emulator_url: str) -> None:
-    target = socket_retriever(make, emulator_url, k=1)
-    target.invoke("a")
-    target.close()
-    target.invoke("b")
-    assert emulator.stats.requests == 2
-    assert emulator.stats.connections_opened == 2
-    target.close()
-
-
-@pytest.mark.asyncio
-async def test_async_calls_in_one_loop_reuse_one_connection(
-    make: Make, emulator: MetasoEmulator, emulator_url: str
-) -> None:
-    target = socket_retriever(make, emulator_url, k=2)
-    for index in range(5):
-        assert len(await target.ainvoke(f"问题 {index}")) == 2
-    assert emulator.stats.connections_opened == 1
-    await target.aclose()
-
-
-@pytest.mark.asyncio
-async def test_async_gather_is_bounded_by_max_concurrency(
-    make: Make, emulator: MetasoEmulator, emulator_url: str
-) -> None:
-    emulator.latency = 0.05
-    target = socket_retriever(make, emulator_url, k=1, max_concurrency=3)
-    results = await asyncio.gather(*(target.ainvoke(f"q{i}") for i in range(8)))
-    assert [docs[0].metadata["query"] for docs in results] == [f"q{i}" for i in range(8)]
-    assert 1 <= emulator.stats.connections_opened <= 3
-    assert emulator.stats.peak_in_flight <= 3
-    await target.aclose()
-
-
-@pytest.mark.asyncio
-async def test_async_batch_is_bounded_by_max_concurrency(
-    make: Make, emulator: MetasoEmulator, emulator_url: str
-) -> None:
-    emulator.latency = 0.05
-    target = socket_retriever(make, emulator_url, k=1, max_concurrency=2)
-    results = await target.abatch([f"q{i}" for i in range(8)])
-    assert len(results) == 8
-    assert emulator.stats.peak_in_flight <= 2
-    assert emulator.stats.connections_opened <= 2
-    await target.aclose()
-
-
-def test_repeated_asyncio_run(make: Make, emulator: MetasoEmulator, emulator_url: str) -> None:
-    target = socket_retriever(make, emulator_url, k=2)
-    for _ in range(3):
-        documents = asyncio.run(target.ainvoke("事件循环"))
-        assert len(documents) == 2
+    limiter = CountingRateLimiter()
+    retriever = make(MetasoRetriever, rate_limiter=limiter)
+    emulator.script(Fault.status(503, retry_after=0))
+    retriever.invoke("q")  # one retry: two requests
+    assert limiter.sync_calls == 2
+    asyncio.run(retriever.ainvoke("q"))
+    assert limiter.async_calls == 1
     assert emulator.stats.requests == 3
-    target.close()
 
 
-def test_repeated_asyncio_run_does_not_keep_dead_loops_connections(
-    make: Make, emulator: MetasoEmulator, emulator_url: str
+def test_a_cache_hit_does_not_consult_the_rate_limiter(make: Make) -> None:
+    limiter = CountingRateLimiter()
+    retriever = make(MetasoRetriever, rate_limiter=limiter, cache=InMemoryCache())
+    retriever.invoke("q")
+    retriever.invoke("q")
+    assert limiter.sync_calls == 1
+
+
+# --- streams --------------------------------------------------------------------------
+
+
+def identity(data: Any) -> Any:
+    return data
+
+
+def stream_call(question: str = QUESTION, **body: Any) -> Call[Any]:
+    return Call("chat/completions", {"q": question, "stream": True, **body}, identity, "events")
+
+
+def collect(client: MetasoClient, call: Call[Any], mode: str) -> list[Any]:
+    if mode == "sync":
+        return list(client.stream(call))
+
+    async def run() -> list[Any]:
+        return [chunk async for chunk in client.astream(call)]
+
+    return asyncio.run(run())
+
+
+def expected_text(make: Make) -> str:
+    answer = make(MetasoConfig).client.request(chat_call(AnswerRequest(query=QUESTION)))
+    assert isinstance(answer, Answer)
+    return answer.text
+
+
+@pytest.mark.parametrize("route", ["transport", "socket"])
+def test_stream_reads_the_emulators_chunks_in_order(
+    make: Make, emulator: MetasoEmulator, mode: str, route: str
 ) -> None:
-    # A sync program calling asyncio.run per request must not pile up one open
-    # connection (and one closed event loop) per call for the life of the instance.
-    target = socket_retriever(make, emulator_url, k=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)  # how a dropped socket closes
-        for _ in range(5):
-            asyncio.run(target.ainvoke("q"))
-        gc.collect()
-    assert emulator.stats.connections_opened == 5
-    for _ in range(100):  # the server notices a close a moment later
-        if emulator.stats.connections_open <= 1:
-            break
-        time.sleep(0.02)
-    assert emulator.stats.connections_open <= 1
-    target.close()
+    text = expected_text(make)
+    emulator.reset()
+    if route == "socket":
+        with emulator.serve() as base_url:
+            config = make(MetasoConfig, transport=None, base_url=base_url)
+            chunks = collect(config.client, stream_call(), mode)
+            config.close()
+    else:
+        chunks = collect(make(MetasoConfig).client, stream_call(), mode)
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
+    assert list(deltas[0]) == ["citations"]
+    assert deltas[0]["citations"][0]["position"] == 1
+    assert "".join(delta.get("content", "") for delta in deltas) == text
+    assert len(chunks) > 5  # really streamed in pieces, not one event
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"]["total_tokens"] > 0
+    (request,) = emulator.requests
+    assert request.headers["accept"] == "text/event-stream"
+    assert request.json() == {"q": QUESTION, "stream": True}
 
 
-def test_repeated_asyncio_run_in_process(make: Make, emulator: MetasoEmulator) -> None:
-    target = retriever(make, k=2)
-    for _ in range(3):
-        assert len(asyncio.run(target.ainvoke("事件循环"))) == 2
+def test_stream_retries_a_failure_before_the_first_byte(
+    make: Make, emulator: MetasoEmulator, mode: str
+) -> None:
+    emulator.script(Fault.status(503, retry_after=0), Fault.drop())
+    chunks = collect(make(MetasoConfig).client, stream_call(), mode)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert len(emulator.requests) == 3
 
 
-def test_sync_and_async_alternate(make: Make, emulator: MetasoEmulator, emulator_url: str) -> None:
-    target = socket_retriever(make, emulator_url, k=1)
+def test_stream_does_not_retry_once_events_flow(
+    make: Make, emulator: MetasoEmulator, mode: str
+) -> None:
+    emulator.script(Fault.truncated())
+    with pytest.raises(MetasoConnectionError) as caught:
+        collect(make(MetasoConfig).client, stream_call(), mode)
+    assert caught.value.endpoint == "chat/completions"
+    assert len(emulator.requests) == 1
+
+
+def test_stream_maps_status_and_business_errors(
+    make: Make, emulator: MetasoEmulator, mode: str
+) -> None:
+    with pytest.raises(MetasoAuthenticationError):
+        collect(make(MetasoConfig, metaso_api_key="wrong-key").client, stream_call(), mode)
+    # Bad parameters come back as HTTP 200 JSON even to a stream request.
+    with pytest.raises(MetasoAPIError) as caught:
+        collect(make(MetasoConfig).client, stream_call(model="gpt-9"), mode)
+    assert caught.value.code == 1000
+    assert "gpt-9" in str(caught.value)
+    assert len(emulator.requests) == 2
+
+
+def mock(handler: Any) -> MetasoClient:
+    return MetasoConfig(
+        metaso_api_key=TEST_KEY, transport=httpx.MockTransport(handler), retry_backoff=0.001
+    ).client
+
+
+def test_stream_rejects_a_json_answer_to_a_stream_request(mode: str) -> None:
+    client = mock(lambda request: httpx.Response(200, json={"answer": "not streamed"}))
+    with pytest.raises(MetasoResponseError, match="expected a server-sent event stream") as caught:
+        collect(client, stream_call(), mode)
+    assert "not streamed" in caught.value.body_excerpt
+
+
+def sse_response(body: bytes) -> httpx.Response:
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+
+def test_stream_redacts_the_key_from_a_malformed_event(mode: str) -> None:
+    client = mock(lambda request: sse_response(f"data: oops {TEST_KEY}\n\n".encode()))
+    with pytest.raises(MetasoResponseError) as caught:
+        collect(client, stream_call(), mode)
+    assert TEST_KEY not in str(caught.value)
+    assert caught.value.body_excerpt == "oops ***"
+
+
+def test_stream_parse_errors_are_response_errors(mode: str) -> None:
+    def parse(data: Any) -> Any:
+        raise ValueError("no choices in the chunk")
+
+    client = mock(lambda request: sse_response(b'data: {"x": 1}\n\ndata: [DONE]\n\n'))
+    call = Call("chat/completions", {"q": "q", "stream": True}, parse, "events")
+    with pytest.raises(MetasoResponseError, match="no choices in the chunk") as caught:
+        collect(client, call, mode)
+    assert caught.value.body_excerpt == '{"x": 1}'
+
+
+class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that sends its parts, then fails as a read timeout would."""
+
+    def __init__(self, *parts: bytes) -> None:
+        self.parts = parts
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.parts
+        raise httpx.ReadTimeout("timed out")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part
+        raise httpx.ReadTimeout("timed out")
+
+
+def test_stream_timeout_mid_stream_is_a_timeout_error_after_the_events_read(mode: str) -> None:
+    sent: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(1)
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            stream=_Chunks(b'data: {"n": 1}\n\n', b'data: {"n": 2}\n\n'),
+        )
+
+    client = mock(handler)
+    got: list[Any] = []
+
+    def drain() -> None:
+        if mode == "sync":
+            got.extend(client.stream(stream_call()))
+            return
+
+        async def adrain() -> None:
+            async for chunk in client.astream(stream_call()):
+                got.append(chunk)
+
+        asyncio.run(adrain())
+
+    with pytest.raises(MetasoTimeoutError):
+        drain()
+    assert got == [{"n": 1}, {"n": 2}]
+    assert sent == [1]
+
+
+@pytest.mark.timeout(20)  # a leaked connection would make the last call wait forever
+def test_leaving_a_stream_early_frees_its_connection(
+    served: Served, emulator: MetasoEmulator
+) -> None:
+    # One connection only: were it kept by the abandoned streams, the last call would wait.
+    config = served(MetasoConfig, max_concurrency=1)
     for _ in range(2):
-        assert len(target.invoke("a")) == 1
-        assert len(asyncio.run(target.ainvoke("b"))) == 1
-    assert emulator.stats.requests == 4
-    target.close()
-
-
-@pytest.mark.asyncio
-async def test_calls_inside_a_running_loop(
-    make: Make, emulator: MetasoEmulator, emulator_url: str
-) -> None:
-    # As in Jupyter: the loop is already running and stays up between calls.
-    target = socket_retriever(make, emulator_url, k=1)
-    assert len(await target.ainvoke("a")) == 1
-    assert len(target.invoke("b")) == 1  # a sync call from inside the loop works too
-    assert len(await target.ainvoke("c")) == 1
+        for _chunk in config.client.stream(stream_call()):
+            break
+    chunks = list(config.client.stream(stream_call()))
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert emulator.stats.requests == 3
-    await target.aclose()
-    target.close()
-
-
-@pytest.mark.asyncio
-async def test_async_retry_inside_a_running_loop(
-    make: Make, emulator: MetasoEmulator, sleeps: list[float]
-) -> None:
-    emulator.script(Fault.status(429, retry_after=0.5))
-    documents = await retriever(make, k=1).ainvoke("q")
-    assert len(documents) == 1
-    assert sleeps == [0.5]
-
-
-def test_seed_query_round_trip(make: Make, invoke: Invoke) -> None:
-    documents = invoke(retriever(make), SEED_QUERY)
-    items = load_seed_response()["webpages"]
-    assert [d.metadata["source"] for d in documents] == [item["link"] for item in items]
+    config.close()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from conftest import Served
 
 from langchain_metaso import (
     InMemoryCache,
@@ -19,20 +19,13 @@ from langchain_metaso import (
 )
 from langchain_metaso.testing import Fault, MetasoEmulator
 
-KEY = "test-key"
 CALLS = 50
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[MetasoEmulator, str]]:
+@pytest.fixture(autouse=True)
+def _slow_answers(emulator: MetasoEmulator) -> None:
     # Each answer takes a while, so the identical calls really overlap.
-    emulator = MetasoEmulator(api_key=KEY, latency=0.2)
-    with emulator.serve() as base_url:
-        yield emulator, base_url
-
-
-def retriever(base_url: str, **settings: Any) -> MetasoRetriever:
-    return MetasoRetriever(metaso_api_key=KEY, base_url=base_url, k=3, **settings)
+    emulator.latency = 0.2
 
 
 def titles(docs: list[Any]) -> list[str]:
@@ -40,10 +33,9 @@ def titles(docs: list[Any]) -> list[str]:
 
 
 def test_concurrent_identical_async_calls_make_one_request(
-    served: tuple[MetasoEmulator, str],
+    served: Served, emulator: MetasoEmulator
 ) -> None:
-    emulator, base_url = served
-    target = retriever(base_url, cache=InMemoryCache())
+    target = served(MetasoRetriever, k=3, cache=InMemoryCache())
 
     async def run() -> list[list[Any]]:
         return await asyncio.gather(*(target.ainvoke("秘塔") for _ in range(CALLS)))
@@ -59,10 +51,9 @@ def test_concurrent_identical_async_calls_make_one_request(
 
 
 def test_concurrent_identical_calls_from_threads_make_one_request(
-    served: tuple[MetasoEmulator, str],
+    served: Served, emulator: MetasoEmulator
 ) -> None:
-    emulator, base_url = served
-    target = retriever(base_url, cache=InMemoryCache())
+    target = served(MetasoRetriever, k=3, cache=InMemoryCache())
     start = threading.Barrier(CALLS)
 
     def call(_: int) -> list[Any]:
@@ -76,12 +67,14 @@ def test_concurrent_identical_calls_from_threads_make_one_request(
 
 
 def test_instances_sharing_a_cache_share_the_request(
-    served: tuple[MetasoEmulator, str],
+    served: Served, emulator: MetasoEmulator
 ) -> None:
-    emulator, base_url = served
     cache = InMemoryCache()
-    first, second = retriever(base_url, cache=cache), retriever(base_url, cache=cache)
-    tool = MetasoSearchTool(metaso_api_key=KEY, base_url=base_url, size=3, cache=cache)
+    first, second = (
+        served(MetasoRetriever, k=3, cache=cache),
+        served(MetasoRetriever, k=3, cache=cache),
+    )
+    tool = served(MetasoSearchTool, size=3, cache=cache)
 
     async def run() -> Any:
         return await asyncio.gather(
@@ -97,10 +90,9 @@ def test_instances_sharing_a_cache_share_the_request(
     assert all(title in text for title in titles(docs[0]))
 
 
-def test_followers_get_the_same_typed_error(served: tuple[MetasoEmulator, str]) -> None:
-    emulator, base_url = served
+def test_followers_get_the_same_typed_error(served: Served, emulator: MetasoEmulator) -> None:
     emulator.script(Fault.status(401))
-    target = retriever(base_url, cache=InMemoryCache())
+    target = served(MetasoRetriever, k=3, cache=InMemoryCache())
 
     async def run() -> list[Any]:
         return await asyncio.gather(
@@ -112,9 +104,8 @@ def test_followers_get_the_same_typed_error(served: tuple[MetasoEmulator, str]) 
     assert all(isinstance(outcome, MetasoAuthenticationError) for outcome in outcomes)
 
 
-def test_without_a_cache_nothing_is_shared(served: tuple[MetasoEmulator, str]) -> None:
-    emulator, base_url = served
-    target = retriever(base_url)
+def test_without_a_cache_nothing_is_shared(served: Served, emulator: MetasoEmulator) -> None:
+    target = served(MetasoRetriever, k=3)
 
     async def run() -> list[Any]:
         return await asyncio.gather(*(target.ainvoke("秘塔") for _ in range(5)))
@@ -123,9 +114,8 @@ def test_without_a_cache_nothing_is_shared(served: tuple[MetasoEmulator, str]) -
     assert emulator.stats.requests == 5
 
 
-def test_different_calls_are_not_merged(served: tuple[MetasoEmulator, str]) -> None:
-    emulator, base_url = served
-    target = retriever(base_url, cache=InMemoryCache())
+def test_different_calls_are_not_merged(served: Served, emulator: MetasoEmulator) -> None:
+    target = served(MetasoRetriever, k=3, cache=InMemoryCache())
 
     async def run() -> list[Any]:
         return await asyncio.gather(target.ainvoke("秘塔"), target.ainvoke("秘塔", k=2))
@@ -135,9 +125,8 @@ def test_different_calls_are_not_merged(served: tuple[MetasoEmulator, str]) -> N
     assert (len(wide), len(narrow)) == (3, 2)
 
 
-def test_a_cancelled_leader_lets_a_follower_send(served: tuple[MetasoEmulator, str]) -> None:
-    emulator, base_url = served
-    target = retriever(base_url, cache=InMemoryCache())
+def test_a_cancelled_leader_lets_a_follower_send(served: Served, emulator: MetasoEmulator) -> None:
+    target = served(MetasoRetriever, k=3, cache=InMemoryCache())
 
     async def run() -> list[Any]:
         leader = asyncio.ensure_future(target.ainvoke("秘塔"))

@@ -1,40 +1,22 @@
-"""The server-sent events parser on its own, then the HTTP core's stream methods end to end."""
+"""The server-sent events parser (``_http/sse.py``); the HTTP core's stream methods that use
+it are tested in ``test_http_client.py``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langchain_metaso._http import Call, MetasoClient
 from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder, aiter_events, iter_events
-from langchain_metaso.chat import Answer, AnswerRequest, chat_call
-from langchain_metaso.config import MetasoConfig
-from langchain_metaso.errors import (
-    MetasoAPIError,
-    MetasoAuthenticationError,
-    MetasoConnectionError,
-    MetasoResponseError,
-    MetasoTimeoutError,
-)
-from langchain_metaso.testing import Fault, MetasoEmulator
-
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-TEST_KEY = "test-key"
-QUESTION = "秘塔 AI 搜索是什么"
+from langchain_metaso.errors import MetasoResponseError
 
 
 def events(lines: list[str]) -> list[ServerSentEvent]:
     return list(iter_events(lines, SSEDecoder("chat/completions")))
-
-
-# --- the parser ---
 
 
 def test_events_come_in_order_and_done_ends_the_stream() -> None:
@@ -166,190 +148,3 @@ def test_any_json_values_survive_framing(items: list[tuple[Any, bool, bool]]) ->
         lines += [f"data: {part}" for part in text.split("\n")] + [""]
     lines.append("data: [DONE]")
     assert [event.data for event in events(lines)] == [value for value, _, _ in items]
-
-
-# --- the HTTP core's stream methods ---
-
-
-def identity(data: Any) -> Any:
-    return data
-
-
-def stream_call(question: str = QUESTION, **body: Any) -> Call[Any]:
-    return Call("chat/completions", {"q": question, "stream": True, **body}, identity, "events")
-
-
-def collect(client: MetasoClient, call: Call[Any], mode: str) -> list[Any]:
-    if mode == "sync":
-        return list(client.stream(call))
-
-    async def run() -> list[Any]:
-        return [chunk async for chunk in client.astream(call)]
-
-    return asyncio.run(run())
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def expected_text(make: Make) -> str:
-    answer = make(MetasoConfig).client.request(chat_call(AnswerRequest(query=QUESTION)))
-    assert isinstance(answer, Answer)
-    return answer.text
-
-
-@pytest.mark.parametrize("route", ["transport", "socket"])
-def test_stream_reads_the_emulators_chunks_in_order(
-    make: Make, emulator: MetasoEmulator, mode: str, route: str
-) -> None:
-    text = expected_text(make)
-    emulator.reset()
-    if route == "socket":
-        with emulator.serve() as base_url:
-            config = make(MetasoConfig, transport=None, base_url=base_url)
-            chunks = collect(config.client, stream_call(), mode)
-            config.close()
-    else:
-        chunks = collect(make(MetasoConfig).client, stream_call(), mode)
-    deltas = [chunk["choices"][0]["delta"] for chunk in chunks]
-    assert list(deltas[0]) == ["citations"]
-    assert deltas[0]["citations"][0]["position"] == 1
-    assert "".join(delta.get("content", "") for delta in deltas) == text
-    assert len(chunks) > 5  # really streamed in pieces, not one event
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["usage"]["total_tokens"] > 0
-    (request,) = emulator.requests
-    assert request.headers["accept"] == "text/event-stream"
-    assert request.json() == {"q": QUESTION, "stream": True}
-
-
-def test_stream_retries_a_failure_before_the_first_byte(
-    make: Make, emulator: MetasoEmulator, mode: str
-) -> None:
-    emulator.script(Fault.status(503, retry_after=0), Fault.drop())
-    chunks = collect(make(MetasoConfig).client, stream_call(), mode)
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert len(emulator.requests) == 3
-
-
-def test_stream_does_not_retry_once_events_flow(
-    make: Make, emulator: MetasoEmulator, mode: str
-) -> None:
-    emulator.script(Fault.truncated())
-    with pytest.raises(MetasoConnectionError) as caught:
-        collect(make(MetasoConfig).client, stream_call(), mode)
-    assert caught.value.endpoint == "chat/completions"
-    assert len(emulator.requests) == 1
-
-
-def test_stream_maps_status_and_business_errors(
-    make: Make, emulator: MetasoEmulator, mode: str
-) -> None:
-    with pytest.raises(MetasoAuthenticationError):
-        collect(make(MetasoConfig, metaso_api_key="wrong-key").client, stream_call(), mode)
-    # Bad parameters come back as HTTP 200 JSON even to a stream request.
-    with pytest.raises(MetasoAPIError) as caught:
-        collect(make(MetasoConfig).client, stream_call(model="gpt-9"), mode)
-    assert caught.value.code == 1000
-    assert "gpt-9" in str(caught.value)
-    assert len(emulator.requests) == 2
-
-
-def mock(handler: Any) -> MetasoClient:
-    return MetasoConfig(
-        metaso_api_key=TEST_KEY, transport=httpx.MockTransport(handler), retry_backoff=0.001
-    ).client
-
-
-def test_stream_rejects_a_json_answer_to_a_stream_request(mode: str) -> None:
-    client = mock(lambda request: httpx.Response(200, json={"answer": "not streamed"}))
-    with pytest.raises(MetasoResponseError, match="expected a server-sent event stream") as caught:
-        collect(client, stream_call(), mode)
-    assert "not streamed" in caught.value.body_excerpt
-
-
-def sse_response(body: bytes) -> httpx.Response:
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
-
-
-def test_stream_redacts_the_key_from_a_malformed_event(mode: str) -> None:
-    client = mock(lambda request: sse_response(f"data: oops {TEST_KEY}\n\n".encode()))
-    with pytest.raises(MetasoResponseError) as caught:
-        collect(client, stream_call(), mode)
-    assert TEST_KEY not in str(caught.value)
-    assert caught.value.body_excerpt == "oops ***"
-
-
-def test_stream_parse_errors_are_response_errors(mode: str) -> None:
-    def parse(data: Any) -> Any:
-        raise ValueError("no choices in the chunk")
-
-    client = mock(lambda request: sse_response(b'data: {"x": 1}\n\ndata: [DONE]\n\n'))
-    call = Call("chat/completions", {"q": "q", "stream": True}, parse, "events")
-    with pytest.raises(MetasoResponseError, match="no choices in the chunk") as caught:
-        collect(client, call, mode)
-    assert caught.value.body_excerpt == '{"x": 1}'
-
-
-class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A body that sends its parts, then fails as a read timeout would."""
-
-    def __init__(self, *parts: bytes) -> None:
-        self.parts = parts
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self.parts
-        raise httpx.ReadTimeout("timed out")
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for part in self.parts:
-            yield part
-        raise httpx.ReadTimeout("timed out")
-
-
-def test_stream_timeout_mid_stream_is_a_timeout_error_after_the_events_read(mode: str) -> None:
-    sent: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(1)
-        return httpx.Response(
-            200,
-            headers={"content-type": "text/event-stream"},
-            stream=_Chunks(b'data: {"n": 1}\n\n', b'data: {"n": 2}\n\n'),
-        )
-
-    client = mock(handler)
-    got: list[Any] = []
-
-    def drain() -> None:
-        if mode == "sync":
-            got.extend(client.stream(stream_call()))
-            return
-
-        async def adrain() -> None:
-            async for chunk in client.astream(stream_call()):
-                got.append(chunk)
-
-        asyncio.run(adrain())
-
-    with pytest.raises(MetasoTimeoutError):
-        drain()
-    assert got == [{"n": 1}, {"n": 2}]
-    assert sent == [1]
-
-
-@pytest.mark.timeout(20)  # a leaked connection would make the last call wait forever
-def test_leaving_a_stream_early_frees_its_connection(
-    make: Make, emulator: MetasoEmulator, emulator_url: str
-) -> None:
-    # One connection only: were it kept by the abandoned streams, the last call would wait.
-    config = make(MetasoConfig, transport=None, base_url=emulator_url, max_concurrency=1)
-    for _ in range(2):
-        for _chunk in config.client.stream(stream_call()):
-            break
-    chunks = list(config.client.stream(stream_call()))
-    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert emulator.stats.requests == 3
-    config.close()

@@ -4,12 +4,13 @@ stops on a scripted server, then each rule end to end against the emulator over 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import Invoke, Make, Served, tool_call
 from pydantic import ValidationError
 
 from langchain_metaso import MetasoLoader, MetasoRetriever, MetasoSearchTool
@@ -25,9 +26,6 @@ from langchain_metaso.paged_search import (
 )
 from langchain_metaso.search import SearchRequest
 from langchain_metaso.testing import SEED_QUERY, Fault, MetasoEmulator, load_seed_response
-
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-Invoke = Callable[..., Any]
 
 TODAY = date(2025, 3, 31)
 SITES = SearchFilters(include_domains=["a.com"])
@@ -226,28 +224,14 @@ def test_outcome_documents_read_dates_on_the_filters_day(
 SEED_ITEMS = load_seed_response()["webpages"]
 
 
-@pytest.fixture
-def socket(make: Make, emulator_url: str) -> Iterator[Make]:
-    """``socket(cls, **kwargs)``: ``make`` talking to the emulator over 127.0.0.1."""
-    built: list[Any] = []
-
-    def build(cls: type[Any], **kwargs: Any) -> Any:
-        built.append(make(cls, transport=None, base_url=emulator_url, **kwargs))
-        return built[-1]
-
-    yield build
-    for instance in built:
-        instance.close()
-
-
 def seed_links(*hosts: str) -> list[str]:
     return [i["link"] for i in SEED_ITEMS if any(h in i["link"] for h in hosts)]
 
 
 def test_include_domains_keep_only_those_sites(
-    socket: Make, emulator: MetasoEmulator, invoke: Invoke
+    served: Served, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
-    retriever = socket(MetasoRetriever, include_domains=["huanqiu.com", "https://www.ce.cn/x"])
+    retriever = served(MetasoRetriever, include_domains=["huanqiu.com", "https://www.ce.cn/x"])
     documents = invoke(retriever, SEED_QUERY)
     assert [d.metadata["source"] for d in documents] == seed_links("huanqiu.com", "ce.cn")
     # Page 1 is the seed; the emulator's pages 2 and 3 are on other sites.
@@ -256,19 +240,19 @@ def test_include_domains_keep_only_those_sites(
 
 
 def test_a_domain_covers_its_subdomains_not_lookalikes(
-    socket: Make, emulator: MetasoEmulator, invoke: Invoke
+    served: Served, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
     items = [item(1, "news.a.com"), item(2, "a.com"), item(3, "bad-a.com"), item(4, "a.com.cn")]
     emulator.script(Fault.status(200, body={"webpages": items, "total": 4}))
-    documents = invoke(socket(MetasoRetriever, k=4, include_domains=["a.com"]), "q")
+    documents = invoke(served(MetasoRetriever, k=4, include_domains=["a.com"]), "q")
     assert [d.metadata["title"] for d in documents] == ["t1", "t2"]
     assert len(emulator.requests) == 1  # a short page: there is no other
 
 
 def test_exclude_domains_drop_those_sites_and_fetch_more(
-    socket: Make, emulator: MetasoEmulator, invoke: Invoke
+    served: Served, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
-    documents = invoke(socket(MetasoRetriever, exclude_domains=["huanqiu.com"]), SEED_QUERY)
+    documents = invoke(served(MetasoRetriever, exclude_domains=["huanqiu.com"]), SEED_QUERY)
     assert len(documents) == 10
     sources = [d.metadata["source"] for d in documents]
     assert sources[:9] == [i["link"] for i in SEED_ITEMS[1:]]
@@ -276,38 +260,38 @@ def test_exclude_domains_drop_those_sites_and_fetch_more(
     assert [r.json()["page"] for r in emulator.requests] == [1, 2]
 
 
-def test_published_after_drops_older_results(socket: Make, invoke: Invoke) -> None:
-    retriever = socket(MetasoRetriever, k=5, published_after="2022-01-01")
+def test_published_after_drops_older_results(served: Served, invoke: Invoke) -> None:
+    retriever = served(MetasoRetriever, k=5, published_after="2022-01-01")
     documents = invoke(retriever, SEED_QUERY)
     expected = [i["link"] for i in SEED_ITEMS if int(i["date"][:4]) >= 2022][:5]
     assert [d.metadata["source"] for d in documents] == expected
     assert all(d.metadata["published"] >= "2022-01-01" for d in documents)
 
 
-def test_recency_days_counts_back_from_today_in_china(socket: Make, invoke: Invoke) -> None:
+def test_recency_days_counts_back_from_today_in_china(served: Served, invoke: Invoke) -> None:
     days = (today_in_china() - date(2022, 1, 1)).days
-    by_recency = invoke(socket(MetasoRetriever, k=5, recency_days=days), SEED_QUERY)
-    by_date = invoke(socket(MetasoRetriever, k=5, published_after="2022-01-01"), SEED_QUERY)
+    by_recency = invoke(served(MetasoRetriever, k=5, recency_days=days), SEED_QUERY)
+    by_date = invoke(served(MetasoRetriever, k=5, published_after="2022-01-01"), SEED_QUERY)
     assert [d.id for d in by_recency] == [d.id for d in by_date]
     assert len(by_recency) == 5
 
 
 @pytest.mark.parametrize(("keep_undated", "kept"), [(True, ["t1", "t3"]), (False, ["t1"])])
 def test_keep_undated_decides_results_without_a_readable_date(
-    socket: Make, emulator: MetasoEmulator, invoke: Invoke, keep_undated: bool, kept: list[str]
+    served: Served, emulator: MetasoEmulator, invoke: Invoke, keep_undated: bool, kept: list[str]
 ) -> None:
     today = today_in_china()
     items = [item(1, day=today.isoformat()), item(2, day="2001-01-01"), item(3, day="2025年")]
     emulator.script(Fault.status(200, body={"webpages": items, "total": 3}))
-    retriever = socket(MetasoRetriever, recency_days=30, keep_undated=keep_undated)
+    retriever = served(MetasoRetriever, recency_days=30, keep_undated=keep_undated)
     documents = invoke(retriever, "q")
     assert [d.metadata["title"] for d in documents] == kept
     published = [d.metadata.get("published") for d in documents]
     assert published == [today.isoformat(), None][: len(kept)]
 
 
-def test_filters_send_nothing_to_the_api(socket: Make, emulator: MetasoEmulator) -> None:
-    socket(MetasoRetriever, include_domains=["a.com"], recency_days=3).invoke("秘塔")
+def test_filters_send_nothing_to_the_api(served: Served, emulator: MetasoEmulator) -> None:
+    served(MetasoRetriever, include_domains=["a.com"], recency_days=3).invoke("秘塔")
     for request in emulator.requests:
         body = request.json()
         assert set(body) == {"q", "scope", "includeSummary", "page"}
@@ -315,9 +299,9 @@ def test_filters_send_nothing_to_the_api(socket: Make, emulator: MetasoEmulator)
 
 
 def test_over_10_results_size_then_pages_without_overlap(
-    socket: Make, emulator: MetasoEmulator
+    served: Served, emulator: MetasoEmulator
 ) -> None:
-    retriever = socket(MetasoRetriever, k=15, include_domains=["nowhere.cn"])
+    retriever = served(MetasoRetriever, k=15, include_domains=["nowhere.cn"])
     assert retriever.invoke("秘塔") == []
     assert [(r.json().get("size"), r.json().get("page")) for r in emulator.requests] == [
         (15, None),
@@ -327,11 +311,10 @@ def test_over_10_results_size_then_pages_without_overlap(
 
 
 def test_the_tool_says_what_filters_dropped(
-    socket: Make, emulator: MetasoEmulator, invoke: Invoke
+    served: Served, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
-    tool = socket(MetasoSearchTool, size=2, include_domains=["ce.cn", "360doc.cn"])
-    call = {"name": "metaso_search", "args": {"query": SEED_QUERY}, "id": "1", "type": "tool_call"}
-    message = invoke(tool, call)
+    tool = served(MetasoSearchTool, size=2, include_domains=["ce.cn", "360doc.cn"])
+    message = invoke(tool, tool_call(tool.name, query=SEED_QUERY))
     assert message.content.startswith(
         f"Metaso webpage search for '{SEED_QUERY}': 2 of 86 results "
         "(2 of 3 kept: 1 outside the requested sites).\n\n[2] "
@@ -345,8 +328,7 @@ def test_site_and_date_filters_on_the_emulators_varied_results(make: Make, invok
     settings = {"include_domains": ["example.com"], "recency_days": 365, "keep_undated": False}
     with emulator.serve() as base_url:
         tool = make(MetasoSearchTool, transport=None, base_url=base_url, **settings)
-        call = {"name": "metaso_search", "args": {"query": "秘塔"}, "id": "1", "type": "tool_call"}
-        message = invoke(tool, call)
+        message = invoke(tool, tool_call(tool.name, query="秘塔"))
         tool.close()
     cutoff = (today - timedelta(days=365)).isoformat()
     assert message.artifact
@@ -361,8 +343,8 @@ def test_site_and_date_filters_on_the_emulators_varied_results(make: Make, invok
     assert len(emulator.requests) == MAX_REQUESTS
 
 
-def test_the_tool_says_when_filters_dropped_everything(socket: Make, invoke: Invoke) -> None:
-    tool = socket(MetasoSearchTool, size=3, include_domains=["nowhere.cn"])
+def test_the_tool_says_when_filters_dropped_everything(served: Served, invoke: Invoke) -> None:
+    tool = served(MetasoSearchTool, size=3, include_domains=["nowhere.cn"])
     content = invoke(tool, {"query": SEED_QUERY})
     assert content == (
         f"No webpage results found for '{SEED_QUERY}' "
@@ -370,8 +352,10 @@ def test_the_tool_says_when_filters_dropped_everything(socket: Make, invoke: Inv
     )
 
 
-def test_the_loader_reads_only_the_pages_that_pass(socket: Make, emulator: MetasoEmulator) -> None:
-    loader = socket(MetasoLoader, query=SEED_QUERY, k=3, exclude_domains=["huanqiu.com", "ce.cn"])
+def test_the_loader_reads_only_the_pages_that_pass(
+    served: Served, emulator: MetasoEmulator
+) -> None:
+    loader = served(MetasoLoader, query=SEED_QUERY, k=3, exclude_domains=["huanqiu.com", "ce.cn"])
     documents = loader.load()
     read = [r.json()["url"] for r in emulator.requests if r.path.endswith("/reader")]
     assert read == [i["link"] for i in SEED_ITEMS[2:5]]
@@ -380,8 +364,8 @@ def test_the_loader_reads_only_the_pages_that_pass(socket: Make, emulator: Metas
     assert (search["page"], search["includeSummary"]) == (1, False)
 
 
-def test_the_loader_async_path_filters_too(socket: Make, emulator: MetasoEmulator) -> None:
-    loader = socket(MetasoLoader, query=SEED_QUERY, k=2, published_after="2025-01-01")
+def test_the_loader_async_path_filters_too(served: Served, emulator: MetasoEmulator) -> None:
+    loader = served(MetasoLoader, query=SEED_QUERY, k=2, published_after="2025-01-01")
     documents = asyncio.run(loader.aload())
     assert [d.metadata["source"] for d in documents] == [
         i["link"] for i in SEED_ITEMS if i["date"].startswith("2025")

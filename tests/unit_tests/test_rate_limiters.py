@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-import re
-import sys
 import time
 from typing import Any
 
 import pytest
+from conftest import Make
 from redis_support import (
     finish,
     free_port,
@@ -103,7 +102,7 @@ def test_an_unreachable_redis_lets_requests_through_with_a_warning(
     assert caplog.text.count("Metaso rate limiter: Redis failed") == 2
 
 
-def test_the_retriever_waits_for_the_limiter(redis_url: str, make: Any) -> None:
+def test_the_retriever_waits_for_the_limiter(redis_url: str, make: Make) -> None:
     limiter = RedisRateLimiter(redis_url, **FOUR_ONLY)
     retriever = make(MetasoRetriever, k=1, rate_limiter=limiter)
     assert len(retriever.batch(["a", "b", "c"])) == 3
@@ -122,15 +121,3 @@ def test_the_retriever_waits_for_the_limiter(redis_url: str, make: Any) -> None:
 def test_bad_settings_are_rejected(settings: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         RedisRateLimiter("redis://127.0.0.1:6379/0", **settings)
-
-
-def test_without_redis_py_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "redis", None)
-    with pytest.raises(ImportError, match=re.escape('pip install "langchain-metaso[redis]"')):
-        RedisRateLimiter("redis://127.0.0.1:6379/0", requests_per_second=1)
-
-
-def test_the_password_stays_out_of_the_repr() -> None:
-    limiter = RedisRateLimiter("redis://user:hunter2@127.0.0.1:6379/0", requests_per_second=5)
-    assert "hunter2" not in repr(limiter)
-    assert "requests_per_second=5" in repr(limiter)

@@ -1,31 +1,76 @@
-"""MetasoRetriever: k and scope, the documents it builds, and the errors it raises."""
+"""MetasoRetriever (``retrievers.py``): what it sends, k and scope, the documents it builds,
+and its filters per call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
+from conftest import Invoke, Make
+from emulator_support import answer_of
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 from pydantic import ValidationError
 
 from langchain_metaso import (
     SCOPES,
-    MetasoAPIError,
-    MetasoAuthenticationError,
-    MetasoConnectionError,
-    MetasoResponseError,
     MetasoRetriever,
-    MetasoServerError,
     SearchRequest,
     SearchResponse,
 )
 from langchain_metaso.testing import SEED_QUERY, Fault, MetasoEmulator, load_seed_response
 
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-Invoke = Callable[..., Any]
+# --- what is sent, and what is refused before it -----------------------------------------------
+
+
+def test_body_has_only_the_fields_that_were_set(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    invoke(make(MetasoRetriever), "  秘塔  ")
+    assert emulator.requests[0].json() == {
+        "q": "秘塔",
+        "scope": "webpage",
+        "includeSummary": True,
+        "size": 10,
+    }
+
+
+def test_body_maps_every_setting(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
+    target = make(
+        MetasoRetriever,
+        k=4,
+        scope="scholar",
+        include_summary=False,
+        include_raw_content=True,
+        concise_snippet=True,
+    )
+    invoke(target, "transformer")
+    assert emulator.requests[0].json() == {
+        "q": "transformer",
+        "scope": "scholar",
+        "includeSummary": False,
+        "size": 4,
+        "includeRawContent": True,
+        "conciseSnippet": True,
+    }
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query_fails_before_any_request(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, query: str
+) -> None:
+    with pytest.raises(ValueError, match="query must not be empty"):
+        invoke(make(MetasoRetriever), query)
+    assert emulator.requests == []
+
+
+def test_unknown_per_call_scope_fails_before_any_request(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    with pytest.raises(ValueError, match="scope") as info:
+        invoke(make(MetasoRetriever), "q", scope="news")
+    assert all(scope in str(info.value) for scope in SCOPES)
+    assert emulator.requests == []
 
 
 # --- k ---------------------------------------------------------------------------------------
@@ -100,7 +145,10 @@ def test_unknown_per_call_arguments_are_rejected(
     assert emulator.requests == []
 
 
-@pytest.mark.parametrize(("name", "value"), [("k", 0), ("size", 101), ("page", 0), ("scope", "x")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("k", 0), ("k", 101), ("k", -1), ("size", 101), ("page", 0), ("scope", "x")],
+)
 def test_per_call_errors_name_the_argument_as_passed(
     make: Make, emulator: MetasoEmulator, invoke: Invoke, name: str, value: Any
 ) -> None:
@@ -264,40 +312,9 @@ def test_in_a_chain(make: Make, invoke: Invoke) -> None:
 
 def emulator_results(query: str, *, k: int) -> list[dict[str, Any]]:
     """The first ``k`` web pages an emulator answers for ``query``."""
-    emulator = MetasoEmulator()
-    with httpx.Client(transport=emulator.transport(), headers={"Authorization": "Bearer k"}) as c:
-        body = c.post("http://m/search", json={"q": query, "scope": "webpage", "size": k}).json()
-    results: list[dict[str, Any]] = body["webpages"]
+    answer = answer_of(MetasoEmulator(), "search", q=query, scope="webpage", size=k)
+    results: list[dict[str, Any]] = answer["webpages"]
     return results
-
-
-# --- typed errors ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        (Fault.status(401), MetasoAuthenticationError),
-        (Fault.status(500), MetasoServerError),
-        (Fault.business_error(1000, "参数错误"), MetasoAPIError),
-        (Fault.garbage(), MetasoResponseError),
-        (Fault.drop(), MetasoConnectionError),
-    ],
-)
-def test_errors_are_raised_typed(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke, fault: Fault, error: type
-) -> None:
-    emulator.script(fault)
-    with pytest.raises(error):
-        invoke(make(MetasoRetriever, max_retries=0), "q")
-
-
-def test_empty_query_raises_value_error(
-    make: Make, emulator: MetasoEmulator, invoke: Invoke
-) -> None:
-    with pytest.raises(ValueError, match="query"):
-        invoke(make(MetasoRetriever), " ")
-    assert emulator.requests == []
 
 
 # --- filters per call (issue 15) -------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import Make
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain_metaso import SCOPES, MetasoAnswerTool, MetasoRetriever, MetasoSearchTool
@@ -13,14 +14,14 @@ from langchain_metaso.search import SearchRequest
 from langchain_metaso.testing import MetasoEmulator
 
 
-def test_every_scope_lists_its_results_under_its_plural() -> None:
-    assert [result_key(scope) for scope in SCOPES] == [
-        "webpages",
-        "documents",
-        "scholars",
-        "podcasts",
-        "videos",
-        "images",
+def test_the_six_scopes_of_the_api_list_their_results_under_their_plurals() -> None:
+    assert [(scope, result_key(scope)) for scope in SCOPES] == [
+        ("webpage", "webpages"),
+        ("document", "documents"),
+        ("scholar", "scholars"),
+        ("podcast", "podcasts"),
+        ("video", "videos"),
+        ("image", "images"),
     ]
 
 
@@ -43,14 +44,11 @@ def test_paper_is_scholar(spelling: str) -> None:
     assert SearchRequest(query="q", scope=spelling).to_body()["scope"] == "scholar"
 
 
-def test_paper_reaches_the_api_as_scholar() -> None:
-    emulator = MetasoEmulator(api_key="k")
-    retriever = MetasoRetriever(metaso_api_key="k", transport=emulator.transport(), k=1)
-    docs = retriever.invoke("事件相机", scope="paper")
+def test_paper_reaches_the_api_as_scholar(make: Make, emulator: MetasoEmulator) -> None:
+    docs = make(MetasoRetriever, k=1).invoke("事件相机", scope="paper")
     assert emulator.requests[-1].json()["scope"] == "scholar"
     assert docs[0].metadata["scope"] == "scholar"
-    tool = MetasoSearchTool(metaso_api_key="k", transport=emulator.transport(), size=1)
-    tool.invoke({"query": "事件相机", "scope": "paper"})
+    make(MetasoSearchTool, size=1).invoke({"query": "事件相机", "scope": "paper"})
     assert emulator.requests[-1].json()["scope"] == "scholar"
 
 

@@ -10,22 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from langchain_metaso import SCOPES, SearchRequest, SearchResponse, SearchResult
+from langchain_metaso.scopes import result_key
 from langchain_metaso.search import document_id
 from langchain_metaso.testing import SEED_QUERY, load_seed_response
-
-RESULT_KEYS = {
-    "webpage": "webpages",
-    "document": "documents",
-    "scholar": "scholars",
-    "podcast": "podcasts",
-    "video": "videos",
-    "image": "images",
-}
-
-
-def test_scopes_are_the_six_of_the_api() -> None:
-    assert set(SCOPES) == set(RESULT_KEYS)
-
 
 # --- SearchRequest -------------------------------------------------------------------------
 
@@ -125,7 +112,7 @@ def test_response_reads_the_scopes_own_list(scope: str) -> None:
         "credits": 3,
         "total": 7,
         "searchParameters": {"q": "q", "scope": scope},
-        RESULT_KEYS[scope]: [item],
+        result_key(scope): [item],
     }
     response = SearchResponse.from_payload(payload, scope=scope)
     assert response.scope == scope
@@ -137,8 +124,8 @@ def test_response_reads_the_scopes_own_list(scope: str) -> None:
 
 @pytest.mark.parametrize("scope", SCOPES)
 def test_response_ignores_other_scopes_lists(scope: str) -> None:
-    others = {key: [{"title": "other"}] for s, key in RESULT_KEYS.items() if s != scope}
-    payload = {**others, RESULT_KEYS[scope]: [{"title": "mine"}]}
+    others = {result_key(other): [{"title": "other"}] for other in SCOPES if other != scope}
+    payload = {**others, result_key(scope): [{"title": "mine"}]}
     response = SearchResponse.from_payload(payload, scope=scope)
     assert [r.title for r in response.results] == ["mine"]
 
@@ -157,7 +144,7 @@ def test_response_per_scope_fields_are_typed() -> None:
 @pytest.mark.parametrize("scope", SCOPES)
 def test_response_without_its_list_is_an_error(scope: str) -> None:
     wrong = "webpages" if scope != "webpage" else "documents"
-    with pytest.raises(ValueError, match=RESULT_KEYS[scope]):
+    with pytest.raises(ValueError, match=result_key(scope)):
         SearchResponse.from_payload({wrong: [], "total": 5}, scope=scope)
 
 

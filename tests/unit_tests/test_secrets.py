@@ -3,8 +3,8 @@
 The key must appear in no repr, str, dump or serialization of any public class, in no
 exception (message, args, ``__cause__``/``__context__`` chain, formatted traceback), in
 no log record at DEBUG of any logger (httpx and httpcore included), in no callback
-payload, tool message or document metadata, and in no cache key, even when the server
-echoes it back in its error bodies.
+payload, tool message or document metadata, even when the server echoes it back in its
+error bodies. (Cache keys and values are checked in ``test_cache.py``.)
 
 Pickling is the one exception by design: a pickled instance must work after loading,
 so its bytes hold the key (pydantic's ``SecretStr`` pickles its value). What must hold
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import tool_call
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps
 from langchain_core.messages import ToolMessage
@@ -113,12 +114,6 @@ def emulator() -> MetasoEmulator:
 
 
 @pytest.fixture
-def base_url(emulator: MetasoEmulator) -> Iterator[str]:
-    with emulator.serve() as url:
-        yield url
-
-
-@pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture) -> Callable[[], None]:
     """Capture every logger at DEBUG; the returned check formats every record,
     exception text included, as a handler would."""
@@ -141,10 +136,6 @@ def invoke(runnable: Any, value: Any, mode: str, config: Any) -> Any:
     return asyncio.run(runnable.ainvoke(value, config=config))
 
 
-def search_call(query: str) -> dict[str, Any]:
-    return {"name": "metaso_search", "args": {"query": query}, "id": "1", "type": "tool_call"}
-
-
 def settings(base_url: str) -> dict[str, Any]:
     return {"metaso_api_key": KEY, "base_url": base_url, "retry_backoff": 0.001, "timeout": 2}
 
@@ -160,8 +151,8 @@ INSTANCES: dict[str, Callable[[dict[str, Any]], MetasoConfig]] = {
 
 
 @pytest.mark.parametrize("name", INSTANCES)
-def test_instances_never_show_the_key(name: str, base_url: str) -> None:
-    instance = INSTANCES[name](settings(base_url))
+def test_instances_never_show_the_key(name: str, emulator_url: str) -> None:
+    instance = INSTANCES[name](settings(emulator_url))
     assert_clean(instance, "the instance")
     assert_clean(instance.model_dump(), "model_dump()")
     # A tool's args_schema (a class) and validation-error handler (a function) have no
@@ -171,22 +162,24 @@ def test_instances_never_show_the_key(name: str, base_url: str) -> None:
     assert_clean(as_json, "model_dump(mode='json')")
     assert_clean(instance.model_dump_json(exclude=unserializable), "model_dump_json()")
     assert_clean(dumps(instance), "langchain_core.load.dumps")
+    assert_clean(dumps(instance, pretty=True), "langchain_core.load.dumps(pretty=True)")
     assert_clean(dumpd(instance), "langchain_core.load.dumpd")
     assert_clean(instance.client, "the HTTP core")
     assert_clean(copy.deepcopy(instance), "a deep copy")
+    assert instance.metaso_api_key.get_secret_value() == KEY  # hidden, not lost
 
 
 @pytest.mark.parametrize("name", INSTANCES)
-def test_a_pickled_instance_keeps_the_key_hidden_and_usable(name: str, base_url: str) -> None:
+def test_a_pickled_instance_keeps_the_key_hidden_and_usable(name: str, emulator_url: str) -> None:
     # Pickle bytes hold the key by design (see the module docstring); a loaded copy
     # must still hide it and still authenticate.
-    loaded = pickle.loads(pickle.dumps(INSTANCES[name](settings(base_url))))
+    loaded = pickle.loads(pickle.dumps(INSTANCES[name](settings(emulator_url))))
     assert_clean(loaded, "an unpickled instance")
     assert loaded.metaso_api_key.get_secret_value() == KEY
 
 
-def test_an_unpickled_retriever_authenticates(base_url: str) -> None:
-    retriever = pickle.loads(pickle.dumps(MetasoRetriever(**settings(base_url))))
+def test_an_unpickled_retriever_authenticates(emulator_url: str) -> None:
+    retriever = pickle.loads(pickle.dumps(MetasoRetriever(**settings(emulator_url))))
     assert retriever.invoke("秘塔")
 
 
@@ -196,19 +189,19 @@ def test_errors_never_show_the_key_even_when_the_server_echoes_it(
     echo: str,
     mode: str,
     emulator: MetasoEmulator,
-    base_url: str,
+    emulator_url: str,
     debug_logs: Callable[[], None],
 ) -> None:
     fault, quoted = ECHOES[echo]
-    retriever = MetasoRetriever(**{**settings(base_url), "max_retries": 1, "timeout": 0.2})
-    tool = MetasoSearchTool(**{**settings(base_url), "max_retries": 1, "timeout": 0.2})
+    retriever = MetasoRetriever(**{**settings(emulator_url), "max_retries": 1, "timeout": 0.2})
+    tool = MetasoSearchTool(**{**settings(emulator_url), "max_retries": 1, "timeout": 0.2})
     callbacks = Recorder()
     emulator.script(*(fault() for _ in range(4)))
 
     config: Any = {"callbacks": [callbacks]}
     with pytest.raises(MetasoError) as caught:
         invoke(retriever, "q", mode, config)
-    message = invoke(tool, search_call("q"), mode, config)
+    message = invoke(tool, tool_call("metaso_search", query="q"), mode, config)
 
     assert_clean_exception(caught.value)
     assert isinstance(message, ToolMessage)
@@ -224,14 +217,14 @@ def test_errors_never_show_the_key_even_when_the_server_echoes_it(
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_results_logs_and_callbacks_never_show_the_key(
-    mode: str, emulator: MetasoEmulator, base_url: str, debug_logs: Callable[[], None]
+    mode: str, emulator: MetasoEmulator, emulator_url: str, debug_logs: Callable[[], None]
 ) -> None:
     callbacks = Recorder()
     config: Any = {"callbacks": [callbacks]}
-    retriever = MetasoRetriever(**settings(base_url))
-    tool = MetasoSearchTool(**settings(base_url))
+    retriever = MetasoRetriever(**settings(emulator_url))
+    tool = MetasoSearchTool(**settings(emulator_url))
     documents = invoke(retriever, "秘塔", mode, config)
-    message = invoke(tool, search_call("秘塔"), mode, config)
+    message = invoke(tool, tool_call("metaso_search", query="秘塔"), mode, config)
 
     assert documents
     assert message.status == "success"
@@ -240,21 +233,3 @@ def test_results_logs_and_callbacks_never_show_the_key(
     assert_clean(message.model_dump_json(), "the ToolMessage")
     assert_clean(callbacks.events, "the callback payloads")
     debug_logs()
-
-
-def test_cache_keys_and_values_never_hold_the_key(base_url: str) -> None:
-    assert "cache" in MetasoConfig.model_fields, "cache= is not wired into MetasoConfig yet"
-    seen: list[tuple[str, Any]] = []
-
-    class RecordingCache:
-        def get(self, key: str) -> Any | None:
-            seen.append((key, None))
-            return None
-
-        def set(self, key: str, value: Any) -> None:
-            seen.append((key, value))
-
-    retriever = MetasoRetriever(**settings(base_url), cache=RecordingCache())
-    assert retriever.invoke("秘塔")
-    assert seen
-    assert_clean(seen, "the cache's keys and values")

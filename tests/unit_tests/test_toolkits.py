@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import pickle
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import SECRET, Make
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseToolkit
 from pydantic import ValidationError
@@ -20,8 +20,6 @@ from langchain_metaso.tools import MetasoSearchTool
 from langchain_metaso.tools.answer import MetasoAnswerTool
 from langchain_metaso.tools.reader import MetasoReaderTool
 
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-SECRET = "test-key-SHOULD-NOT-LEAK"
 CALLS = {
     "metaso_search": {"query": "秘塔", "size": 2},
     "metaso_reader": {"url": "https://example.com/a"},

@@ -6,12 +6,11 @@ covered without touching this file. The server is the emulator over a socket.
 
 from __future__ import annotations
 
-import asyncio
 import pickle
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import TEST_KEY, Invoke, tool_call
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import ToolException
 
@@ -21,7 +20,6 @@ from langchain_metaso.errors import MetasoError
 from langchain_metaso.testing import Fault, MetasoEmulator
 from langchain_metaso.tools import MetasoTool
 
-KEY = "test-key"
 # Any: the pydantic plugin would ask MetasoTool itself for the fields its subclasses default.
 TOOLS: list[Any] = [
     cls
@@ -30,15 +28,6 @@ TOOLS: list[Any] = [
     and issubclass(cls, MetasoTool)
     and cls is not MetasoTool
 ]
-Run = Callable[[MetasoTool, Any], Any]
-
-
-@pytest.fixture(params=["sync", "async"])
-def run(request: pytest.FixtureRequest) -> Run:
-    """``run(tool, input)``: through ``invoke``, or ``ainvoke`` on a fresh event loop."""
-    if request.param == "sync":
-        return lambda tool, value: tool.invoke(value)
-    return lambda tool, value: asyncio.run(tool.ainvoke(value))
 
 
 def arguments(cls: Any) -> dict[str, Any]:
@@ -47,9 +36,9 @@ def arguments(cls: Any) -> dict[str, Any]:
     return {first: "https://example.com/article" if first == "url" else "秘塔 AI 搜索"}
 
 
-def tool_call(cls: Any) -> dict[str, Any]:
-    name = cls.model_fields["name"].default
-    return {"name": name, "args": arguments(cls), "id": "call-1", "type": "tool_call"}
+def call_of(cls: Any) -> dict[str, Any]:
+    """A model's valid call of ``cls``."""
+    return tool_call(cls.model_fields["name"].default, **arguments(cls))
 
 
 def test_every_tool_of_the_package_is_checked() -> None:
@@ -65,13 +54,13 @@ def test_every_tool_of_the_package_is_checked() -> None:
 
 @pytest.mark.parametrize("cls", TOOLS)
 def test_content_format_gives_exactly_the_default_text(
-    cls: Any, emulator_url: str, run: Run
+    cls: Any, emulator_url: str, invoke: Invoke
 ) -> None:
-    default = cls(api_key=KEY, base_url=emulator_url)
-    content_only = cls(api_key=KEY, base_url=emulator_url, response_format="content")
+    default = cls(api_key=TEST_KEY, base_url=emulator_url)
+    content_only = cls(api_key=TEST_KEY, base_url=emulator_url, response_format="content")
 
-    expected = run(default, tool_call(cls))
-    message = run(content_only, tool_call(cls))
+    expected = invoke(default, call_of(cls))
+    message = invoke(content_only, call_of(cls))
 
     assert isinstance(message, ToolMessage)
     assert message.status == "success"
@@ -79,25 +68,81 @@ def test_content_format_gives_exactly_the_default_text(
     assert message.content == expected.content
     assert message.artifact is None
     # Called with plain arguments, it answers the same text.
-    assert run(content_only, arguments(cls)) == expected.content
+    assert invoke(content_only, arguments(cls)) == expected.content
 
 
 @pytest.mark.parametrize("cls", TOOLS)
 def test_content_format_failures_are_the_same_error_message(
-    cls: Any, emulator: MetasoEmulator, emulator_url: str, run: Run
+    cls: Any, emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
 ) -> None:
-    settings = {"api_key": KEY, "base_url": emulator_url, "max_retries": 0}
+    settings = {"api_key": TEST_KEY, "base_url": emulator_url, "max_retries": 0}
     default = cls(**settings)
     content_only = cls(**settings, response_format="content")
 
     emulator.script(Fault.status(402))
-    expected = run(default, tool_call(cls))
+    expected = invoke(default, call_of(cls))
     emulator.script(Fault.status(402))
-    message = run(content_only, tool_call(cls))
+    message = invoke(content_only, call_of(cls))
 
     assert message.status == expected.status == "error"
     assert message.content == expected.content
     assert "Top up" in message.content
+
+
+# --- failures as error messages --------------------------------------------------------------
+
+# What a failure's error message says, whichever tool met it.
+SAID: list[tuple[Fault, list[str]]] = [
+    (Fault.status(401), ["HTTP 401", "METASO_API_KEY"]),
+    (Fault.status(402), ["HTTP 402", "credits"]),
+    (Fault.status(429, retry_after=120), ["HTTP 429", "wait 120 s"]),
+    (Fault.business_error(1000, "参数错误"), ["参数错误", "code 1000"]),
+    (Fault.garbage(), ["unusable answer", "HTML page"]),
+]
+
+
+@pytest.mark.parametrize("cls", TOOLS)
+@pytest.mark.parametrize(("fault", "words"), SAID, ids=[fault.kind for fault, _ in SAID])
+def test_failures_become_error_messages_naming_the_endpoint(
+    cls: Any,
+    fault: Fault,
+    words: list[str],
+    emulator: MetasoEmulator,
+    emulator_url: str,
+    invoke: Invoke,
+) -> None:
+    emulator.script(fault)
+    message = invoke(cls(api_key=TEST_KEY, base_url=emulator_url), call_of(cls))
+    [request] = emulator.requests  # none of these is retried
+    assert message.status == "error"
+    assert message.content.startswith(f"Metaso {request.path.lstrip('/')} ")
+    for word in words:
+        assert word in message.content
+    assert TEST_KEY not in message.content
+    assert message.artifact is None
+
+
+# An answer of another shape for each tool: its body, and what the error message says of it.
+UNUSABLE: dict[str, tuple[dict[str, Any], str]] = {
+    "metaso_search": ({"data": None}, "'webpages'"),
+    "metaso_reader": ({"title": "no markdown"}, "no 'markdown' text"),
+    "metaso_answer": ({"data": {"answer": "nested"}}, "expected 'answer'"),
+}
+
+
+@pytest.mark.parametrize("cls", TOOLS)
+def test_an_answer_of_another_shape_is_an_error_message(
+    cls: Any, emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
+) -> None:
+    body, says = UNUSABLE[cls.model_fields["name"].default]
+    emulator.script(Fault.status(200, body=body))
+    message = invoke(cls(api_key=TEST_KEY, base_url=emulator_url), call_of(cls))
+    [request] = emulator.requests
+    assert (message.status, message.artifact) == ("error", None)
+    endpoint = request.path.lstrip("/")
+    assert message.content.startswith(f"Metaso {endpoint} returned an unusable answer")
+    assert says in message.content
+    assert TEST_KEY not in message.content
 
 
 # --- typed errors ----------------------------------------------------------------------------
@@ -131,9 +176,9 @@ def test_without_handle_tool_error_a_program_catches_the_typed_error(
     expected: type[MetasoError],
     emulator: MetasoEmulator,
     emulator_url: str,
-    run: Run,
+    invoke: Invoke,
 ) -> None:
-    settings = {"api_key": KEY, "base_url": emulator_url, "max_retries": 0, "timeout": 0.2}
+    settings = {"api_key": TEST_KEY, "base_url": emulator_url, "max_retries": 0, "timeout": 0.2}
     if isinstance(failure, dict):
         settings.update(failure)
     program_tool = cls(**settings, handle_tool_error=False)
@@ -142,10 +187,10 @@ def test_without_handle_tool_error_a_program_catches_the_typed_error(
     if isinstance(failure, Fault):
         emulator.script(failure)
     with pytest.raises(expected) as info:
-        run(program_tool, tool_call(cls))
+        invoke(program_tool, call_of(cls))
     if isinstance(failure, Fault):
         emulator.script(failure)
-    message = run(agent_tool, tool_call(cls))
+    message = invoke(agent_tool, call_of(cls))
 
     error = info.value
     assert type(error).__name__ == expected.__name__

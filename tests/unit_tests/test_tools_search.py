@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import pickle
 import warnings
-from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import SECRET, Invoke, Make, Served, tool_call, tool_message
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -19,20 +19,16 @@ from langchain_metaso import SCOPES, MetasoRetriever, MetasoSearchInput, MetasoS
 from langchain_metaso._http import MetasoClient
 from langchain_metaso.testing import SEED_QUERY, Fault, MetasoEmulator, load_seed_response
 
-Make = Callable[..., Any]  # the ``make`` fixture of conftest
-Invoke = Callable[..., Any]
-SECRET = "test-key-SHOULD-NOT-LEAK"
-
-
-def tool_call(**args: Any) -> dict[str, Any]:
-    return {"name": "metaso_search", "args": args, "id": "call-1", "type": "tool_call"}
-
-
-def message(invoke: Invoke, tool: MetasoSearchTool, **args: Any) -> ToolMessage:
-    result = invoke(tool, tool_call(**args))
-    assert isinstance(result, ToolMessage)
-    assert result.tool_call_id == "call-1"
-    return result
+# What the model may pass, in the order the schema shows it.
+MODEL_ARGS = [
+    "query",
+    "scope",
+    "size",
+    "page",
+    "include_domains",
+    "exclude_domains",
+    "recency_days",
+]
 
 
 # --- identity and schema ---------------------------------------------------------------------
@@ -50,15 +46,7 @@ def test_name_and_description(make: Make) -> None:
 def test_schema_the_model_sees(make: Make) -> None:
     schema = make(MetasoSearchTool).tool_call_schema.model_json_schema()
     assert schema["required"] == ["query"]
-    assert set(schema["properties"]) == {
-        "query",
-        "scope",
-        "size",
-        "page",
-        "include_domains",
-        "exclude_domains",
-        "recency_days",
-    }
+    assert list(schema["properties"]) == MODEL_ARGS
     assert set(SCOPES) <= set(str(schema["properties"]["scope"]).split("'"))
 
 
@@ -76,18 +64,7 @@ def size_maximum(tool: MetasoSearchTool) -> int:
 @pytest.mark.parametrize(
     ("model_args", "shown"),
     [
-        (
-            None,
-            [
-                "query",
-                "scope",
-                "size",
-                "page",
-                "include_domains",
-                "exclude_domains",
-                "recency_days",
-            ],
-        ),
+        (None, MODEL_ARGS),
         (["size"], ["query", "size"]),
         (("page", "scope"), ["query", "scope", "page"]),
         ([], ["query"]),
@@ -109,12 +86,12 @@ def test_arguments_outside_model_args_keep_the_instance_values(
     tool = MetasoSearchTool(
         api_key="test-key", base_url=emulator_url, scope="scholar", size=3, model_args=["size"]
     )
-    refused = message(invoke, tool, query="q", scope="video", size=5)
+    refused = tool_message(invoke, tool, query="q", scope="video", size=5)
     assert refused.status == "error"
     assert "scope: not an argument of this tool" in refused.content
     assert emulator.requests == []
 
-    result = message(invoke, tool, query="q", size=5)
+    result = tool_message(invoke, tool, query="q", size=5)
     body = emulator.requests[0].json()
     assert (body["scope"], body["size"]) == ("scholar", 5)
     assert len(result.artifact) == 5
@@ -151,7 +128,7 @@ def test_a_call_above_max_size_gets_max_size_and_the_text_says_so(
     emulator: MetasoEmulator, emulator_url: str, invoke: Invoke
 ) -> None:
     tool = MetasoSearchTool(api_key="test-key", base_url=emulator_url)
-    result = message(invoke, tool, query="秘塔", size=100)
+    result = tool_message(invoke, tool, query="秘塔", size=100)
 
     assert result.status == "success"
     assert emulator.requests[0].json()["size"] == 20
@@ -159,7 +136,7 @@ def test_a_call_above_max_size_gets_max_size_and_the_text_says_so(
     assert result.content.startswith("Metaso webpage search for '秘塔': 20 of ")
     assert result.content.endswith("(Asked for 100 results; this tool returns at most 20 a call.)")
     # Within the bound, nothing is added.
-    within = message(invoke, tool, query="秘塔", size=20)
+    within = tool_message(invoke, tool, query="秘塔", size=20)
     assert "Asked for" not in within.content
 
 
@@ -233,7 +210,7 @@ def test_async_path_is_native(make: Make, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(MetasoClient, "request", no_sync)
     tool = make(MetasoSearchTool, size=2)
     assert type(tool)._arun is not BaseTool._arun
-    result = asyncio.run(tool.ainvoke(tool_call(query="q")))
+    result = asyncio.run(tool.ainvoke(tool_call("metaso_search", query="q")))
     assert result.status == "success"
     assert len(result.artifact) == 2
 
@@ -242,7 +219,7 @@ def test_async_path_is_native(make: Make, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_content_lists_each_result(make: Make, invoke: Invoke) -> None:
-    result = message(invoke, make(MetasoSearchTool), query=SEED_QUERY)
+    result = tool_message(invoke, make(MetasoSearchTool), query=SEED_QUERY)
     content = result.content
     assert isinstance(content, str)
     assert result.status == "success"
@@ -258,13 +235,15 @@ def test_content_lists_each_result(make: Make, invoke: Invoke) -> None:
 
 
 def test_content_of_a_scholar_result_shows_authors(make: Make, invoke: Invoke) -> None:
-    result = message(invoke, make(MetasoSearchTool), query="大语言模型", scope="scholar", size=2)
+    result = tool_message(
+        invoke, make(MetasoSearchTool), query="大语言模型", scope="scholar", size=2
+    )
     authors = result.artifact[0].metadata["authors"]
     assert ", ".join(authors) in result.content
 
 
 def test_artifact_is_what_the_retriever_builds(make: Make, invoke: Invoke) -> None:
-    tool_docs = message(invoke, make(MetasoSearchTool), query=SEED_QUERY).artifact
+    tool_docs = tool_message(invoke, make(MetasoSearchTool), query=SEED_QUERY).artifact
     retriever_docs = invoke(make(MetasoRetriever), SEED_QUERY)
     assert len(tool_docs) == 10
     assert tool_docs == retriever_docs
@@ -272,13 +251,25 @@ def test_artifact_is_what_the_retriever_builds(make: Make, invoke: Invoke) -> No
 
 def test_artifact_matches_the_retriever_for_other_settings(make: Make, invoke: Invoke) -> None:
     settings = {"scope": "video", "include_raw_content": True, "concise_snippet": True}
-    tool_docs = message(invoke, make(MetasoSearchTool, size=4, **settings), query="猫").artifact
+    tool_docs = tool_message(
+        invoke, make(MetasoSearchTool, size=4, **settings), query="猫"
+    ).artifact
     retriever_docs = invoke(make(MetasoRetriever, k=4, **settings), "猫")
     assert len(tool_docs) == 4
     assert tool_docs == retriever_docs
     # Raw content was asked for and came back: it is the page content (it starts with the title).
     assert all(d.page_content.startswith(d.metadata["title"]) for d in tool_docs)
     assert all("content" not in d.metadata for d in tool_docs)
+
+
+def test_raw_page_text_goes_to_the_artifact_not_the_model(make: Make) -> None:
+    tool = make(MetasoSearchTool, size=3, include_raw_content=True)
+    message = tool.invoke(tool_call(tool.name, query="秘塔"))
+    for doc in message.artifact:
+        assert "content" not in doc.metadata  # it is the page_content
+        assert doc.page_content not in message.content
+        shown = doc.metadata.get("summary") or doc.metadata["snippet"]
+        assert shown in message.content
 
 
 def test_plain_args_return_the_content_only(make: Make, invoke: Invoke) -> None:
@@ -291,7 +282,7 @@ def test_plain_args_return_the_content_only(make: Make, invoke: Invoke) -> None:
 
 def test_instance_defaults_are_sent(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
     tool = make(MetasoSearchTool, scope="scholar", size=3, page=2, include_summary=False)
-    invoke(tool, tool_call(query="q"))
+    invoke(tool, tool_call("metaso_search", query="q"))
     assert emulator.requests[0].json() == {
         "q": "q",
         "scope": "scholar",
@@ -304,28 +295,28 @@ def test_per_call_arguments_override_instance_defaults(
     make: Make, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
     tool = make(MetasoSearchTool, scope="scholar", size=3)
-    result = message(invoke, tool, query="q", scope="video", size=5)
+    result = tool_message(invoke, tool, query="q", scope="video", size=5)
     body = emulator.requests[0].json()
     assert (body["scope"], body["size"]) == ("video", 5)
     assert len(result.artifact) == 5
     assert result.content.startswith("Metaso video search for 'q': 5 of ")
-    paged = message(invoke, tool, query="q", page=2)
+    paged = tool_message(invoke, tool, query="q", page=2)
     body = emulator.requests[1].json()
     assert (body["scope"], body["page"], "size" in body) == ("scholar", 2, False)
     assert [doc.metadata["position"] for doc in paged.artifact] == [11, 12, 13]
     # The instance keeps its defaults for the next call.
-    invoke(tool, tool_call(query="q"))
+    invoke(tool, tool_call("metaso_search", query="q"))
     body = emulator.requests[2].json()
     assert (body["scope"], body["size"], "page" in body) == ("scholar", 3, False)
 
 
 def test_page_is_sent_only_when_set(make: Make, emulator: MetasoEmulator, invoke: Invoke) -> None:
-    invoke(make(MetasoSearchTool), tool_call(query="q"))
+    invoke(make(MetasoSearchTool), tool_call("metaso_search", query="q"))
     assert "page" not in emulator.requests[0].json()
 
 
 def test_no_results_is_one_sentence(make: Make, invoke: Invoke) -> None:
-    result = message(invoke, make(MetasoSearchTool), query="冷门话题", page=100)
+    result = tool_message(invoke, make(MetasoSearchTool), query="冷门话题", page=100)
     assert result.status == "success"
     assert result.artifact == []
     content = result.content
@@ -356,7 +347,7 @@ def test_invalid_arguments_come_back_as_an_error_message(
     make: Make, emulator: MetasoEmulator, invoke: Invoke, args: dict[str, Any], expected: list[str]
 ) -> None:
     tool = make(MetasoSearchTool)
-    result = message(invoke, tool, **args)
+    result = tool_message(invoke, tool, **args)
     assert result.status == "error"
     for word in expected:
         assert word in result.content
@@ -387,7 +378,7 @@ def test_api_failures_come_back_as_an_error_message(
 ) -> None:
     tool = make(MetasoSearchTool, max_retries=0)
     emulator.script(fault)
-    result = message(invoke, tool, query="秘塔")
+    result = tool_message(invoke, tool, query="秘塔")
     assert result.status == "error"
     assert result.content.startswith("Metaso search")
     for word in expected:
@@ -400,7 +391,7 @@ def test_api_failures_come_back_as_an_error_message(
 
 def test_wrong_key_message_names_the_env_var(make: Make, invoke: Invoke) -> None:
     other = MetasoEmulator(api_key="test-key-of-someone-else")
-    result = message(invoke, make(MetasoSearchTool, emulator=other), query="q")
+    result = tool_message(invoke, make(MetasoSearchTool, emulator=other), query="q")
     assert result.status == "error"
     assert "METASO_API_KEY" in result.content
     assert "Missing or invalid API key" in result.content
@@ -410,11 +401,11 @@ def test_key_absent_from_tool_messages(make: Make, invoke: Invoke) -> None:
     emulator = MetasoEmulator(api_key=SECRET)
     tool = make(MetasoSearchTool, emulator=emulator, metaso_api_key=SECRET, max_retries=0)
     emulator.script(Fault.status(401, body={"error": {"message": f"bad key {SECRET}"}}))
-    failed = message(invoke, tool, query="q")
+    failed = tool_message(invoke, tool, query="q")
     assert failed.status == "error"
     assert SECRET not in failed.content
     assert SECRET not in repr(failed)
-    succeeded = message(invoke, tool, query="q")
+    succeeded = tool_message(invoke, tool, query="q")
     assert succeeded.status == "success"
     assert SECRET not in repr(succeeded)
 
@@ -424,8 +415,8 @@ def test_tool_keeps_working_after_an_error(
 ) -> None:
     tool = make(MetasoSearchTool, size=2, max_retries=0)
     emulator.script(Fault.status(500))
-    assert message(invoke, tool, query="q").status == "error"
-    assert len(message(invoke, tool, query="q").artifact) == 2
+    assert tool_message(invoke, tool, query="q").status == "error"
+    assert len(tool_message(invoke, tool, query="q").artifact) == 2
 
 
 # --- what the model reads of each kind of result (issue 10.9, 11.2) ---------------------------
@@ -433,7 +424,7 @@ def test_tool_keeps_working_after_an_error(
 
 def scripted(make: Make, emulator: MetasoEmulator, scope: str, *items: dict[str, Any]) -> Any:
     emulator.script(Fault.status(200, body={f"{scope}s": list(items), "total": 40}))
-    return make(MetasoSearchTool, scope=scope).invoke(tool_call(query="q"))
+    return make(MetasoSearchTool, scope=scope).invoke(tool_call("metaso_search", query="q"))
 
 
 def test_an_image_shows_its_url_and_size_and_its_title_once(
@@ -476,14 +467,14 @@ def test_a_long_query_is_cut_short_in_the_text(
     make: Make, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
     query = "秘塔" * 5000
-    found = message(invoke, make(MetasoSearchTool, size=1), query=query).content
+    found = tool_message(invoke, make(MetasoSearchTool, size=1), query=query).content
     header = found.split("\n")[0]
     assert (
         header == f"Metaso webpage search for '{query[:99]}…': 1 of {header.split()[-2]} results."
     )
     assert emulator.requests[0].json()["q"] == query  # cut in the text only
     emulator.script(Fault.status(200, body={"webpages": [], "total": 0}))
-    empty = message(invoke, make(MetasoSearchTool), query=query + "?").content
+    empty = tool_message(invoke, make(MetasoSearchTool), query=query + "?").content
     assert empty == f"No webpage results found for '{query[:99]}…'."
 
 
@@ -491,71 +482,52 @@ def test_a_query_reads_on_one_line_with_no_doubled_punctuation(
     make: Make, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
     emulator.script(Fault.status(200, body={"webpages": [], "total": 0}))
-    content = message(invoke, make(MetasoSearchTool), query="什么是\n秘塔?  ").content
+    content = tool_message(invoke, make(MetasoSearchTool), query="什么是\n秘塔?  ").content
     assert content == "No webpage results found for '什么是 秘塔?'."
 
 
 # --- filters a call adds -------------------------------------------------------------------
 
 
-@pytest.fixture
-def served_tool() -> Iterator[Callable[..., MetasoSearchTool]]:
-    emulator = MetasoEmulator(api_key="test-key")
-    with emulator.serve() as base_url:
-
-        def build(**settings: Any) -> MetasoSearchTool:
-            return MetasoSearchTool(metaso_api_key="test-key", base_url=base_url, **settings)
-
-        yield build
-
-
 def hosts(message: ToolMessage) -> set[str]:
     return {urlsplit(doc.metadata["source"]).hostname or "" for doc in message.artifact}
 
 
-def test_a_call_may_keep_only_some_sites(
-    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
-) -> None:
-    tool = served_tool(size=5)
-    result = message(invoke, tool, query="秘塔", include_domains=["example.com"])
+def test_a_call_may_keep_only_some_sites(served: Served, invoke: Invoke) -> None:
+    tool = served(MetasoSearchTool, size=5)
+    result = tool_message(invoke, tool, query="秘塔", include_domains=["example.com"])
     assert result.status == "success"
     assert result.artifact
     assert all(host == "example.com" or host.endswith(".example.com") for host in hosts(result))
     assert "outside the requested sites" in result.content
 
 
-def test_a_call_adds_exclusions_to_the_tools_own(
-    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
-) -> None:
-    tool = served_tool(size=10, exclude_domains=["example.org"])
-    result = message(invoke, tool, query="秘塔", exclude_domains=["example.net"])
+def test_a_call_adds_exclusions_to_the_tools_own(served: Served, invoke: Invoke) -> None:
+    tool = served(MetasoSearchTool, size=10, exclude_domains=["example.org"])
+    result = tool_message(invoke, tool, query="秘塔", exclude_domains=["example.net"])
     assert result.artifact
     assert not any(host.endswith(("example.org", "example.net")) for host in hosts(result))
 
 
-def test_a_call_cannot_lift_the_tools_sites(
-    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
-) -> None:
-    tool = served_tool(include_domains=["example.com"])
-    result = message(invoke, tool, query="秘塔", include_domains=["example.org"])
+def test_a_call_cannot_lift_the_tools_sites(served: Served, invoke: Invoke) -> None:
+    tool = served(MetasoSearchTool, include_domains=["example.com"])
+    result = tool_message(invoke, tool, query="秘塔", include_domains=["example.org"])
     assert result.status == "error"
     assert "Invalid arguments" in result.content
     assert "example.org" in result.content
 
 
-def test_filters_outside_model_args_are_not_the_models(
-    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
-) -> None:
-    tool = served_tool(model_args=["scope"])
+def test_filters_outside_model_args_are_not_the_models(served: Served, invoke: Invoke) -> None:
+    tool = served(MetasoSearchTool, model_args=["scope"])
     assert "include_domains" not in tool.tool_call_schema.model_json_schema()["properties"]
-    result = message(invoke, tool, query="秘塔", include_domains=["example.com"])
+    result = tool_message(invoke, tool, query="秘塔", include_domains=["example.com"])
     assert result.status == "error"
     assert "include_domains: not an argument of this tool" in result.content
 
 
-def test_a_call_with_a_bad_domain_is_told_which(
-    served_tool: Callable[..., MetasoSearchTool], invoke: Invoke
-) -> None:
-    result = message(invoke, served_tool(), query="秘塔", include_domains=["not a domain"])
+def test_a_call_with_a_bad_domain_is_told_which(served: Served, invoke: Invoke) -> None:
+    result = tool_message(
+        invoke, served(MetasoSearchTool), query="秘塔", include_domains=["not a domain"]
+    )
     assert result.status == "error"
     assert "not a domain" in result.content

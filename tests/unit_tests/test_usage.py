@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from conftest import Make, tool_call
 from langchain_core.runnables import RunnableLambda
 
 from langchain_metaso import (
@@ -215,13 +216,6 @@ def test_a_budget_must_be_a_number_of_credits(limit: float) -> None:
         pass
 
 
-def test_the_budget_error_survives_pickling() -> None:
-    error = MetasoBudgetExceededError(budget=20, used=25.5, endpoint="reader")
-    clone = pickle.loads(pickle.dumps(error))
-    assert str(clone) == str(error)
-    assert (clone.budget, clone.used, clone.endpoint) == (20, 25.5, "reader")
-
-
 @pytest.mark.parametrize(
     ("answer", "credits"),
     [
@@ -246,27 +240,24 @@ def test_credits_are_read_from_an_answer_when_it_says(answer: Any, credits: floa
 # --- through the whole stack: what the emulator charges, what is recorded -------------------
 
 
-def emulated(**settings: Any) -> tuple[MetasoEmulator, dict[str, Any]]:
-    emulator = MetasoEmulator(api_key="k")
-    return emulator, {"metaso_api_key": "k", "transport": emulator.transport(), **settings}
-
-
-def test_every_call_of_every_class_is_counted_with_its_credits() -> None:
-    emulator, settings = emulated()
+def test_every_call_of_every_class_is_counted_with_its_credits(
+    make: Make, emulator: MetasoEmulator
+) -> None:
     with metaso_usage() as usage:
-        MetasoRetriever(k=3, **settings).invoke("秘塔")
-        asyncio.run(MetasoSearchTool(size=5, **settings).ainvoke({"query": "秘塔"}))
-        MetasoReaderTool(**settings).invoke({"url": "https://example.com/"})
-        MetasoAnswerTool(**settings).invoke({"query": "秘塔是什么"})
+        make(MetasoRetriever, k=3).invoke("秘塔")
+        asyncio.run(make(MetasoSearchTool, size=5).ainvoke({"query": "秘塔"}))
+        make(MetasoReaderTool).invoke({"url": "https://example.com/"})
+        make(MetasoAnswerTool).invoke({"query": "秘塔是什么"})
     assert usage.requests == len(emulator.requests) == 4
     assert set(usage.by_endpoint) == {"search", "reader", "chat/completions"}
     # What the emulator charges: max(3, size) a search, 1 a page, 3 a fast answer.
     assert usage.credits == 3 + 5 + 1 + 3
 
 
-def test_an_instance_budget_refuses_the_call_after_it_is_spent() -> None:
-    emulator, settings = emulated(credit_budget=5)
-    retriever = MetasoRetriever(k=3, **settings)  # the emulator charges 3 a search
+def test_an_instance_budget_refuses_the_call_after_it_is_spent(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    retriever = make(MetasoRetriever, k=3, credit_budget=5)  # the emulator charges 3 a search
     retriever.invoke("一")
     retriever.model_copy().invoke("二")  # 3 of 5 spent: allowed, and overspends
     with pytest.raises(MetasoBudgetExceededError, match="budget of 5 credits is spent"):
@@ -274,31 +265,24 @@ def test_an_instance_budget_refuses_the_call_after_it_is_spent() -> None:
     assert len(emulator.requests) == 2
 
 
-def test_an_agent_is_told_its_search_budget_is_spent() -> None:
-    _, settings = emulated()
-    tool = MetasoSearchTool(size=3, **settings)
+def test_an_agent_is_told_its_search_budget_is_spent(make: Make) -> None:
+    tool = make(MetasoSearchTool, size=3)
     with metaso_usage(credit_budget=0):
-        message = tool.invoke(
-            {"name": "metaso_search", "args": {"query": "秘塔"}, "id": "1", "type": "tool_call"}
-        )
+        message = tool.invoke(tool_call(tool.name, query="秘塔"))
     assert message.status == "error"
     assert "search budget of 0 credits is spent" in message.content
 
 
-def test_a_toolkits_tools_share_one_budget() -> None:
-    emulator, settings = emulated(credit_budget=3)
-    search, reader, _ = MetasoToolkit(**settings).get_tools()
+def test_a_toolkits_tools_share_one_budget(make: Make, emulator: MetasoEmulator) -> None:
+    search, reader, _ = make(MetasoToolkit, credit_budget=3).get_tools()
     search.invoke({"query": "秘塔", "size": 3})
-    message = reader.invoke(
-        {"name": "metaso_reader", "args": {"url": "https://a.cn/"}, "id": "1", "type": "tool_call"}
-    )
+    message = reader.invoke(tool_call(reader.name, url="https://a.cn/"))
     assert "budget of 3 credits is spent" in message.content
     assert len(emulator.requests) == 1
 
 
-def test_cache_hits_cost_nothing_and_are_counted() -> None:
-    emulator, settings = emulated(cache=InMemoryCache(), credit_budget=3)
-    retriever = MetasoRetriever(k=3, **settings)
+def test_cache_hits_cost_nothing_and_are_counted(make: Make, emulator: MetasoEmulator) -> None:
+    retriever = make(MetasoRetriever, k=3, cache=InMemoryCache(), credit_budget=3)
     with metaso_usage() as usage:
         for _ in range(3):
             retriever.invoke("秘塔")
@@ -306,11 +290,9 @@ def test_cache_hits_cost_nothing_and_are_counted() -> None:
     assert len(emulator.requests) == 1
 
 
-def test_credits_reach_every_document_and_the_tools_artifact() -> None:
-    _, settings = emulated()
-    docs = MetasoRetriever(k=4, **settings).invoke("秘塔")
+def test_credits_reach_every_document_and_the_tools_artifact(make: Make) -> None:
+    docs = make(MetasoRetriever, k=4).invoke("秘塔")
     assert [doc.metadata["credits"] for doc in docs] == [4, 4, 4, 4]
-    message = MetasoSearchTool(size=5, **settings).invoke(
-        {"name": "metaso_search", "args": {"query": "秘塔"}, "id": "1", "type": "tool_call"}
-    )
+    tool = make(MetasoSearchTool, size=5)
+    message = tool.invoke(tool_call(tool.name, query="秘塔"))
     assert {doc.metadata["credits"] for doc in message.artifact} == {5}

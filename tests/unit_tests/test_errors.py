@@ -1,0 +1,143 @@
+"""The typed errors (``errors.py``): what each says (what failed, the provider's words, what
+to do), whether it fails every request, and that it survives pickling and copying."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+from conftest import Make
+
+import langchain_metaso.errors as errors
+from langchain_metaso import MetasoRetriever
+from langchain_metaso.testing import Fault, MetasoEmulator
+
+# --- what they say --------------------------------------------------------------------------
+
+
+def test_an_api_error_says_what_failed_the_providers_words_and_what_to_do() -> None:
+    error = errors.MetasoAPIError(
+        "bad scope",
+        status_code=400,
+        endpoint="search",
+        url="https://api.302.ai/metaso/search",
+        code=40001,
+        hint="Use one of the six scopes.",
+    )
+    assert str(error) == (
+        "Metaso search failed with HTTP 400, code 40001 (https://api.302.ai/metaso/search): "
+        "bad scope. Use one of the six scopes."
+    )
+    bare = errors.MetasoServerError("", status_code=503, endpoint="reader", retry_after=2)
+    assert str(bare) == (
+        "Metaso reader failed with HTTP 503: no message. This is on the provider's side; "
+        "wait a moment and retry. The server asked to wait 2 s."
+    )
+
+
+def test_a_rate_limit_error_says_how_long_to_wait_when_the_server_said() -> None:
+    told = errors.MetasoRateLimitError(
+        "slow down", status_code=429, endpoint="search", retry_after=1.5
+    )
+    assert str(told).endswith("Rate limited: wait 1.5 s (the server's Retry-After) and retry.")
+    untold = errors.MetasoRateLimitError("slow", status_code=429, endpoint="search")
+    assert str(untold).endswith("Rate limited: wait a moment and retry, or lower max_concurrency.")
+
+
+def test_other_errors_say_what_came_back_or_what_was_not_reached() -> None:
+    unusable = errors.MetasoResponseError("not JSON", endpoint="reader", body_excerpt="<p>hi</p>")
+    assert str(unusable).startswith(
+        "Metaso reader returned an unusable answer: not JSON. Received: '<p>hi</p>' "
+    )
+    assert "base URL" in str(unusable)
+    unreachable = errors.MetasoTimeoutError(
+        "ReadTimeout", endpoint="search", url="https://a.cn/search"
+    )
+    assert str(unreachable) == (
+        "Metaso search could not reach https://a.cn/search: ReadTimeout. "
+        "Check the network and the base URL (METASO_BASE_URL), then retry."
+    )
+    budget = errors.MetasoBudgetExceededError(budget=20, used=25.5, endpoint="search")
+    assert "budget of 20 credits is spent (25.5 used)" in str(budget)
+
+
+@pytest.mark.parametrize(
+    ("said", "shown"),
+    [
+        ("参数错误。", "参数错误。 Check"),
+        ("Invalid request.", "Invalid request. Check"),
+        ("Is the query empty?", "Is the query empty? Check"),
+        ("参数错误", "参数错误. Check"),
+    ],
+)
+def test_a_provider_message_is_not_given_a_second_full_stop(
+    make: Make, emulator: MetasoEmulator, said: str, shown: str
+) -> None:
+    emulator.script(Fault.business_error(1000, said))
+    with pytest.raises(errors.MetasoAPIError) as info:
+        make(MetasoRetriever).invoke("q")
+    assert f": {shown} the request parameters" in str(info.value)
+
+
+# --- what they mean -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "every"),
+    [
+        (errors.MetasoAuthenticationError("k", status_code=401, endpoint="search"), True),
+        (errors.MetasoInsufficientCreditsError("c", status_code=402, endpoint="search"), True),
+        (errors.MetasoBudgetExceededError(budget=1, used=1, endpoint="search"), True),
+        (errors.MetasoAPIError("p", status_code=400, endpoint="search"), False),
+        (errors.MetasoRateLimitError("r", status_code=429, endpoint="search"), False),
+        (errors.MetasoServerError("s", status_code=500, endpoint="search"), False),
+        (errors.MetasoResponseError("x", endpoint="search"), False),
+        (errors.MetasoConnectionError("x", endpoint="search"), False),
+        (errors.MetasoTimeoutError("x", endpoint="search"), False),
+        # A setting may say otherwise than the class: a wrong base_url fails every request.
+        (
+            errors.MetasoAPIError(
+                "p", status_code=404, endpoint="search", fails_every_request=True
+            ),
+            True,
+        ),
+        (errors.MetasoResponseError("x", endpoint="search", fails_every_request=True), True),
+    ],
+)
+def test_whether_an_error_fails_every_request(error: errors.MetasoError, every: bool) -> None:
+    assert isinstance(error, errors.MetasoError)
+    assert error.fails_every_request is every
+
+
+def test_a_timeout_is_a_connection_error_and_every_http_answer_an_api_error() -> None:
+    assert issubclass(errors.MetasoTimeoutError, errors.MetasoConnectionError)
+    for cls in (
+        errors.MetasoAuthenticationError,
+        errors.MetasoInsufficientCreditsError,
+        errors.MetasoRateLimitError,
+        errors.MetasoServerError,
+    ):
+        assert issubclass(cls, errors.MetasoAPIError)
+
+
+# --- errors travel ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.MetasoRateLimitError(
+            "slow", status_code=429, endpoint="search", url="u", retry_after=2
+        ),
+        errors.MetasoAPIError("bad", status_code=404, endpoint="search", hint="Check base_url."),
+        errors.MetasoResponseError("not JSON", endpoint="reader", body_excerpt="<html>"),
+        errors.MetasoTimeoutError("ReadTimeout", endpoint="search", url="u"),
+        errors.MetasoBudgetExceededError(budget=20, used=25.5, endpoint="reader"),
+    ],
+)
+def test_errors_survive_pickling_and_copying(error: Exception) -> None:
+    for clone in (pickle.loads(pickle.dumps(error)), copy.copy(error), copy.deepcopy(error)):
+        assert type(clone) is type(error)
+        assert str(clone) == str(error)
+        assert vars(clone) == vars(error)
