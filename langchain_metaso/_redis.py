@@ -12,20 +12,39 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from langchain_core.stores import BaseStore
 
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["RedisByteStore", "RedisConnection"]
+__all__ = ["RedisByteStore", "RedisConnection", "masked_url"]
 
 REDIS_EXTRA = 'pip install "langchain-metaso[redis]"'
 
 # A cache or limiter waiting forever on an unreachable Redis would hang every search.
 _DEFAULT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password hidden, wherever redis-py reads one: the user info
+    (``redis://user:pw@host``) and the query (``redis://host/0?password=pw``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL redis-py would take either: show nothing of it
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    pairs = parts.query.split("&") if parts.query else []
+    names = [pair.split("=", 1)[0] for pair in pairs]
+    query = "&".join(
+        f"{name}=***" if unquote_plus(name) == "password" else pair
+        for name, pair in zip(names, pairs, strict=True)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class RedisConnection:
@@ -53,11 +72,7 @@ class RedisConnection:
         return functools.partial(RedisConnection, **self.options), (self.url,)
 
     def __repr__(self) -> str:
-        parts = urlsplit(self.url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            netloc = "***@" + netloc.rsplit("@", 1)[1]
-        return f"RedisConnection({urlunsplit(parts._replace(netloc=netloc))!r})"
+        return f"RedisConnection({masked_url(self.url)!r})"
 
 
 class RedisByteStore(BaseStore[str, bytes]):

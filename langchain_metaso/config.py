@@ -8,7 +8,7 @@ import inspect
 import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import httpx
 from langchain_core.rate_limiters import BaseRateLimiter
@@ -29,7 +29,7 @@ from typing_extensions import Self
 from langchain_metaso._http import ConnectionPool, MetasoClient
 from langchain_metaso.cache import MetasoCache
 from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
-from langchain_metaso.usage import CreditBudget
+from langchain_metaso.usage import Budget, CreditBudget
 
 __all__ = ["DEFAULT_BASE_URL", "METASO_CN_BASE_URL", "MetasoConfig", "check_arguments"]
 
@@ -144,13 +144,14 @@ class MetasoConfig(BaseModel):
     """A LangChain rate limiter (e.g. ``InMemoryRateLimiter``) consulted before every
     request, retries included."""
 
-    credit_budget: float | None = Field(default=None, ge=0)
+    credit_budget: Annotated[float, Field(ge=0)] | Budget | None = None
     """Credits this instance and its copies (``model_copy``, a toolkit's tools) may spend
     together; a call that would start after that is refused with
-    ``MetasoBudgetExceededError`` before it is sent. ``None``: no budget."""
+    ``MetasoBudgetExceededError`` before it is sent. Or a budget to spend from, e.g. a
+    ``RedisCreditBudget`` shared by every process. ``None``: no budget."""
 
     _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
-    _budget: CreditBudget | None = PrivateAttr(default=None)
+    _budget: Budget | None = PrivateAttr(default=None)
 
     @classmethod
     def argument_names(cls) -> dict[str, list[str]]:
@@ -264,10 +265,10 @@ class MetasoConfig(BaseModel):
             budget=self._credit_budget(),
         )
 
-    def _credit_budget(self) -> CreditBudget | None:
+    def _credit_budget(self) -> Budget | None:
         # Copies share the budget object; one given another limit counts afresh.
-        if self.credit_budget is None:
-            return None
+        if self.credit_budget is None or isinstance(self.credit_budget, Budget):
+            return self.credit_budget
         with _BUDGET_LOCK:  # two first calls at once must not count on two budgets
             budget = self._budget
             if budget is None or budget.limit != self.credit_budget:

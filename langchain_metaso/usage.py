@@ -2,8 +2,9 @@
 
 ``with metaso_usage() as usage:`` counts every call made inside the block, like
 LangChain's ``get_usage_metadata_callback``; ``metaso_usage(credit_budget=N)`` also
-refuses, before sending, any call that would start once ``N`` credits are spent. A
-``CreditBudget`` does the same for one instance and its copies (``credit_budget=``).
+refuses, before sending, a call that would go past the budget. A ``CreditBudget`` does the
+same for one instance and its copies (``credit_budget=``), a ``RedisCreditBudget`` for
+every process and machine that uses one Redis.
 
 The tracker follows the context (``contextvars``): asyncio tasks started inside the block
 count, and so do threads started with a copy of the context, as LangChain's ``batch``,
@@ -11,31 +12,58 @@ count, and so do threads started with a copy of the context, as LangChain's ``ba
 ``threading.Thread`` or ``ThreadPoolExecutor.submit`` starts with an empty context: its
 calls are not counted unless the function runs in ``contextvars.copy_context().run``.
 
-The HTTP core calls ``check_budget`` before sending a request and ``record_usage`` once a
-call is answered, from the server or from the cache.
+Every budget follows one rule, however many calls run at once: a call may start only
+while the credits spent plus those held by calls in flight are below the limit. Before it
+sends a call, the HTTP core takes a ``Reservation`` (``reserve``): each budget that applies
+holds the call's expected cost, the last price it saw for the endpoint (else
+``EXPECTED_CREDITS``). On the answer the reservation settles: each hold becomes the credits
+the answer reports, or stays as the charge when it reports none (a chat stream, the
+reader's text); a call that fails before an answer releases it. With a limit of 10 and
+calls of 3, at most four calls start (at 0, 3, 6 and 9 committed). Cache hits are free and
+take no reservation (``record_usage``).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
 
-from langchain_metaso.errors import MetasoBudgetExceededError
+from langchain_metaso._redis import RedisConnection, masked_url
+from langchain_metaso.errors import MetasoBudgetExceededError, MetasoConnectionError
 
 __all__ = [
+    "EXPECTED_CREDITS",
+    "Budget",
     "CreditBudget",
     "MetasoUsage",
+    "RedisCreditBudget",
+    "Reservation",
     "UsageCounts",
-    "check_budget",
     "credits_from",
     "metaso_usage",
     "record_usage",
+    "reserve",
 ]
+
+logger = logging.getLogger("langchain_metaso")
+
+EXPECTED_CREDITS: dict[str, float] = {"search": 10.0, "reader": 1.0, "chat/completions": 3.0}
+"""What a budget holds for a call before it has seen a price for the endpoint: a search of
+the default 10 results, a page, an answer of the default ``fast`` model (10 for any other
+endpoint). A chat stream, which reports no credits, is charged this or the last price seen."""
+
+
+def _expected(endpoint: str) -> float:
+    return EXPECTED_CREDITS.get(endpoint, 10.0)
 
 
 @dataclass
@@ -47,7 +75,7 @@ class UsageCounts:
         requests: Calls answered by the server.
         cache_hits: Calls answered from the cache, without a request.
         unpriced_requests: Requests whose answer reported no credits (e.g. the reader's
-            text format): ``credits`` leaves them out.
+            text format, a chat stream): ``credits`` leaves them out.
     """
 
     credits: float = 0.0
@@ -66,13 +94,32 @@ class UsageCounts:
             self.credits += credits
 
 
+@runtime_checkable
+class Budget(Protocol):
+    """A credit budget, as the HTTP core uses it (``CreditBudget``, ``RedisCreditBudget``)."""
+
+    limit: float
+
+    def reserve(self, endpoint: str) -> Any:
+        """Hold the expected cost of a call to ``endpoint`` and return the hold; raise
+        ``MetasoBudgetExceededError`` if spent and held credits already reach ``limit``."""
+
+    def settle(self, hold: Any, credits: float | None) -> None:
+        """Charge the answered call of ``hold`` the ``credits`` its answer reported, or
+        (``None``: it reported none) what was held."""
+
+    def release(self, hold: Any) -> None:
+        """Drop ``hold``: the call was not charged (it failed before an answer)."""
+
+
 class CreditBudget:
     """A budget of credits, shared by whoever holds it: an instance and its copies
-    (``model_copy``, ``copy.deepcopy``, a toolkit's tools) hold the same one. Once ``limit``
-    credits are spent, the calls it applies to are refused before they are sent.
+    (``model_copy``, ``copy.deepcopy``, a toolkit's tools) hold the same one. A call may
+    start only while the credits spent and those held by calls in flight are below
+    ``limit``; the others are refused before they are sent.
 
     A pickled copy (e.g. sent to another process) starts from what was spent so far and
-    counts on its own: processes share no memory.
+    counts on its own: processes share no memory (``RedisCreditBudget`` is shared).
 
     Args:
         limit: Credits that may be spent (``0`` refuses every call).
@@ -83,18 +130,34 @@ class CreditBudget:
             raise ValueError(f"credit_budget must be a number of credits >= 0, got {limit}")
         self.limit = limit
         self.spent = 0.0
+        self.held = 0.0
+        self._prices: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def check(self, endpoint: str) -> None:
-        """Raise ``MetasoBudgetExceededError`` if the budget is spent."""
-        spent = self.spent
-        if spent >= self.limit:
-            raise MetasoBudgetExceededError(budget=self.limit, used=spent, endpoint=endpoint)
-
-    def add(self, credits: float) -> None:
-        """Count ``credits`` as spent."""
+    def reserve(self, endpoint: str) -> tuple[str, float]:
         with self._lock:
+            committed = self.spent + self.held
+            if committed >= self.limit:
+                raise MetasoBudgetExceededError(
+                    budget=self.limit, used=committed, endpoint=endpoint
+                )
+            amount = self._prices.get(endpoint, _expected(endpoint))
+            self.held += amount
+        return endpoint, amount
+
+    def settle(self, hold: tuple[str, float], credits: float | None) -> None:
+        endpoint, amount = hold
+        with self._lock:
+            self.held -= amount
+            if credits is None:
+                credits = amount
+            else:
+                self._prices[endpoint] = credits
             self.spent += credits
+
+    def release(self, hold: tuple[str, float]) -> None:
+        with self._lock:
+            self.held -= hold[1]
 
     def __copy__(self) -> CreditBudget:
         return self
@@ -102,10 +165,11 @@ class CreditBudget:
     def __deepcopy__(self, memo: dict[int, Any]) -> CreditBudget:
         return self
 
-    # A lock cannot be pickled: an unpickled copy gets its own.
+    # A lock cannot be pickled: an unpickled copy gets its own, and none of the holds of
+    # the calls in flight here.
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:
-            state = self.__dict__.copy()
+            state = {**self.__dict__, "held": 0.0, "_prices": dict(self._prices)}
         del state["_lock"]
         return state
 
@@ -117,18 +181,160 @@ class CreditBudget:
         return f"CreditBudget(limit={self.limit:g}, spent={self.spent:g})"
 
 
+# KEYS[1]: the budget, a hash: 'spent', and 'price:<endpoint>' (what one last cost).
+# KEYS[2]: the holds of calls in flight, a sorted set of '<id> <credits>' by lapse time.
+# ARGV: limit, endpoint, the expected price if none was seen, hold id, lease seconds.
+# Returns {1, price held} or {0, credits committed}, numbers as strings (Lua's are floats).
+_RESERVE_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local committed = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+for _, hold in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  committed = committed + tonumber(string.match(hold, ' (.+)$'))
+end
+if committed >= tonumber(ARGV[1]) then
+  return {0, tostring(committed)}
+end
+local price = redis.call('HGET', KEYS[1], 'price:' .. ARGV[2]) or ARGV[3]
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4] .. ' ' .. price)
+return {1, price}
+"""
+HOLD_LEASE = 600.0  # seconds: the hold of a worker that died mid-call lapses after this
+
+
+class RedisCreditBudget:
+    """A credit budget kept in Redis: every process and machine using the same
+    ``redis_url`` and ``key`` spends from one budget (Ray tasks, multiprocessing workers).
+    Accepted wherever a budget is: ``credit_budget=`` of every class, and
+    ``metaso_usage(credit_budget=...)``.
+
+    The rule of ``CreditBudget``, held atomically across processes: a call may start only
+    while the credits spent and those held by calls in flight are below ``credits``.
+    Reserving is one Lua script (Redis 5 or later); the price each endpoint last cost is
+    kept beside ``spent``, so every worker expects what any worker saw. A hold whose
+    worker died before its call was answered lapses after 10 minutes.
+
+    A budget that cannot be checked is not a budget: when Redis cannot be reached, a call
+    is refused before it is sent, with ``MetasoConnectionError`` (unlike
+    ``RedisRateLimiter``, which lets the call go). It pickles as its URL and settings, and
+    the copy in a worker process connects to the same Redis.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_metaso import MetasoRetriever, RedisCreditBudget
+
+            budget = RedisCreditBudget("redis://localhost:6379/0", credits=1000)
+            retriever = MetasoRetriever(credit_budget=budget)  # in every worker
+            print(budget.spent, budget.remaining)
+
+    Args:
+        redis_url: The Redis server, e.g. ``redis://localhost:6379/0``.
+        credits: Credits all users of ``key`` may spend together.
+        key: The Redis key of the budget (``{key}/held`` holds the calls in flight). Delete
+            it to start afresh.
+        **redis_options: Passed to ``redis.Redis.from_url``.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        credits: float,
+        key: str = "metaso/credit_budget",
+        **redis_options: Any,
+    ) -> None:
+        if not credits >= 0:  # NaN included
+            raise ValueError(f"credits must be a number of credits >= 0, got {credits}")
+        self.limit = credits
+        self.key = key
+        self.connection = RedisConnection(redis_url, **redis_options)
+        self._script = self.connection.client.register_script(_RESERVE_SCRIPT)
+
+    @property
+    def spent(self) -> float:
+        """Credits spent so far by every user of the budget, read from Redis."""
+        spent = self._redis("credit budget", self.connection.client.hget, self.key, "spent")
+        return float(spent or 0)
+
+    @property
+    def remaining(self) -> float:
+        """Credits left to spend (never below 0), read from Redis."""
+        return max(0.0, self.limit - self.spent)
+
+    def reserve(self, endpoint: str) -> tuple[str, str, float]:
+        hold_id = uuid.uuid4().hex
+        keys = [self.key, f"{self.key}/held"]
+        args = [self.limit, endpoint, _expected(endpoint), hold_id, HOLD_LEASE]
+        allowed, amount = self._redis(endpoint, self._script, keys=keys, args=args)
+        if not int(allowed):
+            raise MetasoBudgetExceededError(
+                budget=self.limit, used=float(amount), endpoint=endpoint
+            )
+        return endpoint, f"{hold_id} {amount.decode()}", float(amount)
+
+    def settle(self, hold: tuple[str, str, float], credits: float | None) -> None:
+        endpoint, member, amount = hold
+        pipe = self.connection.client.pipeline(transaction=True)
+        pipe.zrem(f"{self.key}/held", member)
+        pipe.hincrbyfloat(self.key, "spent", amount if credits is None else credits)
+        if credits is not None:
+            pipe.hset(self.key, f"price:{endpoint}", repr(credits))
+        self._after_answer(pipe.execute)
+
+    def release(self, hold: tuple[str, str, float]) -> None:
+        self._after_answer(self.connection.client.zrem, f"{self.key}/held", hold[1])
+
+    def _redis(self, endpoint: str, command: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except Exception as exc:  # redis-py's errors: the server is down, slow or refusing
+            raise MetasoConnectionError(
+                f"{type(exc).__name__}: {exc}",
+                endpoint=endpoint,
+                url=masked_url(self.connection.url),
+                advice=(
+                    "The credit budget is kept in this Redis, and a call it cannot check "
+                    "is not sent: start Redis or correct redis_url, then retry."
+                ),
+            ) from exc
+
+    def _after_answer(self, command: Any, *args: Any) -> None:
+        # The call is over: its answer is not thrown away because Redis failed now.
+        try:
+            command(*args)
+        except Exception as exc:
+            logger.warning("Metaso credit budget: Redis failed (%s); a call went uncounted", exc)
+
+    def __copy__(self) -> RedisCreditBudget:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RedisCreditBudget:
+        return self
+
+    def __reduce__(self) -> Any:
+        settings = {"credits": self.limit, "key": self.key, **self.connection.options}
+        return functools.partial(RedisCreditBudget, **settings), (self.connection.url,)
+
+    def __repr__(self) -> str:
+        return f"RedisCreditBudget({self.connection!r}, credits={self.limit:g}, key={self.key!r})"
+
+
 class MetasoUsage(UsageCounts):
     """What the calls inside one ``metaso_usage()`` block cost; it keeps counting until
     the block ends, and keeps its totals after.
 
     Attributes:
-        budget: The block's ``CreditBudget``, or ``None`` for no limit.
+        budget: The block's budget, or ``None`` for no limit.
         by_endpoint: The same totals for each endpoint (``"search"``, ``"reader"``...).
     """
 
-    def __init__(self, credit_budget: float | None = None) -> None:
+    def __init__(self, credit_budget: float | Budget | None = None) -> None:
         super().__init__()
-        self.budget = None if credit_budget is None else CreditBudget(credit_budget)
+        self.budget = (
+            CreditBudget(credit_budget) if isinstance(credit_budget, int | float) else credit_budget
+        )
         self.by_endpoint: dict[str, UsageCounts] = {}
         self._lock = threading.Lock()
 
@@ -136,8 +342,6 @@ class MetasoUsage(UsageCounts):
         with self._lock:
             self._count(credits, cache_hit)
             self.by_endpoint.setdefault(endpoint, UsageCounts())._count(credits, cache_hit)
-        if self.budget is not None and credits is not None and not cache_hit:
-            self.budget.add(credits)
 
     def __repr__(self) -> str:
         budget = "" if self.budget is None else f", credit_budget={self.budget.limit:g}"
@@ -151,15 +355,16 @@ _active: ContextVar[tuple[MetasoUsage, ...]] = ContextVar("metaso_usage", defaul
 
 
 @contextmanager
-def metaso_usage(credit_budget: float | None = None) -> Iterator[MetasoUsage]:
+def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[MetasoUsage]:
     """Count the credits, requests and cache hits of every call made inside the block.
 
     Blocks nest: a call counts in every block it is inside.
 
     Args:
-        credit_budget: Credits the block may spend. A call that would start once they are
-            spent raises ``MetasoBudgetExceededError`` without being sent (an agent's tool
-            gets an error message instead); calls already under way finish and count.
+        credit_budget: Credits the block may spend, or a budget to spend from (e.g. a
+            ``RedisCreditBudget`` shared by every worker). A call that would start once
+            spent and in-flight credits reach it raises ``MetasoBudgetExceededError``
+            without being sent (an agent's tool gets an error message instead).
 
     Example:
         .. code-block:: python
@@ -178,37 +383,82 @@ def metaso_usage(credit_budget: float | None = None) -> Iterator[MetasoUsage]:
         _active.reset(token)
 
 
-def check_budget(endpoint: str, budget: CreditBudget | None = None) -> None:
-    """Raise ``MetasoBudgetExceededError`` if a budget that applies to a call is spent:
-    the instance's ``budget`` or that of any ``metaso_usage`` block it is made in.
+class Reservation:
+    """One call's holds on every budget that applies to it, from ``reserve`` until the
+    call settles or is released; leaving ``with reservation:`` without settling
+    releases them (the call failed before an answer)."""
 
-    The HTTP core calls it before sending a call (not before a cache hit, which is free).
+    def __init__(
+        self, endpoint: str, budgets: Sequence[Budget], usages: tuple[MetasoUsage, ...]
+    ) -> None:
+        self.endpoint = endpoint
+        self._usages = usages  # the blocks the call started in, wherever it ends
+        self._holds: list[tuple[Budget, Any]] | None = []
+        try:
+            for budget in budgets:
+                self._holds.append((budget, budget.reserve(endpoint)))
+        except BaseException:
+            self.release()
+            raise
+
+    def settle(self, credits: float | None) -> None:
+        """The call was answered, and charged ``credits`` (``None``: the answer did not
+        say; each budget charges what it held). Counted in every ``metaso_usage`` block."""
+        holds, self._holds = self._holds, None
+        if holds is None:
+            return
+        for budget, hold in holds:
+            budget.settle(hold, credits)
+        for usage in self._usages:
+            usage._record(self.endpoint, credits, cache_hit=False)
+
+    def release(self) -> None:
+        """Nothing was charged: drop the holds, count nothing."""
+        holds, self._holds = self._holds, None
+        for budget, hold in holds or ():
+            budget.release(hold)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def reserve(endpoint: str, budget: Budget | None = None) -> Reservation:
+    """Hold a call's expected cost on every budget that applies to it: the instance's
+    ``budget`` and that of each ``metaso_usage`` block it is made in.
+
+    The HTTP core calls it before sending a call (not before a cache hit, which is free)::
+
+        with reserve(call.endpoint, budget) as reservation:
+            answer = send(call)
+            reservation.settle(credits_from(answer))
+
+    Raises:
+        MetasoBudgetExceededError: a budget's spent and held credits reach its limit;
+            nothing is held then.
     """
-    if budget is not None:
-        budget.check(endpoint)
-    for usage in _active.get():
-        if usage.budget is not None:
-            usage.budget.check(endpoint)
+    usages = _active.get()
+    found = [budget, *(usage.budget for usage in usages)]
+    budgets = list({id(b): b for b in found if b is not None}.values())
+    return Reservation(endpoint, budgets, usages)
 
 
-def record_usage(
-    endpoint: str,
-    credits: float | None,
-    *,
-    cache_hit: bool = False,
-    budget: CreditBudget | None = None,
-) -> None:
-    """Count one answered call in every ``metaso_usage`` block it was made in, and its
-    credits against the instance's ``budget``.
+def record_usage(endpoint: str, credits: float | None, *, cache_hit: bool = False) -> None:
+    """Count one call in every ``metaso_usage`` block it was made in, without a budget:
+    the HTTP core counts cache hits (free) with it; ``Reservation.settle`` counts requests.
 
     Args:
         endpoint: The endpoint called, e.g. ``"search"``.
         credits: What the answer says it cost (``credits_from``), ``None`` if it does not say.
         cache_hit: Whether the cache answered (then nothing was spent).
-        budget: The instance's budget, if it has one.
     """
-    if budget is not None and credits is not None and not cache_hit:
-        budget.add(credits)
     for usage in _active.get():
         usage._record(endpoint, credits, cache_hit)
 

@@ -46,7 +46,7 @@ from langchain_metaso.errors import (
     MetasoResponseError,
     MetasoTimeoutError,
 )
-from langchain_metaso.usage import CreditBudget, check_budget, credits_from, record_usage
+from langchain_metaso.usage import Budget, credits_from, record_usage, reserve
 
 __all__ = ["MetasoClient"]
 
@@ -84,7 +84,7 @@ class MetasoClient:
     cache: MetasoCache | None = None
     rate_limiter: BaseRateLimiter | None = None
     total_timeout: float | None = None
-    budget: CreditBudget | None = None
+    budget: Budget | None = None
 
     @property
     def policy(self) -> RetryPolicy:
@@ -144,17 +144,17 @@ class MetasoClient:
 
     def _send(self, call: Call[T]) -> tuple[Any, T]:
         """Send ``call`` (no cache): its decoded answer and its parsed result."""
-        check_budget(call.endpoint, self.budget)
-        answer: tuple[Any, T] = self._drive(self._exchange(call, self._interpret), stream=False)
-        self._record(call, answer[0])
-        return answer
+        with reserve(call.endpoint, self.budget) as reservation:
+            answer: tuple[Any, T] = self._drive(self._exchange(call, self._interpret), stream=False)
+            reservation.settle(credits_from(answer[0]))
+            return answer
 
     async def _asend(self, call: Call[T]) -> tuple[Any, T]:
-        check_budget(call.endpoint, self.budget)
-        flow: Flow[tuple[Any, T]] = self._exchange(call, self._interpret)
-        answer = await self._adrive(flow, stream=False)
-        self._record(call, answer[0])
-        return answer
+        with reserve(call.endpoint, self.budget) as reservation:
+            flow: Flow[tuple[Any, T]] = self._exchange(call, self._interpret)
+            answer = await self._adrive(flow, stream=False)
+            reservation.settle(credits_from(answer[0]))
+            return answer
 
     def stream(self, call: Call[T]) -> Iterator[T]:
         """Send an ``"events"`` call; yield ``call.parse`` of each event's data, in order.
@@ -163,11 +163,12 @@ class MetasoClient:
         flow, a broken connection raises at once (what came is not sent twice). The
         stream must end with ``data: [DONE]``, else ``MetasoResponseError``. The stream
         holds one of the ``max_concurrency`` slots until it is closed, and ends with
-        ``MetasoTimeoutError`` once ``total_timeout`` has passed.
+        ``MetasoTimeoutError`` once ``total_timeout`` has passed. Once opened, it is
+        charged (budgets charge their expected price: streams report no credits), also
+        when the caller stops reading early.
         """
-        check_budget(call.endpoint, self.budget)
         _, slot = self.pool.sync_lane(self.transport, self.max_concurrency)
-        with slot:
+        with reserve(call.endpoint, self.budget) as reservation, slot:
             deadline = self.policy.deadline(time.monotonic())
             response = self._drive(self._exchange(call, self._opened, deadline), stream=True)
             tally = _Tally(deadline)
@@ -178,25 +179,25 @@ class MetasoClient:
                 raise self._connection_error(call, exc) from exc
             finally:
                 response.close()
-            self._record(call, {"credits": tally.credits})
+                reservation.settle(tally.credits)
 
     async def astream(self, call: Call[T]) -> AsyncIterator[T]:
         """``stream`` on the running event loop."""
-        check_budget(call.endpoint, self.budget)
         _, slot = await self.pool.async_lane(self.transport, self.max_concurrency)
-        async with slot:
-            deadline = self.policy.deadline(time.monotonic())
-            flow = self._exchange(call, self._opened, deadline)
-            response = await self._adrive(flow, stream=True)
-            tally = _Tally(deadline)
-            try:
-                async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
-                    yield self._on_event(call, event, tally)
-            except httpx.RequestError as exc:
-                raise self._connection_error(call, exc) from exc
-            finally:
-                await response.aclose()
-            self._record(call, {"credits": tally.credits})
+        with reserve(call.endpoint, self.budget) as reservation:
+            async with slot:
+                deadline = self.policy.deadline(time.monotonic())
+                flow = self._exchange(call, self._opened, deadline)
+                response = await self._adrive(flow, stream=True)
+                tally = _Tally(deadline)
+                try:
+                    async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
+                        yield self._on_event(call, event, tally)
+                except httpx.RequestError as exc:
+                    raise self._connection_error(call, exc) from exc
+                finally:
+                    await response.aclose()
+                    reservation.settle(tally.credits)
 
     def _drive(self, flow: Flow[R], *, stream: bool) -> R:
         client, slots = self.pool.sync_lane(self.transport, self.max_concurrency)
@@ -317,12 +318,9 @@ class MetasoClient:
             )
         return wait
 
-    def _record(self, call: Call[Any], answer: Any) -> None:
-        record_usage(call.endpoint, credits_from(answer), budget=self.budget)
-
     def _shared(self, call: Call[T], answer: Any) -> T:
         """The result of an identical call's answer: it cost this call nothing."""
-        record_usage(call.endpoint, None, cache_hit=True, budget=self.budget)
+        record_usage(call.endpoint, None, cache_hit=True)
         return call.parse(answer)
 
     def _interpret(self, call: Call[T], outcome: Outcome) -> tuple[Any, T]:
@@ -354,7 +352,7 @@ class MetasoClient:
             logger.warning("Metaso cache: ignored an entry that did not parse (%s)", exc)
             return None
         logger.debug("Metaso %s: answered from the cache", call.endpoint)
-        record_usage(call.endpoint, None, cache_hit=True, budget=self.budget)
+        record_usage(call.endpoint, None, cache_hit=True)
         return result
 
     def _opened(self, call: Call[Any], outcome: Outcome) -> httpx.Response:

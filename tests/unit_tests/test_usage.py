@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import itertools
 import pickle
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from conftest import Make, tool_call
 from langchain_core.runnables import RunnableLambda
 
 from langchain_metaso import (
+    ChatMetaso,
     CreditBudget,
     InMemoryCache,
     MetasoAnswerTool,
@@ -28,15 +32,19 @@ from langchain_metaso import (
     MetasoUsage,
     metaso_usage,
 )
-from langchain_metaso.testing import MetasoEmulator
-from langchain_metaso.usage import check_budget, credits_from, record_usage
+from langchain_metaso.testing import Fault, MetasoEmulator
+from langchain_metaso.usage import EXPECTED_CREDITS, Budget, credits_from, record_usage, reserve
 
 
-def search(credits: float | None = 10, *, cache_hit: bool = False, **kwargs: Any) -> None:
+def search(
+    credits: float | None = 10, *, cache_hit: bool = False, budget: Budget | None = None
+) -> None:
     """What the HTTP core does around one search call."""
-    if not cache_hit:
-        check_budget("search", kwargs.get("budget"))
-    record_usage("search", credits, cache_hit=cache_hit, **kwargs)
+    if cache_hit:
+        record_usage("search", None, cache_hit=True)
+        return
+    with reserve("search", budget) as reservation:
+        reservation.settle(credits)
 
 
 def test_calls_inside_the_block_are_counted() -> None:
@@ -44,7 +52,8 @@ def test_calls_inside_the_block_are_counted() -> None:
         search(10)
         search(4.5)
         search(cache_hit=True)
-        record_usage("reader", None)  # a text answer says nothing of its cost
+        with reserve("reader") as reservation:
+            reservation.settle(None)  # a text answer says nothing of its cost
     assert (usage.credits, usage.requests, usage.cache_hits) == (14.5, 3, 1)
     assert usage.unpriced_requests == 1
     assert usage.by_endpoint["search"].credits == 14.5
@@ -199,13 +208,13 @@ def test_an_instance_budget_and_a_block_budget_both_apply() -> None:
 
 def test_a_pickled_budget_keeps_what_was_spent_and_counts_on_its_own() -> None:
     budget = CreditBudget(10)
-    budget.add(4)
+    search(4, budget=budget)
     clone = pickle.loads(pickle.dumps(budget))
-    clone.add(6)
+    search(6, budget=clone)
     assert (budget.spent, clone.spent) == (4, 10)
     with pytest.raises(MetasoBudgetExceededError):
-        clone.check("search")
-    budget.check("search")
+        search(1, budget=clone)
+    search(1, budget=budget)
 
 
 @pytest.mark.parametrize("limit", [-1, float("nan")])
@@ -296,3 +305,177 @@ def test_credits_reach_every_document_and_the_tools_artifact(make: Make) -> None
     tool = make(MetasoSearchTool, size=5)
     message = tool.invoke(tool_call(tool.name, query="秘塔"))
     assert {doc.metadata["credits"] for doc in message.artifact} == {5}
+
+
+# --- a budget holds under concurrency and streams -------------------------------------------
+
+
+class Gate(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """The emulator's transport, holding every request until each of ``calls`` calls was
+    either sent or refused: then the requests go on. So every call asks the budget while
+    the ones it let through are still in flight, with no sleep racing them."""
+
+    def __init__(self, emulator: MetasoEmulator, calls: int) -> None:
+        self._inner = emulator.transport()
+        self._calls = calls
+        self._seen = 0
+        self._lock = threading.Lock()
+        self._all_tried = threading.Event()
+        self._all_tried_async: asyncio.Event | None = None
+
+    def tried(self) -> None:
+        """One call was sent or refused."""
+        with self._lock:
+            self._seen += 1
+            if self._seen == self._calls:
+                self._all_tried.set()
+                if self._all_tried_async is not None:
+                    self._all_tried_async.set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.tried()
+        assert self._all_tried.wait(60)
+        return self._inner.handle_request(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._all_tried_async is None:
+            self._all_tried_async = asyncio.Event()
+            if self._all_tried.is_set():
+                self._all_tried_async.set()
+        self.tried()
+        await self._all_tried_async.wait()
+        return await self._inner.handle_async_request(request)
+
+
+def race(
+    mode: str, gate: Gate, calls: int, run: Callable[[], Any], arun: Callable[[], Any]
+) -> list[str]:
+    """``calls`` calls at once (``run`` in threads, or ``arun`` in tasks): "sent" or
+    "refused" for each."""
+    outcomes: list[str] = []
+
+    def refused() -> None:
+        outcomes.append("refused")
+        gate.tried()
+
+    def call() -> None:
+        try:
+            run()
+            outcomes.append("sent")
+        except MetasoBudgetExceededError:
+            refused()
+
+    async def acall() -> None:
+        try:
+            await arun()
+            outcomes.append("sent")
+        except MetasoBudgetExceededError:
+            refused()
+
+    async def all_at_once() -> None:
+        await asyncio.gather(*(acall() for _ in range(calls)))
+
+    if mode == "async":
+        asyncio.run(all_at_once())
+        return outcomes
+    with ThreadPoolExecutor(calls) as pool:
+        for future in [pool.submit(contextvars.copy_context().run, call) for _ in range(calls)]:
+            future.result()
+    return outcomes
+
+
+@pytest.mark.parametrize("where", ["instance", "metaso_usage"])
+def test_concurrent_calls_start_only_while_the_budget_can_pay(
+    make: Make, emulator: MetasoEmulator, mode: str, where: str
+) -> None:
+    """Limit 10, 3 credits a call: of 50 calls, 4 are sent (at 0, 3, 6 and 9 committed),
+    however many run at once."""
+    budget = CreditBudget(10)
+    instance_budget = {"credit_budget": budget} if where == "instance" else {}
+    gate = Gate(emulator, calls=49)
+    retriever = make(MetasoRetriever, k=3, transport=gate, max_concurrency=64, **instance_budget)
+    with metaso_usage(credit_budget=budget if where == "metaso_usage" else None) as usage:
+        # One call first, so the budget has seen that a search costs 3 (it expects 10).
+        make(MetasoRetriever, k=3, **instance_budget).invoke("primer")
+        outcomes = race(
+            mode, gate, 49, lambda: retriever.invoke("秘塔"), lambda: retriever.ainvoke("秘塔")
+        )
+    assert outcomes.count("sent") == 3
+    assert len(emulator.requests) == 4
+    assert (budget.spent, budget.held) == (12, 0)
+    if where == "metaso_usage":
+        assert (usage.requests, usage.credits) == (4, 12)
+
+
+def answers_until_refused(model: ChatMetaso, mode: str, leave_early: bool) -> int:
+    """How many answers ``model`` gives before its budget refuses one: whole (``invoke``)
+    or streamed (``stream``, ``astream``), read to the end or left after the first chunk."""
+    read = 1 if leave_early else None
+
+    async def astream() -> None:
+        chunks = model.astream("秘塔是什么")
+        async for _ in chunks:
+            if leave_early:
+                break
+        await chunks.aclose()
+
+    answers = 0
+    for _ in range(10):
+        try:
+            if mode == "invoke":
+                model.invoke("秘塔是什么")
+            elif mode == "stream":
+                chunks = model.stream("秘塔是什么")
+                for _ in itertools.islice(chunks, read):
+                    pass
+                chunks.close()
+            else:
+                asyncio.run(astream())
+        except MetasoBudgetExceededError:
+            return answers
+        answers += 1
+    return answers
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream", "astream"])
+@pytest.mark.parametrize("leave_early", [False, True])
+def test_a_stream_is_charged_its_expected_price_even_when_left_early(
+    make: Make, emulator: MetasoEmulator, mode: str, leave_early: bool
+) -> None:
+    # Streams report no credits; a fast answer costs 3, as EXPECTED_CREDITS expects.
+    model = make(ChatMetaso, credit_budget=5)
+    assert answers_until_refused(model, mode, leave_early) == 2
+    assert len(emulator.requests) == 2
+    budget = model._credit_budget()
+    assert isinstance(budget, CreditBudget)
+    assert (budget.spent, budget.held) == (6, 0)
+
+
+def test_a_stream_is_charged_the_last_price_its_budget_saw(make: Make) -> None:
+    budget = CreditBudget(12)
+    make(ChatMetaso, model="ds-r1", credit_budget=budget).invoke("秘塔是什么")  # costs 10
+    with metaso_usage() as usage:
+        list(make(ChatMetaso, model="fast", credit_budget=budget).stream("秘塔是什么"))
+    assert budget.spent == 20
+    assert (usage.requests, usage.unpriced_requests, usage.credits) == (1, 1, 0)
+
+
+@pytest.mark.parametrize("use_stream", [False, True])
+def test_a_call_that_fails_before_an_answer_is_not_charged(
+    make: Make, emulator: MetasoEmulator, use_stream: bool
+) -> None:
+    emulator.script(*[Fault.status(500)] * 3)
+    budget = CreditBudget(3)
+    model = make(ChatMetaso, credit_budget=budget, max_retries=2)
+    with pytest.raises(MetasoError):
+        list(model.stream("秘塔")) if use_stream else model.invoke("秘塔")
+    assert (budget.spent, budget.held) == (0, 0)
+    model.invoke("秘塔")
+    assert budget.spent == 3
+
+
+def test_an_answer_without_credits_is_charged_what_was_held(make: Make) -> None:
+    budget = CreditBudget(10)
+    reader = make(MetasoReaderTool, credit_budget=budget)  # the text format reports none
+    reader.invoke({"url": "https://example.com/"})
+    assert budget.spent == EXPECTED_CREDITS["reader"]
