@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from langchain_metaso.tools.base import MetasoTool
     from langchain_metaso.tools.reader import MetasoReaderInput, MetasoReaderTool
     from langchain_metaso.tools.search import MetasoSearchInput, MetasoSearchTool
-    from langchain_metaso.usage import CreditBudget, MetasoUsage, metaso_usage
+    from langchain_metaso.usage import CreditBudget, MetasoUsage, RedisCreditBudget, metaso_usage
 
 __version__ = "0.1.0"
 
@@ -69,6 +69,7 @@ _LAZY = {
     "MetasoSearchTool": "tools.search",
     "CreditBudget": "usage",
     "MetasoUsage": "usage",
+    "RedisCreditBudget": "usage",
     "metaso_usage": "usage",
 }
 
@@ -109,6 +110,7 @@ __all__ = [
     "MetasoTool",
     "MetasoToolkit",
     "MetasoUsage",
+    "RedisCreditBudget",
     "RedisRateLimiter",
     "Scope",
     "SearchRequest",

@@ -157,8 +157,33 @@ def search_rate_limited(
     return sum(len(docs) for docs in retriever.batch(queries))
 
 
+def search_on_budget(
+    base_url: str, redis_url: str, credits: float, calls: int, barrier: str, parties: int
+) -> dict[str, int]:
+    """``calls`` searches of 3 results against a ``RedisCreditBudget`` of ``credits``
+    shared with ``parties`` processes: how many were sent, and refused before sending."""
+    from langchain_metaso import MetasoBudgetExceededError, MetasoRetriever, RedisCreditBudget
+
+    retriever = MetasoRetriever(
+        metaso_api_key=TEST_KEY,
+        base_url=base_url,
+        k=3,
+        credit_budget=RedisCreditBudget(redis_url, credits=credits),
+    )
+    meet(redis_url, barrier, parties)
+    counts = {"sent": 0, "refused": 0}
+    for number in range(calls):
+        try:
+            retriever.invoke(f"问题 {number}")
+            counts["sent"] += 1
+        except MetasoBudgetExceededError:
+            counts["refused"] += 1
+    return counts
+
+
 WORK: dict[str, Callable[..., Any]] = {
-    work.__name__: work for work in (search_with_cache, take_tokens, search_rate_limited)
+    work.__name__: work
+    for work in (search_with_cache, take_tokens, search_rate_limited, search_on_budget)
 }
 
 

@@ -1,6 +1,7 @@
-"""Redis under ``MetasoStoreCache.from_redis_url`` and ``RedisRateLimiter`` (``_redis.py``):
-the connection they hold (pickled as its URL, shown without its password, needing
-redis-py), the byte store whose keys Redis expires, and the test session's own server."""
+"""Redis under ``MetasoStoreCache.from_redis_url``, ``RedisRateLimiter`` and
+``RedisCreditBudget`` (``_redis.py``): the connection they hold (pickled as its URL, shown
+without its password, needing redis-py), the byte store whose keys Redis expires, one
+budget spent by several processes, and the test session's own server."""
 
 from __future__ import annotations
 
@@ -12,11 +13,19 @@ from typing import Any
 
 import pytest
 import redis
-from redis_support import INSTALL_HINT, free_port, redis_server_binary
+from redis_support import (
+    INSTALL_HINT,
+    finish,
+    free_port,
+    redis_server_binary,
+    search_on_budget,
+    start_elsewhere,
+)
 
-from langchain_metaso import MetasoStoreCache, RedisRateLimiter
+from langchain_metaso import MetasoStoreCache, RedisCreditBudget, RedisRateLimiter
 from langchain_metaso._redis import RedisByteStore, RedisConnection
 from langchain_metaso.cache import cache_key
+from langchain_metaso.testing import MetasoEmulator
 
 KEY = cache_key("search", "https://api.302.ai/metaso", {"q": "秘塔", "size": 3})
 ANSWER = {"webpages": [{"title": "秘塔AI搜索", "link": "https://metaso.cn"}], "credits": 3}
@@ -28,6 +37,7 @@ USERS: dict[str, tuple[Callable[[str], Any], str]] = {
         lambda url: RedisRateLimiter(url, requests_per_second=5),
         "requests_per_second=5",
     ),
+    "budget": (lambda url: RedisCreditBudget(url, credits=5), "credits=5"),
 }
 
 
@@ -94,6 +104,32 @@ def test_nothing_to_read_or_delete_asks_nothing_of_redis() -> None:
     store = RedisByteStore(RedisConnection(f"redis://127.0.0.1:{free_port()}/0"))
     assert store.mget([]) == []
     store.mdelete([])  # no server listens there: a command would fail
+
+
+# --- one budget, several processes -----------------------------------------------------
+
+
+def test_processes_sharing_a_redis_budget_send_only_what_it_can_pay(
+    redis_url: str, emulator: MetasoEmulator, emulator_url: str
+) -> None:
+    """4 processes, 20 calls each at 3 credits, 30 credits: at most 10 calls are sent."""
+    processes = [
+        start_elsewhere(
+            search_on_budget,
+            base_url=emulator_url,
+            redis_url=redis_url,
+            credits=30,
+            calls=20,
+            barrier="start",
+            parties=4,
+        )
+        for _ in range(4)
+    ]
+    counts = [finish(process) for process in processes]
+    sent = sum(count["sent"] for count in counts)
+    assert sum(count["refused"] for count in counts) == 80 - sent
+    assert 0 < sent == len(emulator.requests) <= 10  # the refused ones sent nothing
+    assert RedisCreditBudget(redis_url, credits=30).spent == 3 * sent
 
 
 # --- the Redis test server ------------------------------------------------------------

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from conftest import Make, tool_call
 from langchain_core.runnables import RunnableLambda
+from redis_support import free_port
 
 from langchain_metaso import (
     ChatMetaso,
@@ -24,12 +25,14 @@ from langchain_metaso import (
     InMemoryCache,
     MetasoAnswerTool,
     MetasoBudgetExceededError,
+    MetasoConnectionError,
     MetasoError,
     MetasoReaderTool,
     MetasoRetriever,
     MetasoSearchTool,
     MetasoToolkit,
     MetasoUsage,
+    RedisCreditBudget,
     metaso_usage,
 )
 from langchain_metaso.testing import Fault, MetasoEmulator
@@ -384,13 +387,33 @@ def race(
     return outcomes
 
 
+def held(budget: CreditBudget | RedisCreditBudget) -> float:
+    """Credits ``budget`` holds for calls in flight."""
+    if isinstance(budget, CreditBudget):
+        return budget.held
+    return float(budget.connection.client.zcard(f"{budget.key}/held"))
+
+
+@pytest.fixture(params=["CreditBudget", "RedisCreditBudget"])
+def budget_of(request: pytest.FixtureRequest) -> Callable[[float], Budget]:
+    """Makes a budget of some credits: in this process, or in the test's Redis."""
+    if request.param == "CreditBudget":
+        return CreditBudget
+    redis_url = request.getfixturevalue("redis_url")
+    return lambda credits: RedisCreditBudget(redis_url, credits=credits)
+
+
 @pytest.mark.parametrize("where", ["instance", "metaso_usage"])
 def test_concurrent_calls_start_only_while_the_budget_can_pay(
-    make: Make, emulator: MetasoEmulator, mode: str, where: str
+    make: Make,
+    emulator: MetasoEmulator,
+    mode: str,
+    where: str,
+    budget_of: Callable[[float], CreditBudget | RedisCreditBudget],
 ) -> None:
     """Limit 10, 3 credits a call: of 50 calls, 4 are sent (at 0, 3, 6 and 9 committed),
     however many run at once."""
-    budget = CreditBudget(10)
+    budget = budget_of(10)
     instance_budget = {"credit_budget": budget} if where == "instance" else {}
     gate = Gate(emulator, calls=49)
     retriever = make(MetasoRetriever, k=3, transport=gate, max_concurrency=64, **instance_budget)
@@ -402,7 +425,7 @@ def test_concurrent_calls_start_only_while_the_budget_can_pay(
         )
     assert outcomes.count("sent") == 3
     assert len(emulator.requests) == 4
-    assert (budget.spent, budget.held) == (12, 0)
+    assert (budget.spent, held(budget)) == (12, 0)
     if where == "metaso_usage":
         assert (usage.requests, usage.credits) == (4, 12)
 
@@ -479,3 +502,68 @@ def test_an_answer_without_credits_is_charged_what_was_held(make: Make) -> None:
     reader = make(MetasoReaderTool, credit_budget=budget)  # the text format reports none
     reader.invoke({"url": "https://example.com/"})
     assert budget.spent == EXPECTED_CREDITS["reader"]
+
+
+# --- RedisCreditBudget: one budget for every process ------------------------------------
+
+
+def test_a_redis_budget_is_read_from_redis_by_every_copy(redis_url: str) -> None:
+    budget = RedisCreditBudget(redis_url, credits=10, key="app/budget")
+    with reserve("search", budget) as reservation:
+        reservation.settle(4)
+    clone = pickle.loads(pickle.dumps(budget))  # as Ray ships it to a worker
+    assert clone is not budget
+    with reserve("search", clone) as reservation:
+        reservation.settle(5)
+    assert (budget.spent, budget.remaining, clone.spent) == (9, 1, 9)
+    with reserve("reader", budget) as reservation:
+        reservation.settle(None)  # unpriced: charged what was held, a page's price
+    with pytest.raises(MetasoBudgetExceededError, match=r"budget of 10 credits is spent \(10"):
+        reserve("search", clone)
+    assert copy.deepcopy({"b": budget})["b"] is budget
+    assert repr(clone) == (
+        f"RedisCreditBudget(RedisConnection({redis_url!r}), credits=10, key='app/budget')"
+    )
+
+
+def test_a_redis_budget_learns_prices_for_every_process(redis_url: str) -> None:
+    budget = RedisCreditBudget(redis_url, credits=100)
+    reservation = reserve("search", budget)
+    assert held(budget) == 1
+    reservation.settle(3)
+    other = pickle.loads(pickle.dumps(budget))
+    hold = other.reserve("search")
+    assert hold[2] == 3  # not the 10 expected of a first search
+    other.release(hold)
+    assert (budget.spent, held(budget)) == (3, 0)
+
+
+def test_a_hold_left_by_a_dead_worker_lapses(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import langchain_metaso.usage as usage_module
+
+    budget = RedisCreditBudget(redis_url, credits=5)
+    reserve("search", budget)  # holds 10, and is never settled: its worker died
+    with pytest.raises(MetasoBudgetExceededError):
+        reserve("search", budget)
+    monkeypatch.setattr(usage_module, "HOLD_LEASE", -1.0)  # a lease over at once
+    budget = RedisCreditBudget(redis_url, credits=5, key="another")
+    reserve("search", budget)  # holds 10, never settled
+    reserve("search", budget).release()  # allowed: the first hold lapsed with its lease
+
+
+def test_an_unreachable_redis_budget_refuses_the_call_before_sending(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"  # nobody listens there
+    retriever = make(MetasoRetriever, credit_budget=RedisCreditBudget(url, credits=100))
+    with pytest.raises(MetasoConnectionError, match="credit budget is kept in this Redis") as e:
+        retriever.invoke("秘塔")
+    assert emulator.requests == []
+    assert "hunter2" not in str(e.value)
+    message = make(MetasoSearchTool, credit_budget=retriever.credit_budget).invoke(
+        tool_call("metaso_search", query="秘塔")
+    )
+    assert message.status == "error"
+    assert "credit budget is kept in this Redis" in message.content
