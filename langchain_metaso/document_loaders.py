@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
@@ -60,6 +62,9 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             up, a ``base_url`` that is not the Metaso API) raises either way.
         reader_format: str
             ``"json"`` (default, with title/author/date/credits) or ``"text"``.
+        show_progress: bool
+            Show a progress bar over the pages as they are read (tqdm, an optional
+            dependency: ``pip install tqdm``), in ``load`` and ``aload`` alike.
         include_domains, exclude_domains, recency_days, published_after, keep_undated:
             Which search results to read (sites, dates), only with ``query``; applied
             by this client, with up to 3 search requests (see ``FilterSettings``).
@@ -100,6 +105,8 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     """Raise on the first page that fails, instead of recording it and going on."""
     reader_format: ReaderFormat = "json"
     """``json`` (with title, author, date, credits) or ``text`` (Markdown only)."""
+    show_progress: bool = False
+    """Show a tqdm progress bar over the pages as they are read (``pip install tqdm``)."""
 
     _failures: list[tuple[str, MetasoError]] = PrivateAttr(default_factory=list)
 
@@ -117,6 +124,14 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         if bad:
             raise ValueError(f"only http:// and https:// URLs with a host can be read; not {bad!r}")
         return checked
+
+    @field_validator("show_progress")
+    @classmethod
+    def _check_tqdm(cls, show: bool) -> bool:
+        # Checked now: a long load must not fail at its start for want of a bar.
+        if show and importlib.util.find_spec("tqdm") is None:
+            raise ValueError("show_progress=True needs tqdm: pip install tqdm")
+        return show
 
     @field_validator("query")
     @classmethod
@@ -152,13 +167,19 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             else self._links(run_search(self.client, self._search()))
         )
         client = self.client
-        for url in urls:
-            try:
-                page = client.request(self._call(url))
-            except MetasoError as exc:
-                self._failed(url, exc)
-                continue
-            yield self._document(page)
+        bar = self._progress_bar(len(urls))
+        try:
+            for url in urls:
+                try:
+                    page = client.request(self._call(url))
+                except MetasoError as exc:
+                    self._failed(url, exc)
+                    continue
+                finally:
+                    bar.update()
+                yield self._document(page)
+        finally:
+            bar.close()
 
     async def alazy_load(self) -> AsyncIterator[Document]:
         """Read up to ``max_concurrency`` pages at once; yield them in input order."""
@@ -171,6 +192,7 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         client = self.client
         # The client lets max_concurrency of these run at once; the others wait their turn.
         tasks = [asyncio.ensure_future(client.arequest(self._call(url))) for url in urls]
+        bar = self._progress_bar(len(urls))
         try:
             for url, task in zip(urls, tasks, strict=True):
                 try:
@@ -178,8 +200,11 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
                 except MetasoError as exc:
                     self._failed(url, exc)
                     continue
+                finally:
+                    bar.update()
                 yield self._document(page)
         finally:
+            bar.close()
             # Stopped early (a break, strict mode): do not read pages nobody will get.
             for task in tasks:
                 task.cancel()
@@ -204,6 +229,14 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
                 logger.info("Metaso loader: skipped a result without a web link: %r", result.link)
         return list(links)
 
+    def _progress_bar(self, total: int) -> Any:
+        """A tqdm bar over ``total`` pages; one that shows nothing without ``show_progress``."""
+        if not self.show_progress:
+            return _NO_BAR
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc="Metaso pages", unit="page")
+
     def _call(self, url: str) -> Call[ReaderPage]:
         return reader_call(ReaderRequest(url=url, format=self.reader_format))
 
@@ -220,3 +253,14 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             raise error
         self._failures.append((url, error))
         logger.warning("Metaso loader: could not read %s, skipped it: %s", url, error)
+
+
+class _NoBar:
+    def update(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_NO_BAR = _NoBar()

@@ -384,3 +384,30 @@ def test_leaving_the_async_load_early_cancels_the_rest(
 def test_filters_with_urls_are_rejected(settings: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="filter search results: use them with query="):
         MetasoLoader(metaso_api_key="test-key", urls=["https://a.com/1"], **settings)
+
+
+# --- progress ----------------------------------------------------------------------------
+
+
+def test_show_progress_draws_a_bar_over_the_pages(
+    make: Make, emulator: MetasoEmulator, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("tqdm", reason="tqdm not installed: pip install tqdm")
+    failing = FailFor(emulator, {URLS[1]: 400})
+    loader = make(MetasoLoader, urls=URLS[:4], transport=failing, show_progress=True)
+    docs = load(loader, mode)
+    assert len(docs) == 3
+    bar = capsys.readouterr().err
+    assert "Metaso pages" in bar
+    assert "4/4" in bar  # the failed page counts as done too
+    quiet = make(MetasoLoader, urls=URLS[:2])
+    load(quiet, mode)
+    assert capsys.readouterr().err == ""
+
+
+def test_show_progress_without_tqdm_says_what_to_install(
+    make: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ValidationError, match="show_progress=True needs tqdm: pip install tqdm"):
+        make(MetasoLoader, urls=URLS[:1], show_progress=True)
