@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     PrivateAttr,
     SecretStr,
     ValidationError,
@@ -144,7 +145,12 @@ class MetasoConfig(BaseModel):
     """A LangChain rate limiter (e.g. ``InMemoryRateLimiter``) consulted before every
     request, retries included."""
 
-    credit_budget: Annotated[float, Field(ge=0)] | Budget | None = None
+    credit_budget: (
+        Annotated[float, Field(ge=0)]
+        # In JSON, a budget object is its repr (which hides a Redis password).
+        | Annotated[Budget, PlainSerializer(repr, return_type=str, when_used="json")]
+        | None
+    ) = None
     """Credits this instance and its copies (``model_copy``, a toolkit's tools) may spend
     together; a call that would start after that is refused with
     ``MetasoBudgetExceededError`` before it is sent. Or a budget to spend from, e.g. a

@@ -23,7 +23,7 @@ from redis_support import (
 )
 
 from langchain_metaso import MetasoStoreCache, RedisCreditBudget, RedisRateLimiter
-from langchain_metaso._redis import RedisByteStore, RedisConnection
+from langchain_metaso._redis import RedisByteStore, RedisConnection, masked_url
 from langchain_metaso.cache import cache_key
 from langchain_metaso.testing import MetasoEmulator
 
@@ -50,6 +50,21 @@ def test_the_redis_password_stays_out_of_the_repr(user: str) -> None:
     built = build("redis://user:hunter2@127.0.0.1:6379/0")
     assert "hunter2" not in repr(built)
     assert shown in repr(built)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://user:pw@host:6379/0", "redis://***@host:6379/0"),
+        ("redis://host/0?password=pw", "redis://host/0?password=***"),
+        ("redis://host/0?db=1&pass%77ord=pw&x=y", "redis://host/0?db=1&pass%77ord=***&x=y"),
+        ("rediss://u:pw@host/0?password=pw", "rediss://***@host/0?password=***"),
+        ("redis://[::1/0?password=pw", "***"),  # not a URL: nothing of it is shown
+    ],
+)
+def test_a_redis_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
 
 
 @pytest.mark.parametrize("user", USERS)

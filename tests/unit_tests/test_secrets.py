@@ -27,8 +27,16 @@ from conftest import tool_call
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps
 from langchain_core.messages import ToolMessage
+from redis_support import free_port
 
-from langchain_metaso import MetasoError, MetasoRetriever, MetasoSearchTool
+from langchain_metaso import (
+    MetasoError,
+    MetasoRetriever,
+    MetasoSearchTool,
+    MetasoStoreCache,
+    RedisCreditBudget,
+    RedisRateLimiter,
+)
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.document_loaders import MetasoLoader
 from langchain_metaso.testing import Fault, MetasoEmulator
@@ -233,3 +241,64 @@ def test_results_logs_and_callbacks_never_show_the_key(
     assert_clean(message.model_dump_json(), "the ToolMessage")
     assert_clean(callbacks.events, "the callback payloads")
     debug_logs()
+
+
+# --- a Redis password, wherever redis-py reads one --------------------------------------------
+
+REDIS_PASSWORD = "redis-PASSWORD-canary"
+REDIS_URLS = {
+    "user info": "redis://:{pw}@127.0.0.1:{port}/0",
+    "query": "redis://127.0.0.1:{port}/0?password={pw}",
+    "both": "redis://user:{pw}@127.0.0.1:{port}/0?socket_timeout=1&password={pw}",
+}
+
+
+@pytest.mark.parametrize("form", REDIS_URLS)
+@pytest.mark.parametrize("name", INSTANCES)
+def test_a_redis_password_in_the_url_shows_nowhere(name: str, form: str, emulator_url: str) -> None:
+    url = REDIS_URLS[form].format(pw=REDIS_PASSWORD, port=free_port())  # no Redis there
+    shared = {
+        "cache": MetasoStoreCache.from_redis_url(url),
+        "rate_limiter": RedisRateLimiter(url, requests_per_second=100),
+        "credit_budget": RedisCreditBudget(url, credits=10),
+    }
+    instance = INSTANCES[name]({**settings(emulator_url), **shared})
+    unserializable = {"args_schema", "handle_validation_error"}
+    for shown, where in [
+        (repr(instance), "the repr"),
+        (dumps(instance), "dumps"),
+        (dumpd(instance), "dumpd"),
+        (instance.model_dump(), "model_dump()"),
+        (instance.model_dump_json(exclude=unserializable), "model_dump_json()"),
+        ([repr(piece) for piece in shared.values()], "the shared pieces' reprs"),
+    ]:
+        assert REDIS_PASSWORD not in str(shown), f"the Redis password leaked in {where}"
+        assert "***" in str(shown), f"{where} does not show where the password was"
+
+
+@pytest.mark.parametrize("form", REDIS_URLS)
+def test_a_redis_password_reaches_no_callback_log_or_error(
+    form: str, emulator_url: str, debug_logs: Callable[[], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    url = REDIS_URLS[form].format(pw=REDIS_PASSWORD, port=free_port())  # no Redis there
+    pieces = {
+        "cache": MetasoStoreCache.from_redis_url(url),
+        "rate_limiter": RedisRateLimiter(url, requests_per_second=100),
+    }
+    callbacks = Recorder()
+    config: Any = {"callbacks": [callbacks]}
+    tool = MetasoSearchTool(**settings(emulator_url), **pieces)
+    retriever = MetasoRetriever(
+        **settings(emulator_url), credit_budget=RedisCreditBudget(url, credits=10)
+    )
+    assert tool.invoke(tool_call("metaso_search", query="秘塔"), config=config).status == "success"
+    with pytest.raises(MetasoError) as caught:  # the budget cannot be checked: refused
+        retriever.invoke("秘塔", config=config)
+    assert callbacks.events
+    for text, where in [
+        (str(callbacks.events), "the callback payloads"),
+        ("".join(traceback.format_exception(caught.value)), "the error"),
+        (str(vars(caught.value)), "the error's attributes"),
+        ("\n".join(caplog.handler.format(record) for record in caplog.records), "the logs"),
+    ]:
+        assert REDIS_PASSWORD not in text, f"the Redis password leaked in {where}"
