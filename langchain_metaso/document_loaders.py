@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TypeVar
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
@@ -36,6 +36,7 @@ from langchain_metaso.search import MAX_SIZE, SearchRequest
 __all__ = ["MetasoLoader"]
 
 logger = logging.getLogger("langchain_metaso")
+T = TypeVar("T")
 
 
 class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
@@ -167,19 +168,13 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             else self._links(run_search(self.client, self._search()))
         )
         client = self.client
-        bar = self._progress_bar(len(urls))
-        try:
-            for url in urls:
-                try:
-                    page = client.request(self._call(url))
-                except MetasoError as exc:
-                    self._failed(url, exc)
-                    continue
-                finally:
-                    bar.update()
-                yield self._document(page)
-        finally:
-            bar.close()
+        for url in self._progress(urls, len(urls)):
+            try:
+                page = client.request(self._call(url))
+            except MetasoError as exc:
+                self._failed(url, exc)
+                continue
+            yield self._document(page)
 
     async def alazy_load(self) -> AsyncIterator[Document]:
         """Read up to ``max_concurrency`` pages at once; yield them in input order."""
@@ -192,19 +187,15 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         client = self.client
         # The client lets max_concurrency of these run at once; the others wait their turn.
         tasks = [asyncio.ensure_future(client.arequest(self._call(url))) for url in urls]
-        bar = self._progress_bar(len(urls))
         try:
-            for url, task in zip(urls, tasks, strict=True):
+            for url, task in self._progress(zip(urls, tasks, strict=True), len(urls)):
                 try:
                     page = await task
                 except MetasoError as exc:
                     self._failed(url, exc)
                     continue
-                finally:
-                    bar.update()
                 yield self._document(page)
         finally:
-            bar.close()
             # Stopped early (a break, strict mode): do not read pages nobody will get.
             for task in tasks:
                 task.cancel()
@@ -229,13 +220,15 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
                 logger.info("Metaso loader: skipped a result without a web link: %r", result.link)
         return list(links)
 
-    def _progress_bar(self, total: int) -> Any:
-        """A tqdm bar over ``total`` pages; one that shows nothing without ``show_progress``."""
+    def _progress(self, pages: Iterable[T], total: int) -> Iterable[T]:
+        """``pages``, under a tqdm bar with ``show_progress``: it counts a page once the
+        loop has dealt with it (read or failed), and closes when the loop ends."""
         if not self.show_progress:
-            return _NO_BAR
+            return pages
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc="Metaso pages", unit="page")
+        bar: Iterable[T] = tqdm(pages, total=total, desc="Metaso pages", unit="page")
+        return bar
 
     def _call(self, url: str) -> Call[ReaderPage]:
         return reader_call(ReaderRequest(url=url, format=self.reader_format))
@@ -253,14 +246,3 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             raise error
         self._failures.append((url, error))
         logger.warning("Metaso loader: could not read %s, skipped it: %s", url, error)
-
-
-class _NoBar:
-    def update(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-_NO_BAR = _NoBar()
