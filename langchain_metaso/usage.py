@@ -25,17 +25,17 @@ take no reservation (``record_usage``).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from langchain_metaso._redis import RedisConnection, masked_url
 from langchain_metaso.errors import MetasoBudgetExceededError, MetasoConnectionError
@@ -48,6 +48,7 @@ __all__ = [
     "RedisCreditBudget",
     "Reservation",
     "UsageCounts",
+    "areserve",
     "credits_from",
     "metaso_usage",
     "record_usage",
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("langchain_metaso")
+T = TypeVar("T")
 
 EXPECTED_CREDITS: dict[str, float] = {"search": 10.0, "reader": 1.0, "chat/completions": 3.0}
 """What a budget holds for a call before it has seen a price for the endpoint: a search of
@@ -384,19 +386,17 @@ def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[Metaso
 
 
 class Reservation:
-    """One call's holds on every budget that applies to it, from ``reserve`` until the
-    call settles or is released; leaving ``with reservation:`` without settling
-    releases them (the call failed before an answer)."""
+    """One call's holds on every budget that applies to it (see ``reserve``), until the
+    call settles, or is released when it ends without an answer."""
 
-    def __init__(
-        self, endpoint: str, budgets: Sequence[Budget], usages: tuple[MetasoUsage, ...]
-    ) -> None:
+    def __init__(self, endpoint: str, budgets: list[Budget]) -> None:
         self.endpoint = endpoint
-        self._usages = usages  # the blocks the call started in, wherever it ends
+        self._usages = _active.get()  # the blocks the call started in, wherever it ends
+        self.remote = _remote(budgets)
         self._holds: list[tuple[Budget, Any]] | None = []
         try:
-            for budget in budgets:
-                self._holds.append((budget, budget.reserve(endpoint)))
+            for each in budgets:
+                self._holds.append((each, each.reserve(endpoint)))
         except BaseException:
             self.release()
             raise
@@ -412,42 +412,65 @@ class Reservation:
         for usage in self._usages:
             usage._record(self.endpoint, credits, cache_hit=False)
 
+    async def asettle(self, credits: float | None) -> None:
+        """``settle``, off the event loop if a budget is kept on a server."""
+        await _off_loop(self.remote, self.settle, credits)
+
     def release(self) -> None:
         """Nothing was charged: drop the holds, count nothing."""
         holds, self._holds = self._holds, None
         for budget, hold in holds or ():
             budget.release(hold)
 
-    def __enter__(self) -> Reservation:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.release()
+def _applying(budget: Budget | None) -> list[Budget]:
+    """The instance's ``budget`` and those of the ``metaso_usage`` blocks, each once."""
+    found = [budget, *(usage.budget for usage in _active.get())]
+    return list({id(b): b for b in found if b is not None}.values())
 
 
-def reserve(endpoint: str, budget: Budget | None = None) -> Reservation:
-    """Hold a call's expected cost on every budget that applies to it: the instance's
-    ``budget`` and that of each ``metaso_usage`` block it is made in.
+def _remote(budgets: list[Budget]) -> bool:
+    # A budget kept on a server: the async paths ask it from a worker thread.
+    return any(not isinstance(budget, CreditBudget) for budget in budgets)
 
-    The HTTP core calls it before sending a call (not before a cache hit, which is free)::
+
+async def _off_loop(remote: bool, function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.to_thread(function, *args) if remote else function(*args)
+
+
+@contextmanager
+def reserve(endpoint: str, budget: Budget | None = None) -> Iterator[Reservation]:
+    """Hold a call's expected cost on every budget that applies to it (the instance's
+    ``budget``, that of each ``metaso_usage`` block it is made in) while the block runs;
+    the HTTP core wraps each call it sends (not a cache hit, which is free)::
 
         with reserve(call.endpoint, budget) as reservation:
             answer = send(call)
             reservation.settle(credits_from(answer))
 
+    Leaving the block without ``settle`` releases the holds: nothing was charged.
+
     Raises:
         MetasoBudgetExceededError: a budget's spent and held credits reach its limit;
             nothing is held then.
     """
-    usages = _active.get()
-    found = [budget, *(usage.budget for usage in usages)]
-    budgets = list({id(b): b for b in found if b is not None}.values())
-    return Reservation(endpoint, budgets, usages)
+    reservation = Reservation(endpoint, _applying(budget))
+    try:
+        yield reservation
+    finally:
+        reservation.release()
+
+
+@asynccontextmanager
+async def areserve(endpoint: str, budget: Budget | None = None) -> AsyncIterator[Reservation]:
+    """``reserve`` on the event loop, which never waits for a budget kept on a server
+    (``RedisCreditBudget``): it is asked from a worker thread. Settle with ``asettle``."""
+    budgets = _applying(budget)
+    reservation = await _off_loop(_remote(budgets), Reservation, endpoint, budgets)
+    try:
+        yield reservation
+    finally:
+        await _off_loop(reservation.remote, reservation.release)
 
 
 def record_usage(endpoint: str, credits: float | None, *, cache_hit: bool = False) -> None:

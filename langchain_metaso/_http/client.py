@@ -46,7 +46,7 @@ from langchain_metaso.errors import (
     MetasoResponseError,
     MetasoTimeoutError,
 )
-from langchain_metaso.usage import Budget, credits_from, record_usage, reserve
+from langchain_metaso.usage import Budget, areserve, credits_from, record_usage, reserve
 
 __all__ = ["MetasoClient"]
 
@@ -150,10 +150,10 @@ class MetasoClient:
             return answer
 
     async def _asend(self, call: Call[T]) -> tuple[Any, T]:
-        with reserve(call.endpoint, self.budget) as reservation:
+        async with areserve(call.endpoint, self.budget) as reservation:
             flow: Flow[tuple[Any, T]] = self._exchange(call, self._interpret)
             answer = await self._adrive(flow, stream=False)
-            reservation.settle(credits_from(answer[0]))
+            await reservation.asettle(credits_from(answer[0]))
             return answer
 
     def stream(self, call: Call[T]) -> Iterator[T]:
@@ -184,20 +184,19 @@ class MetasoClient:
     async def astream(self, call: Call[T]) -> AsyncIterator[T]:
         """``stream`` on the running event loop."""
         _, slot = await self.pool.async_lane(self.transport, self.max_concurrency)
-        with reserve(call.endpoint, self.budget) as reservation:
-            async with slot:
-                deadline = self.policy.deadline(time.monotonic())
-                flow = self._exchange(call, self._opened, deadline)
-                response = await self._adrive(flow, stream=True)
-                tally = _Tally(deadline)
-                try:
-                    async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
-                        yield self._on_event(call, event, tally)
-                except httpx.RequestError as exc:
-                    raise self._connection_error(call, exc) from exc
-                finally:
-                    await response.aclose()
-                    reservation.settle(tally.credits)
+        async with areserve(call.endpoint, self.budget) as reservation, slot:
+            deadline = self.policy.deadline(time.monotonic())
+            flow = self._exchange(call, self._opened, deadline)
+            response = await self._adrive(flow, stream=True)
+            tally = _Tally(deadline)
+            try:
+                async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
+                    yield self._on_event(call, event, tally)
+            except httpx.RequestError as exc:
+                raise self._connection_error(call, exc) from exc
+            finally:
+                await response.aclose()
+                await reservation.asettle(tally.credits)
 
     def _drive(self, flow: Flow[R], *, stream: bool) -> R:
         client, slots = self.pool.sync_lane(self.transport, self.max_concurrency)

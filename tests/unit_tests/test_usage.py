@@ -519,7 +519,7 @@ def test_a_redis_budget_is_read_from_redis_by_every_copy(redis_url: str) -> None
     with reserve("reader", budget) as reservation:
         reservation.settle(None)  # unpriced: charged what was held, a page's price
     with pytest.raises(MetasoBudgetExceededError, match=r"budget of 10 credits is spent \(10"):
-        reserve("search", clone)
+        clone.reserve("search")
     assert copy.deepcopy({"b": budget})["b"] is budget
     assert repr(clone) == (
         f"RedisCreditBudget(RedisConnection({redis_url!r}), credits=10, key='app/budget')"
@@ -528,9 +528,9 @@ def test_a_redis_budget_is_read_from_redis_by_every_copy(redis_url: str) -> None
 
 def test_a_redis_budget_learns_prices_for_every_process(redis_url: str) -> None:
     budget = RedisCreditBudget(redis_url, credits=100)
-    reservation = reserve("search", budget)
-    assert held(budget) == 1
-    reservation.settle(3)
+    with reserve("search", budget) as reservation:
+        assert held(budget) == 1
+        reservation.settle(3)
     other = pickle.loads(pickle.dumps(budget))
     hold = other.reserve("search")
     assert hold[2] == 3  # not the 10 expected of a first search
@@ -544,13 +544,13 @@ def test_a_hold_left_by_a_dead_worker_lapses(
     import langchain_metaso.usage as usage_module
 
     budget = RedisCreditBudget(redis_url, credits=5)
-    reserve("search", budget)  # holds 10, and is never settled: its worker died
+    budget.reserve("search")  # holds 10, and is never settled: its worker died
     with pytest.raises(MetasoBudgetExceededError):
-        reserve("search", budget)
+        budget.reserve("search")
     monkeypatch.setattr(usage_module, "HOLD_LEASE", -1.0)  # a lease over at once
     budget = RedisCreditBudget(redis_url, credits=5, key="another")
-    reserve("search", budget)  # holds 10, never settled
-    reserve("search", budget).release()  # allowed: the first hold lapsed with its lease
+    budget.reserve("search")  # holds 10, never settled
+    budget.release(budget.reserve("search"))  # allowed: the first hold lapsed with its lease
 
 
 def test_an_unreachable_redis_budget_refuses_the_call_before_sending(
@@ -567,3 +567,45 @@ def test_an_unreachable_redis_budget_refuses_the_call_before_sending(
     )
     assert message.status == "error"
     assert "credit budget is kept in this Redis" in message.content
+
+
+class RemoteBudget:
+    """A budget as a server would keep it (not a ``CreditBudget``): it notes the thread
+    each of its methods ran in."""
+
+    def __init__(self, limit: float) -> None:
+        self.local = CreditBudget(limit)
+        self.limit = limit
+        self.threads: list[str] = []
+
+    def reserve(self, endpoint: str) -> Any:
+        self.threads.append(threading.current_thread().name)
+        return self.local.reserve(endpoint)
+
+    def settle(self, hold: Any, credits: float | None) -> None:
+        self.threads.append(threading.current_thread().name)
+        self.local.settle(hold, credits)
+
+    def release(self, hold: Any) -> None:
+        self.threads.append(threading.current_thread().name)
+        self.local.release(hold)
+
+
+@pytest.mark.parametrize("use_stream", [False, True])
+def test_the_event_loop_never_waits_for_a_budget_on_a_server(make: Make, use_stream: bool) -> None:
+    budget = RemoteBudget(10)
+    assert isinstance(budget, Budget)
+    model = make(ChatMetaso, credit_budget=budget)
+
+    async def call() -> str:
+        if use_stream:
+            async for _ in model.astream("秘塔"):
+                pass
+        else:
+            await model.ainvoke("秘塔")
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(call())
+    assert budget.local.spent == 3
+    assert len(budget.threads) == 2  # reserved, then settled
+    assert loop_thread not in budget.threads
