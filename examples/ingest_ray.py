@@ -2,6 +2,7 @@
 
     python examples/ingest_ray.py --offline                       # emulator + a local redis-server
     python examples/ingest_ray.py --redis-url redis://host:6379/0 --queries-file queries.txt
+    python examples/ingest_ray.py --ray-address auto --redis-url ...   # an existing cluster
 
 With ``ray.data``, workers search each query (``MetasoRetriever``), the pages found are
 de-duplicated by their stable ``Document.id``, workers read them (``MetasoLoader``), and the
@@ -10,7 +11,8 @@ manager skips what an earlier run indexed: run it twice and the second run adds 
 
 One Redis serves every worker: the answer cache (``MetasoStoreCache``), the request rate
 (``RedisRateLimiter``) and the credit budget (``RedisCreditBudget``). Each worker needs only
-the Redis URL and ``METASO_API_KEY`` (and ``METASO_BASE_URL`` for a metaso.cn key).
+the Redis URL (in the pieces Ray ships to it) and ``METASO_API_KEY`` (and ``METASO_BASE_URL``
+for a metaso.cn key), which this script hands to the workers in Ray's runtime environment.
 
 ``--offline`` starts the bundled emulator in its own process (every worker reaches it over
 HTTP) and a ``redis-server`` on a free port, and embeds with a fake embedding: no key, no
@@ -181,6 +183,7 @@ def main() -> None:
     parser.add_argument("--credits", type=float, default=200, help="credit budget of the run")
     parser.add_argument("--rate", type=float, help="requests a second, all workers together")
     parser.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray cluster")
+    parser.add_argument("--ray-address", help="an existing Ray cluster (default: a local one)")
     parser.add_argument("--state", default=".ingest_ray", help="where the index is kept")
     args = parser.parse_args()
     if args.offline == bool(args.redis_url):
@@ -203,10 +206,19 @@ def main() -> None:
         rate = args.rate or (100.0 if args.offline else 5.0)
         shared = shared_pieces(redis_url, args.credits, rate)
         shared["cache"].store.connection.client.delete(STATS)  # this run's totals only
-        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+        # What a worker needs besides the pieces it is shipped: the key (and the base URL).
+        env = {name: os.environ.get(name) for name in ("METASO_API_KEY", "METASO_BASE_URL")}
+        where = {"address": args.ray_address} if args.ray_address else {"num_cpus": args.workers}
+        ray.init(
+            **where,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {k: v for k, v in env.items() if v}},
+        )
         stack.callback(ray.shutdown)
 
-        print(f"Searching {len(queries)} queries on {args.workers} workers...", flush=True)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        print(f"Searching {len(queries)} queries on {cpus} CPUs of Ray...", flush=True)
         found = (
             ray.data.from_items([{"query": query} for query in queries])
             .flat_map(Search(shared, args.k))

@@ -33,7 +33,7 @@ def ingest(state: Path) -> dict[str, float]:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
-    assert "Searching 5 queries on 2 workers..." in result.stdout  # progress as it goes
+    assert "Searching 5 queries on 2 CPUs of Ray..." in result.stdout  # progress as it goes
     summary = result.stdout.split("\nSummary\n", 1)[1]
     return {
         name.strip(): float(value)
