@@ -13,14 +13,12 @@ count, and so do threads started with a copy of the context, as LangChain's ``ba
 calls are not counted unless the function runs in ``contextvars.copy_context().run``.
 
 Every budget follows one rule, however many calls run at once: a call may start only
-while the credits spent plus those held by calls in flight are below the limit. Before it
-sends a call, the HTTP core takes a ``Reservation`` (``reserve``): each budget that applies
-holds the call's expected cost, the last price it saw for the endpoint (else
-``EXPECTED_CREDITS``). On the answer the reservation settles: each hold becomes the credits
-the answer reports, or stays as the charge when it reports none (a chat stream, the
-reader's text); a call that fails before an answer releases it. With a limit of 10 and
-calls of 3, at most four calls start (at 0, 3, 6 and 9 committed). Cache hits are free and
-take no reservation (``record_usage``).
+while the credits spent plus those held by calls in flight are below the limit. Each call
+the HTTP core sends holds its expected cost (``reserve``): the last price the budget saw
+for the endpoint, else ``EXPECTED_CREDITS``. On the answer the hold becomes what the answer
+reports, or stays as the charge when it reports none (a chat stream, the reader's text); a
+call that fails before an answer is charged nothing. With a limit of 10 and calls of 3, at
+most four calls start (at 0, 3, 6 and 9 committed). Cache hits are free (``record_usage``).
 """
 
 from __future__ import annotations
@@ -59,9 +57,8 @@ logger = logging.getLogger("langchain_metaso")
 T = TypeVar("T")
 
 EXPECTED_CREDITS: dict[str, float] = {"search": 10.0, "reader": 1.0, "chat/completions": 3.0}
-"""What a budget holds for a call before it has seen a price for the endpoint: a search of
-the default 10 results, a page, an answer of the default ``fast`` model (10 for any other
-endpoint). A chat stream, which reports no credits, is charged this or the last price seen."""
+"""What a budget holds for a call before it has seen a price for the endpoint (10 for
+another): a search of the default 10 results, a page, an answer of the ``fast`` model."""
 
 
 def _expected(endpoint: str) -> float:
@@ -125,6 +122,10 @@ class CreditBudget:
 
     Args:
         limit: Credits that may be spent (``0`` refuses every call).
+
+    Attributes:
+        spent: Credits charged so far.
+        held: Credits held by calls in flight.
     """
 
     def __init__(self, limit: float) -> None:
@@ -207,20 +208,15 @@ HOLD_LEASE = 600.0  # seconds: the hold of a worker that died mid-call lapses af
 
 class RedisCreditBudget:
     """A credit budget kept in Redis: every process and machine using the same
-    ``redis_url`` and ``key`` spends from one budget (Ray tasks, multiprocessing workers).
-    Accepted wherever a budget is: ``credit_budget=`` of every class, and
-    ``metaso_usage(credit_budget=...)``.
-
-    The rule of ``CreditBudget``, held atomically across processes: a call may start only
-    while the credits spent and those held by calls in flight are below ``credits``.
-    Reserving is one Lua script (Redis 5 or later); the price each endpoint last cost is
-    kept beside ``spent``, so every worker expects what any worker saw. A hold whose
-    worker died before its call was answered lapses after 10 minutes.
+    ``redis_url`` and ``key`` spends from it, by the rule of ``CreditBudget``, reserved
+    atomically (one Lua script, Redis 5 or later). Accepted wherever a budget is
+    (``credit_budget=``, ``metaso_usage(credit_budget=...)``). The price each endpoint last
+    cost is kept beside ``spent``, so every worker expects what any worker saw; the hold of
+    a worker that died mid-call lapses after 10 minutes.
 
     A budget that cannot be checked is not a budget: when Redis cannot be reached, a call
-    is refused before it is sent, with ``MetasoConnectionError`` (unlike
-    ``RedisRateLimiter``, which lets the call go). It pickles as its URL and settings, and
-    the copy in a worker process connects to the same Redis.
+    is refused before it is sent, with ``MetasoConnectionError`` (``RedisRateLimiter``
+    lets it go). It pickles as its URL and settings; a copy in a worker reconnects.
 
     Example:
         .. code-block:: python
