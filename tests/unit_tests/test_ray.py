@@ -4,6 +4,8 @@ and a ``RedisRateLimiter`` hold for all of them together."""
 from __future__ import annotations
 
 import os
+import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -11,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from ray_support import local_ray
+from ray_support import RAY_HINT, import_ray, local_ray
 from redis_support import TEST_KEY, meet
 
 from langchain_metaso import (
@@ -75,3 +77,19 @@ def test_ray_workers_share_one_budget_one_cache_and_one_rate(
     assert [counts["answered"] for counts in again] == [len(sent)] * WORKERS
     # A token bucket of one: the requests took at least (n - 1) / RATE seconds.
     assert elapsed >= (len(sent) - 1) / RATE
+
+
+def test_without_ray_the_tests_skip_saying_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=re.escape(RAY_HINT)):
+        import_ray()
+
+
+def test_without_ray_ci_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=re.escape(RAY_HINT)):
+        import_ray()
