@@ -211,3 +211,27 @@ def test_command_line_stops_by_itself_after_max_seconds() -> None:
         assert child.wait(30) == 0
         assert child.stdout is not None
         assert child.stdout.read().startswith(b"http://127.0.0.1:")
+
+
+def test_command_line_takes_an_api_key_so_a_wrong_key_can_be_tried_offline() -> None:
+    command = [sys.executable, "-m", "langchain_metaso.testing", "serve", "--api-key", KEY]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8"
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdin is not None
+        url = child.stdout.readline().strip()
+        right = httpx.post(f"{url}/search", json=SEARCH, headers=AUTH)
+        wrong = httpx.post(f"{url}/search", json=SEARCH, headers={"Authorization": "Bearer x"})
+        child.stdin.close()
+        assert child.wait(30) == 0
+    assert (right.status_code, wrong.status_code) == (200, 401)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"]])
+def test_command_line_help_is_plain_text(args: list[str]) -> None:
+    command = [sys.executable, "-m", "langchain_metaso.testing", *args]
+    shown = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert "emulator" in shown
+    assert "``" not in shown
+    assert "--api-key" in shown or args == ["--help"]
