@@ -6,12 +6,16 @@ that each example shows what the API answered, not a copy of today's output.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import nbclient
 import nbformat
@@ -172,15 +176,18 @@ def test_invalid_command_line_value_is_a_one_line_usage_error(
 # Stands in for langchain-openai (not a test dependency): a chat model whose provider
 # cannot be reached, as with a wrong OPENAI_BASE_URL or no network.
 UNREACHABLE_CHAT_MODEL = """
+import os
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from pydantic import Field
 
 
 class ChatOpenAI(BaseChatModel):
     model: str
-    api_key: str
-    base_url: str
+    # As langchain-openai does: the provider's settings from the environment.
+    api_key: str = Field(default_factory=lambda: os.environ["OPENAI_API_KEY"])
+    base_url: str = Field(default_factory=lambda: os.environ["OPENAI_BASE_URL"])
     temperature: float
 
     @property
@@ -221,6 +228,7 @@ def test_unreachable_chat_model_says_what_to_set(
         script,
         METASO_API_KEY=TEST_KEY,
         METASO_BASE_URL=emulator_url,
+        OPENAI_API_KEY="sk-model-key",
         OPENAI_BASE_URL=chat_url,
         **with_module(tmp_path, "langchain_openai", UNREACHABLE_CHAT_MODEL),
     )
@@ -230,6 +238,136 @@ def test_unreachable_chat_model_says_what_to_set(
     assert f"ConnectionError: Connection refused by {chat_url} retried twice" in message
     for needed in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "--model", "--offline"):
         assert needed in message
+
+
+# --- the model's key: never the Metaso key, unless asked for 302.AI's own chat API -----------
+
+METASO_KEY = "mk-metaso-key-NOT-FOR-THE-MODEL"
+
+
+class _ModelProvider(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat endpoint on 127.0.0.1 that records each Authorization
+    header and answers in plain text (no tool call: the agent then ends)."""
+
+    authorizations: ClassVar[list[str]]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.authorizations.append(self.headers.get("Authorization", ""))
+        body = json.dumps(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "gpt-4o-mini",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "模型的回答"},
+                        "finish_reason": "stop",
+                    }
+                ],
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:  # quiet test output
+        pass
+
+
+@pytest.fixture
+def metaso_url() -> Iterator[str]:
+    """An emulator served on 127.0.0.1 that accepts ``METASO_KEY``."""
+    with MetasoEmulator(api_key=METASO_KEY).serve() as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def model_provider() -> Iterator[tuple[str, list[str]]]:
+    """The base URL of a recording model provider, and the Authorization headers it got."""
+    handler = type("Recording", (_ModelProvider,), {"authorizations": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1", handler.authorizations
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
+def test_without_a_model_key_the_metaso_key_is_not_sent_to_the_model_provider(
+    script: str, metaso_url: str, model_provider: tuple[str, list[str]]
+) -> None:
+    pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
+    url, authorizations = model_provider
+    result = run_example(
+        script, METASO_API_KEY=METASO_KEY, METASO_BASE_URL=metaso_url, OPENAI_BASE_URL=url
+    )
+    message = failed_with_one_line(result)
+    for needed in ("OPENAI_API_KEY", "--model-via-302ai", "--offline"):
+        assert needed in message
+    assert METASO_KEY not in message
+    assert authorizations == []
+
+
+@pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
+def test_the_model_key_comes_from_the_model_providers_own_settings(
+    script: str, metaso_url: str, model_provider: tuple[str, list[str]]
+) -> None:
+    pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
+    url, authorizations = model_provider
+    output = succeeded(
+        run_example(
+            script,
+            METASO_API_KEY=METASO_KEY,
+            METASO_BASE_URL=metaso_url,
+            OPENAI_API_KEY="sk-model-key",
+            OPENAI_BASE_URL=url,
+        )
+    )
+    assert "模型的回答" in output
+    assert authorizations
+    assert set(authorizations) == {"Bearer sk-model-key"}
+
+
+def test_a_metaso_cn_key_is_refused_for_302ais_chat_api(
+    metaso_url: str, model_provider: tuple[str, list[str]]
+) -> None:
+    pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
+    url, authorizations = model_provider
+    result = run_example(
+        "agent.py",
+        "--model-via-302ai",
+        METASO_API_KEY=METASO_KEY,
+        METASO_BASE_URL=metaso_url,
+        OPENAI_BASE_URL=url,
+    )
+    message = failed_with_one_line(result)
+    assert "needs a 302.AI key" in message
+    assert authorizations == []
+
+
+def test_asked_for_302ais_chat_api_the_302ai_key_goes_to_302ai_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    from _common import real_chat_model
+
+    for name in _USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("METASO_API_KEY", "sk-302ai-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # not where it goes
+    model = real_chat_model("gpt-4o-mini", via_302ai=True)
+    assert model.openai_api_key.get_secret_value() == "sk-302ai-key"  # type: ignore[attr-defined]
+    assert model.openai_api_base == "https://api.302.ai/v1"  # type: ignore[attr-defined]
 
 
 def test_agent_without_langchain_openai_says_what_to_install(
@@ -336,7 +474,8 @@ def _text(output: dict[str, Any]) -> str:
     return str(output.get("data", {}).get("text/plain", ""))
 
 
-def test_notebook_runs_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("folder", [EXAMPLES, REPO], ids=["from-examples", "from-the-root"])
+def test_notebook_runs_offline(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     for name in _USER_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
@@ -346,8 +485,8 @@ def test_notebook_runs_offline(monkeypatch: pytest.MonkeyPatch) -> None:
         notebook,
         kernel_name="python3",
         timeout=120,
-        # Jupyter starts a kernel in the notebook's folder; so does this.
-        resources={"metadata": {"path": str(EXAMPLES)}},
+        # Jupyter starts a kernel in the notebook's folder, or where it was started.
+        resources={"metadata": {"path": str(folder)}},
     )
     client.execute()
 
