@@ -6,22 +6,20 @@ that each example shows what the API answered, not a copy of today's output.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import nbclient
 import nbformat
 import pytest
 from conftest import TEST_KEY
 from langchain_core.documents import Document
+from model_provider import ANSWER, ModelProvider, model_provider
 
 from langchain_metaso import ChatMetaso, MetasoRetriever
 from langchain_metaso.testing import MetasoEmulator, load_seed_response
@@ -245,40 +243,6 @@ def test_unreachable_chat_model_says_what_to_set(
 METASO_KEY = "mk-metaso-key-NOT-FOR-THE-MODEL"
 
 
-class _ModelProvider(BaseHTTPRequestHandler):
-    """An OpenAI-compatible chat endpoint on 127.0.0.1 that records each Authorization
-    header and answers in plain text (no tool call: the agent then ends)."""
-
-    authorizations: ClassVar[list[str]]
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.authorizations.append(self.headers.get("Authorization", ""))
-        body = json.dumps(
-            {
-                "id": "chatcmpl-1",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "gpt-4o-mini",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "模型的回答"},
-                        "finish_reason": "stop",
-                    }
-                ],
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:  # quiet test output
-        pass
-
-
 @pytest.fixture
 def metaso_url() -> Iterator[str]:
     """An emulator served on 127.0.0.1 that accepts ``METASO_KEY``."""
@@ -287,71 +251,59 @@ def metaso_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def model_provider() -> Iterator[tuple[str, list[str]]]:
-    """The base URL of a recording model provider, and the Authorization headers it got."""
-    handler = type("Recording", (_ModelProvider,), {"authorizations": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1", handler.authorizations
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def provider() -> Iterator[ModelProvider]:
+    with model_provider() as served:
+        yield served
 
 
 @pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
 def test_without_a_model_key_the_metaso_key_is_not_sent_to_the_model_provider(
-    script: str, metaso_url: str, model_provider: tuple[str, list[str]]
+    script: str, metaso_url: str, provider: ModelProvider
 ) -> None:
     pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
-    url, authorizations = model_provider
     result = run_example(
-        script, METASO_API_KEY=METASO_KEY, METASO_BASE_URL=metaso_url, OPENAI_BASE_URL=url
+        script, METASO_API_KEY=METASO_KEY, METASO_BASE_URL=metaso_url, OPENAI_BASE_URL=provider.url
     )
     message = failed_with_one_line(result)
     for needed in ("OPENAI_API_KEY", "--model-via-302ai", "--offline"):
         assert needed in message
     assert METASO_KEY not in message
-    assert authorizations == []
+    assert provider.authorizations == []
 
 
 @pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
 def test_the_model_key_comes_from_the_model_providers_own_settings(
-    script: str, metaso_url: str, model_provider: tuple[str, list[str]]
+    script: str, metaso_url: str, provider: ModelProvider
 ) -> None:
     pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
-    url, authorizations = model_provider
     output = succeeded(
         run_example(
             script,
             METASO_API_KEY=METASO_KEY,
             METASO_BASE_URL=metaso_url,
             OPENAI_API_KEY="sk-model-key",
-            OPENAI_BASE_URL=url,
+            OPENAI_BASE_URL=provider.url,
         )
     )
-    assert "模型的回答" in output
-    assert authorizations
-    assert set(authorizations) == {"Bearer sk-model-key"}
+    assert ANSWER in output
+    assert provider.authorizations
+    assert set(provider.authorizations) == {"Bearer sk-model-key"}
 
 
 def test_a_metaso_cn_key_is_refused_for_302ais_chat_api(
-    metaso_url: str, model_provider: tuple[str, list[str]]
+    metaso_url: str, provider: ModelProvider
 ) -> None:
     pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
-    url, authorizations = model_provider
     result = run_example(
         "agent.py",
         "--model-via-302ai",
         METASO_API_KEY=METASO_KEY,
         METASO_BASE_URL=metaso_url,
-        OPENAI_BASE_URL=url,
+        OPENAI_BASE_URL=provider.url,
     )
     message = failed_with_one_line(result)
     assert "needs a 302.AI key" in message
-    assert authorizations == []
+    assert provider.authorizations == []
 
 
 def test_asked_for_302ais_chat_api_the_302ai_key_goes_to_302ai_only(
