@@ -141,3 +141,36 @@ def test_help_texts_are_plain_text_without_issue_numbers(script: Path) -> None:
     for text in texts:
         assert "``" not in text, text
         assert not re.search(r"\b[Ii]ssue \d", text), text
+
+
+def test_the_search_schemas_argument_count_is_the_schemas() -> None:
+    from langchain_metaso.tools.search import MetasoSearchInput
+
+    text = README.read_text(encoding="utf-8")
+    words = {"five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+    stated = [int(n) for n in re.findall(r"(\d+)-argument schema", text)] + [
+        words[w] for w in re.findall(r"schema has (\w+) arguments", text)
+    ]
+    assert stated
+    assert set(stated) == {len(MetasoSearchInput.model_fields)}
+
+
+def test_the_tool_output_shown_is_what_the_tool_prints(offline: ModelProvider) -> None:
+    from langchain_metaso import MetasoSearchTool
+    from langchain_metaso.testing import SEED_QUERY
+
+    text = README.read_text(encoding="utf-8")
+    shown = next(
+        block
+        for block in re.findall(r"^```text\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+        if block.startswith("Metaso webpage search for")
+    )
+    # The seed query is the one the API reference shows: the emulator answers it verbatim.
+    assert f"'{SEED_QUERY}'" in shown
+    printed = MetasoSearchTool().invoke({"query": SEED_QUERY}).splitlines()
+    for number, line in enumerate(shown.rstrip("\n").splitlines()):
+        # A line shortened in the README ends with "...": the start is what is printed.
+        if line.endswith("..."):
+            assert printed[number].startswith(line[:-3])
+        else:
+            assert printed[number] == line
