@@ -256,14 +256,21 @@ def provider() -> Iterator[ModelProvider]:
         yield served
 
 
+@pytest.fixture
+def settings(metaso_url: str, provider: ModelProvider) -> dict[str, str]:
+    """A Metaso key and the model provider's address, but no model key."""
+    return {
+        "METASO_API_KEY": METASO_KEY,
+        "METASO_BASE_URL": metaso_url,
+        "OPENAI_BASE_URL": provider.url,
+    }
+
+
 @pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
 def test_without_a_model_key_the_metaso_key_is_not_sent_to_the_model_provider(
-    script: str, metaso_url: str, provider: ModelProvider
+    script: str, settings: dict[str, str], provider: ModelProvider
 ) -> None:
-    pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
-    result = run_example(
-        script, METASO_API_KEY=METASO_KEY, METASO_BASE_URL=metaso_url, OPENAI_BASE_URL=provider.url
-    )
+    result = run_example(script, **settings)
     message = failed_with_one_line(result)
     for needed in ("OPENAI_API_KEY", "--model-via-302ai", "--offline"):
         assert needed in message
@@ -273,34 +280,18 @@ def test_without_a_model_key_the_metaso_key_is_not_sent_to_the_model_provider(
 
 @pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
 def test_the_model_key_comes_from_the_model_providers_own_settings(
-    script: str, metaso_url: str, provider: ModelProvider
+    script: str, settings: dict[str, str], provider: ModelProvider
 ) -> None:
-    pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
-    output = succeeded(
-        run_example(
-            script,
-            METASO_API_KEY=METASO_KEY,
-            METASO_BASE_URL=metaso_url,
-            OPENAI_API_KEY="sk-model-key",
-            OPENAI_BASE_URL=provider.url,
-        )
-    )
+    output = succeeded(run_example(script, **settings, OPENAI_API_KEY="sk-model-key"))
     assert ANSWER in output
     assert provider.authorizations
     assert set(provider.authorizations) == {"Bearer sk-model-key"}
 
 
 def test_a_metaso_cn_key_is_refused_for_302ais_chat_api(
-    metaso_url: str, provider: ModelProvider
+    settings: dict[str, str], provider: ModelProvider
 ) -> None:
-    pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
-    result = run_example(
-        "agent.py",
-        "--model-via-302ai",
-        METASO_API_KEY=METASO_KEY,
-        METASO_BASE_URL=metaso_url,
-        OPENAI_BASE_URL=provider.url,
-    )
+    result = run_example("agent.py", "--model-via-302ai", **settings)
     message = failed_with_one_line(result)
     assert "needs a 302.AI key" in message
     assert provider.authorizations == []
@@ -309,7 +300,6 @@ def test_a_metaso_cn_key_is_refused_for_302ais_chat_api(
 def test_asked_for_302ais_chat_api_the_302ai_key_goes_to_302ai_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
     monkeypatch.syspath_prepend(str(EXAMPLES))
     from _common import real_chat_model
 

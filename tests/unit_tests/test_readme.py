@@ -23,8 +23,6 @@ from model_provider import ModelProvider, model_provider
 
 from langchain_metaso.testing import MetasoEmulator
 
-pytest.importorskip("langchain_openai", reason='pip install -e ".[test]"')
-
 README = Path(__file__).resolve().parents[2] / "README.md"
 KEY = "readme-key"
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
