@@ -84,8 +84,8 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
             The chat endpoint under ``base_url`` (default ``chat/completions``).
         cache, rate_limiter:
             LangChain's own, as for any chat model: ``cache`` is a ``BaseCache`` of
-            whole answers (streams are not cached), and the rate limiter is consulted
-            once a call.
+            whole answers (streams are not cached; the package's ``InMemoryCache`` is
+            refused, saying so), and the rate limiter is consulted once a call.
 
     Instantiate:
         .. code-block:: python
@@ -124,7 +124,11 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
 
     Multi-turn:
         System, human and AI messages go to the API as its ``messages``. Tool messages,
-        tool calls, images and files cannot be sent: they raise ``ValueError``.
+        tool calls, images and files cannot be sent, nor a blank question or text with a
+        lone surrogate: they raise ``ValueError`` before any request.
+
+    Serialize:
+        ``langchain_core.load.dumps(chat)``: the key as a secret (``METASO_API_KEY``).
 
     Not offered by the API:
         ``bind_tools`` and ``with_structured_output`` raise ``NotImplementedError``.
