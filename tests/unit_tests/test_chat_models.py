@@ -656,6 +656,7 @@ def test_the_packages_search_cache_is_refused_naming_the_cache_a_chat_model_take
     ChatMetaso(api_key=TEST_KEY, cache=False)  # LangChain's own values still work
 
 
+@pytest.mark.filterwarnings("ignore:The function `loads` is in beta")
 def test_it_serializes_as_langchain_chat_models_do_with_the_key_a_secret() -> None:
     from langchain_core.load import dumps, loads
 
