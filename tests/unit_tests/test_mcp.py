@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 from pydantic import ValidationError
@@ -282,6 +283,11 @@ async def test_streamable_http_serves_the_tools(http_server: str) -> None:
     expected = offline_tools()
     assert [tool.name for tool in served] == [tool.name for tool in expected]
     assert text_of(result) == langchain_answer(expected[1], CALLS["metaso_reader"]).text
+
+    # Bound to loopback, it refuses a request for another host (DNS rebinding).
+    async with httpx.AsyncClient() as client:
+        refused = await client.post(http_server, headers={"Host": "evil.example"}, json={})
+    assert refused.status_code == 421
 
 
 class ScriptedModel(GenericFakeChatModel):
