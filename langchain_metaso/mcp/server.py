@@ -34,23 +34,17 @@ PROG = "langchain-metaso-mcp"
 OFFLINE_KEY = "offline-mcp-key"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
-# Tool settings given as flags or METASO_<NAME> variables: the setting, the tools it
-# configures, its help. Handed to the tools as text, for them to check: a bad value fails
-# at start with their message.
-TOOL_SETTINGS: dict[str, tuple[tuple[type[MetasoTool], ...], str]] = {
-    "scope": (
-        (MetasoSearchTool, MetasoAnswerTool),
-        "default scope of search and answer (webpage, scholar, ...)",
-    ),
-    "max_size": ((MetasoSearchTool,), "the most results a search may return"),
-    "include_domains": ((MetasoSearchTool,), "comma-separated sites to keep results from only"),
-    "exclude_domains": ((MetasoSearchTool,), "comma-separated sites never to keep results from"),
-    "recency_days": ((MetasoSearchTool,), "keep results of the last this many days only"),
-    "published_after": (
-        (MetasoSearchTool,),
-        "keep results dated on or after this day (YYYY-MM-DD)",
-    ),
-    "keep_undated": ((MetasoSearchTool,), "with a date filter, keep undated results (true/false)"),
+# The search tool's settings, given as flags or METASO_<NAME> variables (the scope also
+# the answer tool's). Handed to the tools as text, for them to check: a bad value fails at
+# start with their message.
+SEARCH_SETTINGS = {
+    "scope": "default scope of search and answer (webpage, scholar, ...)",
+    "max_size": "the most results a search may return",
+    "include_domains": "comma-separated sites to keep results from only",
+    "exclude_domains": "comma-separated sites never to keep results from",
+    "recency_days": "keep results of the last this many days only",
+    "published_after": "keep results dated on or after this day (YYYY-MM-DD)",
+    "keep_undated": "with a date filter, keep undated results (true/false)",
 }
 OTHER_SETTINGS = {
     "model_args": "comma-separated call arguments besides query/url a model may set "
@@ -74,8 +68,7 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--offline", action="store_true", help="answer from the bundled emulator (no key)"
     )
-    helps = {name: text for name, (_, text) in TOOL_SETTINGS.items()} | OTHER_SETTINGS
-    for name, text in helps.items():
+    for name, text in (SEARCH_SETTINGS | OTHER_SETTINGS).items():
         variable = f"METASO_{name.upper()}"
         parser.add_argument(
             f"--{name.replace('_', '-')}",
@@ -107,18 +100,15 @@ def build_tools(options: argparse.Namespace) -> list[MetasoTool]:
     if options.redis_url:
         shared["cache"] = MetasoStoreCache.from_redis_url(options.redis_url)
 
-    def settings(cls: type[MetasoTool]) -> dict[str, Any]:
-        return {
-            name: getattr(options, name)
-            for name, (classes, _) in TOOL_SETTINGS.items()
-            if cls in classes and getattr(options, name) is not None
-        }
-
-    search = MetasoSearchTool(**shared, **settings(MetasoSearchTool))
+    given = {name: getattr(options, name) for name in SEARCH_SETTINGS}
+    search = MetasoSearchTool(
+        **shared, **{name: value for name, value in given.items() if value is not None}
+    )
+    answer = {"scope": given["scope"]} if given["scope"] is not None else {}
     tools: list[MetasoTool] = [
         search,
-        search.share_connections(MetasoReaderTool, **settings(MetasoReaderTool)),
-        search.share_connections(MetasoAnswerTool, **settings(MetasoAnswerTool)),
+        search.share_connections(MetasoReaderTool),
+        search.share_connections(MetasoAnswerTool, **answer),
     ]
     if options.model_args is not None:
         # One list for the three tools: each takes the names among its own arguments.

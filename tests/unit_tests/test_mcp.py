@@ -143,12 +143,14 @@ async def test_stdio_serves_the_langchain_tools_schemas_and_answers() -> None:
 
 @pytest.mark.asyncio
 async def test_flags_and_environment_configure_the_tools_as_their_settings_do() -> None:
-    settings = {"scope": "scholar", "max_size": 5, "model_args": ("size",)}
-    search = offline_tools(**settings)[0]
+    search = offline_tools(
+        scope="scholar", max_size=5, model_args=("size",), exclude_domains=["news.example.com"]
+    )[0]
     answer = MetasoAnswerTool(metaso_api_key=KEY, scope="scholar", model_args=())
     reader = MetasoReaderTool(metaso_api_key=KEY)
-    args = ("--offline", "--scope", "scholar", "--model-args", "size")
-    async with connect(*args, METASO_MAX_SIZE="5") as session:
+    args = ("--offline", "--model-args", "size", "--exclude-domains", "news.example.com")
+    variables = {"METASO_MAX_SIZE": "5", "METASO_SCOPE": "scholar"}
+    async with connect(*args, **variables) as session:
         served = listed((await session.list_tools()).tools)
         assert served["metaso_search"][1] == schema_of(search)
         assert served["metaso_answer"][1] == schema_of(answer)
