@@ -129,6 +129,7 @@ SCRIPTS = [
     *sorted((REPO / "benchmarks").glob("[!_]*.py")),
     *sorted((REPO / "examples").glob("[!_]*.py")),
     REPO / "langchain_metaso" / "testing" / "__main__.py",
+    REPO / "langchain_metaso" / "mcp" / "server.py",
 ]
 
 
