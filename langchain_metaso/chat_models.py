@@ -171,8 +171,8 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         if value is None or isinstance(value, bool | BaseCache):
             return value
         raise ValueError(
-            f"ChatMetaso's cache is LangChain's chat-model cache: a "
-            f"langchain_core.caches.BaseCache (e.g. langchain_core.caches.InMemoryCache()) "
+            "ChatMetaso's cache is LangChain's chat-model cache: a "
+            "langchain_core.caches.BaseCache (e.g. langchain_core.caches.InMemoryCache()) "
             f"or True for the global one, not a {type(value).__name__}. The package's "
             "InMemoryCache and MetasoStoreCache cache API calls: pass them as cache= to "
             "MetasoAnswerTool, MetasoSearchTool, MetasoRetriever or MetasoToolkit."
