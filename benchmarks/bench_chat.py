@@ -1,7 +1,7 @@
-"""Issue 13's benchmark: ``ChatMetaso.stream`` against reading the same emulator stream with
+"""ChatMetaso's stream benchmark: ChatMetaso.stream against reading the same emulator stream with
 bare httpx (the target's baseline) and with the thinnest LangChain chat model doing that bare
 read (the floor of any chat model): time to the first token of the answer and to the end of
-the stream, on loopback and with 20 ms before the first byte (``--quick``: fewer rounds).
+the stream, on loopback and with 20 ms before the first byte (--quick: fewer rounds).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from langchain_metaso.testing import EmulatorProcess
 KEY = "bench-key"
 QUESTION = "秘塔 AI 搜索是哪家公司做的?"
 BODY = {"model": "fast", "scope": "webpage", "format": "chat_completions", "stream": True}
-TARGET = 1.2  # issue 13: ChatMetaso.stream within 1.2x bare httpx, for both figures
+TARGET = 1.2  # ChatMetaso.stream within 1.2x bare httpx, for both figures
 BARE, THIN, PACKAGE = "bare httpx", "thin BaseChatModel", "ChatMetaso.stream"
 
 

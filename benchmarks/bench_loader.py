@@ -1,5 +1,5 @@
-"""Issue 4's benchmark: MetasoLoader reading pages one after another (``lazy_load``) against
-concurrently (``aload``), from the emulator with a fixed delay a page.
+"""MetasoLoader's benchmark: reading pages one after another (lazy_load) against
+concurrently (aload), from the emulator with a fixed delay a page.
 
     python benchmarks/bench_loader.py                  # 20 URLs, 0.1 s a page, 3 rounds
     python benchmarks/bench_loader.py --urls 40 --latency 0.05 --concurrency 8

@@ -1,4 +1,4 @@
-"""Issue 21's benchmark: Ray workers under one request rate shared in Redis. Throughput of
+"""Ray workers under one request rate shared in Redis. Throughput of
 1, 2 and 4 workers against the emulator answering in 50 ms, beside min(R, the workers' own
 pace): it grows with workers up to the limit R, and never passes it.
 
@@ -6,7 +6,7 @@ pace): it grows with workers up to the limit R, and never passes it.
     python benchmarks/bench_ray.py --quick --rate 40
 
 Each worker is a Ray task searching one query after another for the same stretch of wall
-time, through a ``RedisRateLimiter`` they all share. A worker's own pace is measured first,
+time, through a RedisRateLimiter they all share. A worker's own pace is measured first,
 one worker with no limit. Each row's throughput is the calls answered in the stretch over
 its length; "busiest second" is the most calls answered in any one-second window.
 """

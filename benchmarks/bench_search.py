@@ -1,5 +1,5 @@
-"""Issue 5's benchmark: the package against a bare httpx call, the thinnest LangChain tool
-and retriever doing the same work, and langchain-tavily (``--quick``: a shorter run). What
+"""The search benchmark: the package against a bare httpx call, the thinnest LangChain tool
+and retriever doing the same work, and langchain-tavily (--quick: a shorter run). What
 each row measures, and why the baselines are fair: benchmarks/README.md.
 """
 
@@ -43,12 +43,12 @@ HEADERS = {"Authorization": f"Bearer {KEY}"}
 URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 CHINESE_DATE = re.compile(r"(\d{4})年(\d{2})月(\d{2})日")
 BODY = {"q": QUERY, "scope": "webpage", "includeSummary": True, "size": RESULTS}
-# HTTPS to a distant host, as issue 5 simulates it: 30 ms to open a connection, 20 ms an answer.
+# HTTPS to a distant host, simulated: 30 ms to open a connection, 20 ms an answer.
 LOOPBACK = {"latency": 0.0, "connection_delay": 0.0, "max_in_flight": None}
 HTTPS = {"latency": 0.020, "connection_delay": 0.030, "max_in_flight": None}
 CONDITIONS = {"loopback": LOOPBACK, "simulated HTTPS": HTTPS}
 BATCH, IN_FLIGHT, BATCH_LATENCY = 200, 16, 0.050
-# Issue 5's targets: a ratio at most this.
+# The targets: a ratio at most this.
 TOOL_LIMIT, PEER_LIMIT, BATCH_LIMIT = 1.15, 0.5, 1.5
 IMPORT_LIMIT, MEMORY_LIMIT, CACHE_LIMIT = 1.1, 4, 0.05
 TOOL, RETRIEVER, BARE, PEER = "MetasoSearchTool", "MetasoRetriever", "bare httpx", "TavilySearch"
@@ -127,7 +127,7 @@ class Bare:
 
 
 def thin_tool(bare: Bare, *, rich: bool = False) -> BaseTool:
-    """The thinnest tool doing the bare call; ``rich``: behind the package's 4-argument
+    """The thinnest tool doing the bare call; ``rich``: behind the package's own argument
     schema, which tells LangChain's cost of a richer schema from the package's own."""
 
     def search(query: str, **_: Any) -> tuple[str, list[Document]]:

@@ -1,10 +1,10 @@
-"""Issue 14's benchmark: what a shared cache saves a team. Identical calls in flight at
+"""The shared-cache benchmark: what a shared cache saves a team. Identical calls in flight at
 once, a Redis cache hit against a fresh call, and two processes sharing one Redis cache.
 
     python benchmarks/bench_shared.py            # needs redis-server for rows 2 and 3
     python benchmarks/bench_shared.py --quick
 
-The Redis rows start their own ``redis-server`` on a free 127.0.0.1 port (stopped after);
+The Redis rows start their own redis-server on a free 127.0.0.1 port (stopped after);
 without it they are skipped and say so.
 """
 

@@ -1,11 +1,11 @@
-"""Issue 6's soak run: many mixed calls against the emulator, with random faults.
+"""The soak run: many mixed calls against the emulator, with random faults.
 
     python benchmarks/soak.py                 # 10,000 calls, a few minutes on 2 cores
     python benchmarks/soak.py --quick         # 1,000 calls, as the test suite runs it
     python benchmarks/soak.py --calls 50000 --fault-rate 0.1 --json soak.json
 
 The search tool and the retriever, sync (on worker threads) and async (on one event loop),
-over every scope, through two shared instances; the emulator answers ``--fault-rate`` of the
+over every scope, through two shared instances; the emulator answers --fault-rate of the
 requests with a random fault (5xx, 429, a dropped connection, a body cut short, an answer
 slower than the client's timeout, a business error, a body that is not JSON). Checked: every
 call accounted for, no unhandled exception, every answer its own query's, no file descriptor

@@ -32,8 +32,13 @@ MISSING_KEY = (
 )
 # The key the offline emulator accepts: not a secret, it never leaves the process.
 OFFLINE_KEY = "offline-example-key"
-# 302.AI serves an OpenAI-compatible chat API, so one 302.AI key drives search and model.
-CHAT_BASE_URL = "https://api.302.ai/v1"
+# 302.AI serves an OpenAI-compatible chat API; its key drives it only when asked (MODEL_VIA_302AI).
+CHAT_BASE_URL_302AI = "https://api.302.ai/v1"
+MODEL_VIA_302AI = "--model-via-302ai"
+MODEL_VIA_302AI_HELP = (
+    "use 302.AI's OpenAI-compatible chat API for the model, with the 302.AI key in "
+    "METASO_API_KEY (otherwise the model's key is OPENAI_API_KEY)"
+)
 
 
 def metaso_settings(offline: bool) -> dict[str, Any]:
@@ -94,10 +99,12 @@ def run(main: Callable[[], None]) -> None:
         sys.exit(1)
 
 
-def real_chat_model(model: str) -> BaseChatModel:
-    """An OpenAI-compatible chat model at 302.AI (or ``OPENAI_BASE_URL``).
+def real_chat_model(model: str, *, via_302ai: bool) -> BaseChatModel:
+    """An OpenAI-compatible chat model, whose key and address are the provider's own
+    settings (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, read by langchain-openai).
 
-    The key is ``OPENAI_API_KEY``, else the 302.AI key in ``METASO_API_KEY``.
+    The Metaso key goes to a model provider only when asked (``via_302ai``), and then
+    only to 302.AI, which serves both, and only when it is a 302.AI key.
     """
     try:
         from langchain_openai import ChatOpenAI
@@ -106,16 +113,32 @@ def real_chat_model(model: str) -> BaseChatModel:
             "This example needs langchain-openai for a real chat model: "
             'pip install -e ".[examples]" (or run with --offline).'
         )
-    api_key = os.environ.get("OPENAI_API_KEY") or os.environ.get("METASO_API_KEY", "")
-    return ChatOpenAI(model=model, api_key=api_key, base_url=chat_base_url(), temperature=0)
+    if via_302ai:
+        if os.environ.get("METASO_BASE_URL", "").strip():
+            sys.exit(
+                f"Error: {MODEL_VIA_302AI} sends METASO_API_KEY to 302.AI's chat API, so it "
+                "needs a 302.AI key, and METASO_BASE_URL is set (another provider's key): "
+                "unset it, or set OPENAI_API_KEY for the model instead."
+            )
+        api_key = os.environ.get("METASO_API_KEY", "")
+        return ChatOpenAI(model=model, api_key=api_key, base_url=CHAT_BASE_URL_302AI, temperature=0)
+    if not os.environ.get("OPENAI_API_KEY", "").strip():
+        sys.exit(
+            "Error: the chat model needs its own key: set OPENAI_API_KEY (and OPENAI_BASE_URL "
+            f"for a provider other than OpenAI), or pass {MODEL_VIA_302AI} to use your "
+            "302.AI key (METASO_API_KEY) with 302.AI's chat API, or run with --offline."
+        )
+    return ChatOpenAI(model=model, temperature=0)
 
 
-def chat_base_url() -> str:
-    return os.environ.get("OPENAI_BASE_URL", CHAT_BASE_URL)
+def chat_base_url(via_302ai: bool) -> str:
+    if via_302ai:
+        return CHAT_BASE_URL_302AI
+    return os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
 
 
 @contextmanager
-def chat_model_failures(model: str) -> Iterator[None]:
+def chat_model_failures(model: str, *, via_302ai: bool) -> Iterator[None]:
     """End with one line saying what to set when the real chat model cannot answer
     (unreachable, a key it refuses, an unknown model): Metaso's own errors still
     reach ``run``, as the tools hand theirs to the model."""
@@ -125,10 +148,11 @@ def chat_model_failures(model: str) -> Iterator[None]:
         raise
     except Exception as exc:  # the provider's own error types: any of them means the same
         sys.exit(
-            f"Error: the chat model {model!r} at {chat_base_url()} did not answer "
-            f"({type(exc).__name__}: {one_line(exc)}). Set OPENAI_API_KEY (else "
-            "METASO_API_KEY, a 302.AI key, is used) and OPENAI_BASE_URL for the chat "
-            "model's provider, pick one it serves with --model, or run with --offline."
+            f"Error: the chat model {model!r} at {chat_base_url(via_302ai)} did not answer "
+            f"({type(exc).__name__}: {one_line(exc)}). Set OPENAI_API_KEY and "
+            "OPENAI_BASE_URL for the chat model's provider (or pass "
+            f"{MODEL_VIA_302AI} with a 302.AI key), pick a model it serves with --model, "
+            "or run with --offline."
         )
 
 

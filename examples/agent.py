@@ -3,9 +3,10 @@
     python examples/agent.py "秘塔 AI 搜索有哪些特点?"     # real search and a real chat model
     python examples/agent.py --offline                      # emulator and a scripted model
 
-With keys: Metaso search via ``METASO_API_KEY`` and a chat model from 302.AI's
-OpenAI-compatible API (``pip install -e ".[examples]"``); the same 302.AI key drives both
-unless ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``) say otherwise.
+With keys: Metaso search via ``METASO_API_KEY`` and an OpenAI-compatible chat model
+(``pip install -e ".[examples]"``) whose key is its provider's own, ``OPENAI_API_KEY`` (and
+``OPENAI_BASE_URL``); with ``--model-via-302ai``, 302.AI's chat API with the 302.AI key
+in ``METASO_API_KEY``. The Metaso key never goes to a model provider otherwise.
 Offline: the bundled emulator answers the searches and a scripted fake chat model plays
 the model, issuing a real ``metaso_search`` tool call, so the whole agent loop runs.
 """
@@ -19,7 +20,15 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
-from _common import ExampleParser, chat_model_failures, metaso_settings, real_chat_model, run
+from _common import (
+    MODEL_VIA_302AI,
+    MODEL_VIA_302AI_HELP,
+    ExampleParser,
+    chat_model_failures,
+    metaso_settings,
+    real_chat_model,
+    run,
+)
 from langchain.agents import create_agent
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -65,16 +74,25 @@ def offline_model(question: str) -> BaseChatModel:
 
 
 def main() -> None:
-    parser = ExampleParser(description=__doc__.splitlines()[0])
+    parser = ExampleParser(description="A LangChain agent that answers with MetasoSearchTool.")
     parser.add_argument("question", nargs="?", default=SEED_QUERY)
-    parser.add_argument("--model", default="gpt-4o-mini", help="chat model name at 302.AI")
+    parser.add_argument("--model", default="gpt-4o-mini", help="the chat model's name")
+    parser.add_argument(MODEL_VIA_302AI, action="store_true", help=MODEL_VIA_302AI_HELP)
     parser.add_argument("--offline", action="store_true", help="emulator and scripted model")
     args = parser.parse_args()
 
     tool = MetasoSearchTool(size=5, **metaso_settings(args.offline))
-    model = offline_model(args.question) if args.offline else real_chat_model(args.model)
+    model = (
+        offline_model(args.question)
+        if args.offline
+        else real_chat_model(args.model, via_302ai=args.model_via_302ai)
+    )
     agent = create_agent(model, [tool], system_prompt=SYSTEM_PROMPT)
-    with nullcontext() if args.offline else chat_model_failures(args.model):
+    with (
+        nullcontext()
+        if args.offline
+        else chat_model_failures(args.model, via_302ai=args.model_via_302ai)
+    ):
         state = agent.invoke({"messages": [{"role": "user", "content": args.question}]})
 
     for message in state["messages"]:

@@ -3,33 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langchain_core.messages import content as types
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.block_translators import register_translator
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from langchain_metaso._chat_messages import (
-    PROVIDER,
-    StreamReader,
-    answer_message,
-    to_api_messages,
-)
 from langchain_metaso._http import MetasoClient
+from langchain_metaso._parsing import is_text
 from langchain_metaso.chat import (
     CHAT_PATH,
+    Answer,
+    AnswerDelta,
     AnswerRequest,
     ChatPath,
     ModelName,
+    TokenUsage,
     chat_call,
     chat_stream_call,
+    source_url,
 )
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.scopes import Scope
@@ -75,8 +84,8 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
             The chat endpoint under ``base_url`` (default ``chat/completions``).
         cache, rate_limiter:
             LangChain's own, as for any chat model: ``cache`` is a ``BaseCache`` of
-            whole answers (streams are not cached), and the rate limiter is consulted
-            once a call.
+            whole answers (streams are not cached; the package's ``InMemoryCache`` is
+            refused, saying so), and the rate limiter is consulted once a call.
 
     Instantiate:
         .. code-block:: python
@@ -115,7 +124,11 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
 
     Multi-turn:
         System, human and AI messages go to the API as its ``messages``. Tool messages,
-        tool calls, images and files cannot be sent: they raise ``ValueError``.
+        tool calls, images and files cannot be sent, nor a blank question or text with a
+        lone surrogate: they raise ``ValueError`` before any request.
+
+    Serialize:
+        ``langchain_core.load.dumps(chat)``: the key as a secret (``METASO_API_KEY``).
 
     Not offered by the API:
         ``bind_tools`` and ``with_structured_output`` raise ``NotImplementedError``.
@@ -149,6 +162,29 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     """Seconds a whole call may take, retries and waits included; ``None`` for no bound."""
     cache: BaseCache | bool | None = Field(default=None, exclude=True)  # type: ignore[assignment]
     """LangChain's cache of chat answers (a ``BaseCache``, or ``True`` for the global one)."""
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _chat_cache(cls, value: Any) -> Any:
+        # ``cache`` caches whole answers on every class; a chat model's are LangChain's, so
+        # the package's own caches (of API calls) would fail with a bare isinstance error.
+        if value is None or isinstance(value, bool | BaseCache):
+            return value
+        raise ValueError(
+            "ChatMetaso's cache is LangChain's chat-model cache: a "
+            "langchain_core.caches.BaseCache (e.g. langchain_core.caches.InMemoryCache()) "
+            f"or True for the global one, not a {type(value).__name__}. The package's "
+            "InMemoryCache and MetasoStoreCache cache API calls: pass them as cache= to "
+            "MetasoAnswerTool, MetasoSearchTool, MetasoRetriever or MetasoToolkit."
+        )
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"metaso_api_key": "METASO_API_KEY"}
 
     @property
     def _llm_type(self) -> str:
@@ -218,7 +254,8 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     ) -> ChatResult:
         request = self._request(messages, kwargs)
         answer = self.client.request(chat_call(request, self.chat_path))
-        return _result(answer_message(answer, model=request.model, stops=self._stops(stop)))
+        message = _convert_answer_to_message(answer, model=request.model, stops=self._stops(stop))
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(
         self,
@@ -229,7 +266,8 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     ) -> ChatResult:
         request = self._request(messages, kwargs)
         answer = await self.client.arequest(chat_call(request, self.chat_path))
-        return _result(answer_message(answer, model=request.model, stops=self._stops(stop)))
+        message = _convert_answer_to_message(answer, model=request.model, stops=self._stops(stop))
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _stream(
         self,
@@ -240,12 +278,12 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         # LangChain reports each chunk to the callbacks itself (``on_llm_new_token``).
         request = self._request(messages, kwargs)
-        reader = StreamReader(model=request.model, stops=self._stops(stop))
+        stream = _Stream(StopCut(self._stops(stop)), model=request.model)
         for delta in self.client.stream(chat_stream_call(request, self.chat_path)):
-            chunk = reader.read(delta)
+            chunk = _convert_delta_to_chunk(delta, stream)
             if chunk is not None:
                 yield ChatGenerationChunk(message=chunk)
-        yield ChatGenerationChunk(message=reader.finish())
+        yield ChatGenerationChunk(message=_last_chunk(stream))
 
     async def _astream(
         self,
@@ -255,19 +293,19 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._request(messages, kwargs)
-        reader = StreamReader(model=request.model, stops=self._stops(stop))
+        stream = _Stream(StopCut(self._stops(stop)), model=request.model)
         async for delta in self.client.astream(chat_stream_call(request, self.chat_path)):
-            chunk = reader.read(delta)
+            chunk = _convert_delta_to_chunk(delta, stream)
             if chunk is not None:
                 yield ChatGenerationChunk(message=chunk)
-        yield ChatGenerationChunk(message=reader.finish())
+        yield ChatGenerationChunk(message=_last_chunk(stream))
 
     def _request(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AnswerRequest:
         """The API request for ``messages``, with the call's overrides; checked before I/O.
 
         Raises:
-            ValueError: a message the API cannot take, an argument it does not know, or
-                an invalid value.
+            ValueError: a message the API cannot take (blank, not valid text, of a kind it
+                does not know), an argument it does not know, or an invalid value.
         """
         options = {name: value for name, value in kwargs.items() if name != "stream"}
         unknown = sorted(set(options) - set(_PER_CALL))
@@ -277,13 +315,289 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
                 f"{', '.join(_PER_CALL)} (and stop)."
             )
         settings = {name: options.get(name, getattr(self, name)) for name in _PER_CALL}
-        return AnswerRequest(
-            messages=to_api_messages(messages), format="chat_completions", **settings
-        )
+        sent = [_convert_message_to_dict(message) for message in messages]
+        if not any(message["role"] == "user" for message in sent):
+            raise ValueError("ChatMetaso needs a question: the messages hold no human message.")
+        try:
+            return AnswerRequest(messages=sent, format="chat_completions", **settings)
+        except ValidationError as exc:
+            # In the caller's names (``invoke(q, scope=...)``), not the request model's.
+            problems = "; ".join(
+                f"{'.'.join(map(str, error['loc']))}={error['input']!r}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise ValueError(f"ChatMetaso got an invalid value: {problems}") from None
 
     def _stops(self, stop: list[str] | None) -> list[str]:
         return list(self.stop or ()) if stop is None else stop
 
 
-def _result(message: AIMessage) -> ChatResult:
-    return ChatResult(generations=[ChatGeneration(message=message)])
+# --- converters between LangChain messages and the chat endpoint's -------------------------
+
+PROVIDER = "metaso"
+"""``response_metadata["model_provider"]``: what selects ``_content_blocks`` below."""
+
+_ROLES: dict[type[BaseMessage], str] = {
+    SystemMessage: "system",
+    HumanMessage: "user",
+    AIMessage: "assistant",
+}
+_CHAT_ROLES = ("system", "user", "assistant")
+# Content blocks with text in them; reasoning is the model's own and is not sent back.
+_TEXT_BLOCKS = ("text",)
+_UNSENT_BLOCKS = ("reasoning", "thinking")
+# Where the reasoning and the text sit among a chunk's blocks, so that chunks merge into
+# one block of each (by index) whatever order they arrive in.
+_REASONING_INDEX, _TEXT_INDEX = 0, 1
+
+
+def _convert_message_to_dict(message: BaseMessage) -> dict[str, Any]:
+    """``message`` as one of the API's ``messages``: ``{"role", "content"}`` (and ``name``).
+
+    Raises:
+        ValueError: a message the chat endpoint cannot take, saying which and why.
+    """
+    role = _role(message)
+    if isinstance(message, AIMessage) and message.tool_calls:
+        raise _cannot_send("an AI message with tool calls")
+    for block in message.content if isinstance(message.content, list) else ():
+        kind = block.get("type") if isinstance(block, dict) else "text"
+        if kind not in (*_TEXT_BLOCKS, *_UNSENT_BLOCKS):
+            raise _cannot_send(f"a {kind!r} content block (in a {message.type} message)")
+    text = message.text
+    # An earlier answer may be empty (cut at a stop sequence); a question may not.
+    if role != "assistant" and not text.strip():
+        raise ValueError(f"ChatMetaso cannot send an empty or blank {message.type} message.")
+    if not is_text(text) or not is_text(message.name or ""):
+        raise ValueError(
+            f"ChatMetaso cannot send a {message.type} message holding a character that is "
+            "not valid text (a lone surrogate): remove it or decode the text properly."
+        )
+    sent: dict[str, Any] = {"role": role, "content": text}
+    if message.name:
+        sent["name"] = message.name
+    return sent
+
+
+def _role(message: BaseMessage) -> str:
+    role = next((role for cls, role in _ROLES.items() if isinstance(message, cls)), None)
+    if role is None and isinstance(message, ChatMessage) and message.role in _CHAT_ROLES:
+        role = message.role
+    if role is None:
+        raise _cannot_send(f"a {type(message).__name__} (role {message.type!r})")
+    return role
+
+
+def _cannot_send(what: str) -> ValueError:
+    return ValueError(
+        f"ChatMetaso cannot send {what}: Metaso's chat endpoint takes system, human and AI "
+        "messages of text only, with no tool calls, tool results, images or files. "
+        "Remove it from the conversation (for tools, give an agent MetasoSearchTool or "
+        "MetasoAnswerTool instead)."
+    )
+
+
+class StopCut:
+    """Cuts text at the first stop sequence, fed whole or in pieces.
+
+    A stop sequence may straddle pieces, so text that could begin one is held back until
+    the next piece says whether it does. Fed in pieces, the text kept is exactly what
+    the whole text cut at its first stop sequence would be.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self._stops = [stop for stop in stops if stop]
+        self._longest = max((len(stop) for stop in self._stops), default=0)
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        """The text that is now certain to come before any stop sequence."""
+        if not self._stops:  # the usual case, once a chunk
+            return text
+        if self.stopped:
+            return ""
+        return self._split(self._held + text, final=False)
+
+    def finish(self) -> str:
+        """The text held back, now that no more will come."""
+        return "" if self.stopped else self._split(self._held, final=True)
+
+    def _split(self, text: str, *, final: bool) -> str:
+        found = [at for stop in self._stops if (at := text.find(stop)) >= 0]
+        cut = min(found, default=None)
+        maybe = None if final else self._partial_start(text)
+        if cut is not None and (maybe is None or cut <= maybe):
+            self.stopped, self._held = True, ""
+            return text[:cut]
+        if maybe is None:
+            self._held = ""
+            return text
+        self._held = text[maybe:]
+        return text[:maybe]
+
+    def _partial_start(self, text: str) -> int | None:
+        """Where the earliest tail of ``text`` that begins a stop sequence starts."""
+        for start in range(max(0, len(text) - self._longest + 1), len(text)):
+            tail = text[start:]
+            if any(len(stop) > len(tail) and stop.startswith(tail) for stop in self._stops):
+                return start
+        return None
+
+
+def _convert_answer_to_message(answer: Answer, *, model: str, stops: Sequence[str]) -> AIMessage:
+    """The ``AIMessage`` of a whole answer to a question asked of ``model``."""
+    cut = StopCut(stops)
+    text = cut.feed(answer.text) + cut.finish()
+    return AIMessage(
+        content=text,
+        additional_kwargs=_reasoning(answer.reasoning),
+        response_metadata=_metadata(
+            citations=answer.sources,
+            highlights=answer.highlights,
+            model_name=answer.model or model,
+            finish_reason=answer.finish_reason,
+            credits=answer.credits,
+        ),
+        usage_metadata=_usage_metadata(answer.usage),
+        id=answer.id,
+    )
+
+
+@dataclass
+class _Stream:
+    """A streamed answer so far: its stop cut, and what its last chunk says once about
+    the whole answer (chunks' metadata add up: text or numbers said twice would be
+    joined or summed)."""
+
+    cut: StopCut
+    model: str
+    id: str | None = None
+    finish_reason: str | None = None
+    usage: TokenUsage | None = None
+    credits: int | None = None
+    sources_seen: bool = False
+
+
+def _convert_delta_to_chunk(delta: AnswerDelta, stream: _Stream) -> AIMessageChunk | None:
+    """The chunk of ``delta`` (its text, reasoning and sources), or ``None`` if it brings
+    nothing to show; what describes the whole answer is kept in ``stream``."""
+    stream.model = delta.model or stream.model
+    stream.id = stream.id or delta.id
+    stream.finish_reason = delta.finish_reason or stream.finish_reason
+    stream.usage = delta.usage or stream.usage
+    stream.credits = stream.credits if delta.credits is None else delta.credits
+    stream.sources_seen = stream.sources_seen or delta.sources is not None
+    text = stream.cut.feed(delta.text)
+    # What the model thinks after the answer was cut is of no use either.
+    reasoning = "" if stream.cut.stopped else delta.reasoning
+    if not (text or reasoning or delta.sources is not None or delta.highlights is not None):
+        return None
+    # Every chunk carries the provider, so each one's content_blocks shows what it brought.
+    return AIMessageChunk(
+        content=text,
+        additional_kwargs=_reasoning(reasoning),
+        response_metadata=_metadata(citations=delta.sources, highlights=delta.highlights),
+        id=stream.id,
+    )
+
+
+def _last_chunk(stream: _Stream) -> AIMessageChunk:
+    """The last chunk: held-back text and what describes the whole answer."""
+    return AIMessageChunk(
+        content=stream.cut.finish(),
+        response_metadata=_metadata(
+            # So that an answer without sources says so, as the whole message does.
+            citations=None if stream.sources_seen else [],
+            model_name=stream.model,
+            finish_reason=stream.finish_reason,
+            credits=stream.credits,
+        ),
+        usage_metadata=_usage_metadata(stream.usage),
+        id=stream.id,
+        chunk_position="last",
+    )
+
+
+def _reasoning(reasoning: str) -> dict[str, Any]:
+    return {"reasoning_content": reasoning} if reasoning else {}
+
+
+def _metadata(**fields: Any) -> dict[str, Any]:
+    """``response_metadata``: the provider, and those of ``fields`` that have a value."""
+    return {"model_provider": PROVIDER, **{k: v for k, v in fields.items() if v is not None}}
+
+
+def _usage_metadata(usage: TokenUsage | None) -> UsageMetadata | None:
+    """LangChain's token counts from the API's ``usage``, when it reported any."""
+    if usage is None or (usage.prompt_tokens is None and usage.completion_tokens is None):
+        return None
+    input_tokens = usage.prompt_tokens or 0
+    output_tokens = usage.completion_tokens or 0
+    total = usage.total_tokens
+    counts = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens if total is None else total,
+    }
+    metadata = cast("UsageMetadata", counts)
+    if usage.reasoning_tokens is not None:
+        metadata["output_token_details"] = {"reasoning": usage.reasoning_tokens}
+    return metadata
+
+
+# The block types are built with cast(): langchain-core declares their optional keys with
+# typing.NotRequired, which type checkers targeting Python 3.10 do not see.
+
+
+def _content_blocks(message: AIMessage) -> list[types.ContentBlock]:
+    """The standard blocks of a message or chunk of ours: a ``reasoning`` block (from
+    ``additional_kwargs["reasoning_content"]``), then a ``text`` block whose
+    ``annotations`` are one ``citation`` a source, in the order the ``[[n]]`` marks
+    count them.
+
+    Chunks' blocks carry an ``index``, so that summed chunks (and LangChain's streaming
+    of standard blocks) merge them into one block of each kind.
+
+    Raises:
+        NotImplementedError: content that is not text (not ours); LangChain then reads
+            it its own way.
+    """
+    if not isinstance(message.content, str):
+        raise NotImplementedError("only text content comes from the Metaso chat endpoint")
+    chunk = isinstance(message, AIMessageChunk)
+    blocks: list[types.ContentBlock] = []
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        thought = cast("types.ReasoningContentBlock", {"type": "reasoning", "reasoning": reasoning})
+        if chunk:
+            thought["index"] = _REASONING_INDEX
+        blocks.append(thought)
+    sources = message.response_metadata.get("citations")
+    annotations = [_citation(source) for source in sources or () if isinstance(source, dict)]
+    if message.content or annotations:
+        text = cast("types.TextContentBlock", {"type": "text", "text": message.content})
+        if annotations:
+            text["annotations"] = list(annotations)
+        if chunk:
+            text["index"] = _TEXT_INDEX
+        blocks.append(text)
+    return blocks
+
+
+def _citation(source: dict[str, Any]) -> types.Citation:
+    citation = cast("types.Citation", {"type": "citation"})
+    url = source_url(source)
+    if url:
+        citation["url"] = url
+    title = source.get("title")
+    if isinstance(title, str) and title:
+        citation["title"] = title
+    extras = {k: v for k, v in source.items() if k not in ("title", "link", "url")}
+    if extras:
+        citation["extras"] = extras
+    return citation
+
+
+# LangChain reads our messages' content_blocks through this, by their model_provider.
+register_translator(PROVIDER, _content_blocks, _content_blocks)

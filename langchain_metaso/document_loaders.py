@@ -146,6 +146,13 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
                 "give exactly one of urls=[...] (pages to read) and query='...' "
                 "(search, then read the top k results)"
             )
+        if self.query is not None and self.scope == "image":
+            # Image results have no page to read: the loader would return nothing.
+            raise ValueError(
+                "MetasoLoader reads the pages of search results, and image results have no "
+                "page (only an image URL): use MetasoRetriever(scope='image') for their "
+                "titles and image URLs as Documents, or another scope here"
+            )
         if self.urls is not None and self.search_filters().active:
             raise ValueError(
                 "include_domains, exclude_domains, recency_days and published_after "

@@ -206,10 +206,11 @@ def search_result(
         item["snippet"] = snippet
     item["position"] = position
     # Web pages put the date before the authors, the other scopes after (as live answers do).
+    # Document (文库) results carry no date, as the real ones.
     if scope == "webpage":
         item.update(_present(date=when, authors=authors[:1] if has_author else None))
     else:
-        item.update(_present(authors=authors, date=when))
+        item.update(_present(authors=authors, date=None if scope == "document" else when))
     if scope in ("podcast", "video"):
         item["duration"] = duration
     if scope == "video":

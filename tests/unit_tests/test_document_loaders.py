@@ -77,6 +77,20 @@ def test_invalid_configurations_are_clear_errors(
     assert words in str(caught.value)
 
 
+def test_an_image_search_is_refused_saying_where_image_results_are(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(MetasoLoader, query="秘塔", scope="image")
+    assert "image results have no page" in str(caught.value)
+    assert "MetasoRetriever(scope='image')" in str(caught.value)
+    loader = make(MetasoLoader, query="秘塔")
+    with pytest.raises(ValidationError, match="image results have no page"):
+        loader.scope = "image"
+    assert loader.scope == "webpage"
+    assert emulator.requests == []
+
+
 def test_is_a_base_loader_with_native_lazy_paths(make: Make) -> None:
     loader = make(MetasoLoader, urls=URLS)
     assert isinstance(loader, BaseLoader)

@@ -185,8 +185,15 @@ def test_process_stops_when_closed(served: EmulatorProcess) -> None:
         httpx.post(f"{url}/search", json=SEARCH, headers=AUTH)
 
 
-def test_command_line_serves_until_stdin_closes() -> None:
-    command = [sys.executable, "-m", "langchain_metaso.testing", "serve", "--port", "0"]
+@pytest.mark.parametrize(
+    ("key", "statuses"),
+    [
+        ([], (200, 200)),  # no key set: any bearer token is accepted
+        (["--api-key", KEY], (200, 401)),  # a wrong key can be tried offline
+    ],
+)
+def test_command_line_serves_until_stdin_closes(key: list[str], statuses: tuple[int, int]) -> None:
+    command = [sys.executable, "-m", "langchain_metaso.testing", "serve", "--port", "0", *key]
     with subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8"
     ) as child:
@@ -194,14 +201,14 @@ def test_command_line_serves_until_stdin_closes() -> None:
         assert child.stdin is not None
         url = child.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
-        # No key set: any bearer token is accepted.
-        response = httpx.post(f"{url}/search", json=SEARCH, headers={"Authorization": "Bearer x"})
-        assert response.status_code == 200
+        right = httpx.post(f"{url}/search", json=SEARCH, headers=AUTH)
+        wrong = httpx.post(f"{url}/search", json=SEARCH, headers={"Authorization": "Bearer x"})
         child.stdin.write('{"set": {"latency": 0}}\n')
         child.stdin.flush()
-        assert json.loads(child.stdout.readline())["requests"] == 1
+        assert json.loads(child.stdout.readline())["requests"] == 2
         child.stdin.close()
         assert child.wait(30) == 0
+    assert (right.status_code, wrong.status_code) == statuses
 
 
 def test_command_line_stops_by_itself_after_max_seconds() -> None:
@@ -211,3 +218,12 @@ def test_command_line_stops_by_itself_after_max_seconds() -> None:
         assert child.wait(30) == 0
         assert child.stdout is not None
         assert child.stdout.read().startswith(b"http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"]])
+def test_command_line_help_is_plain_text(args: list[str]) -> None:
+    command = [sys.executable, "-m", "langchain_metaso.testing", *args]
+    shown = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    assert "emulator" in shown
+    assert "``" not in shown
+    assert "--api-key" in shown or args == ["--help"]

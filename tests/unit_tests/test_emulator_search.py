@@ -56,8 +56,6 @@ def test_results_have_the_live_keys_order_and_types(api: httpx.Client, scope: st
     sample = fixture(LIVE_SAMPLES[scope])
     live = sample[result_key(scope)][0]
     order = list(live)
-    if scope == "document":
-        order.append("date")  # dated like scholar papers, the API reference says
     flags = {key: sample["searchParameters"][key] for key in ("includeSummary", "conciseSnippet")}
     results = search(api, q=QUERY, scope=scope, size=30, **flags)[result_key(scope)]
     for item in results:
@@ -70,6 +68,14 @@ def test_results_have_the_live_keys_order_and_types(api: httpx.Client, scope: st
     # Every live key shows up somewhere: the optional ones are not simply never sent.
     assert set().union(*results) == set(order)
     assert [item["position"] for item in results] == list(range(1, 31))
+
+
+def test_document_results_carry_no_date_as_the_live_ones(api: httpx.Client) -> None:
+    assert "date" not in fixture(LIVE_SAMPLES["document"])["documents"][0]
+    for q in ("一", "二", "三"):
+        documents = search(api, q=q, scope="document", size=50)["documents"]
+        assert documents
+        assert all("date" not in item for item in documents)
 
 
 def test_images_have_no_link(api: httpx.Client) -> None:

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import nbformat
 import pytest
 from conftest import TEST_KEY
 from langchain_core.documents import Document
+from model_provider import ANSWER, ModelProvider, model_provider
 
 from langchain_metaso import ChatMetaso, MetasoRetriever
 from langchain_metaso.testing import MetasoEmulator, load_seed_response
@@ -172,15 +174,18 @@ def test_invalid_command_line_value_is_a_one_line_usage_error(
 # Stands in for langchain-openai (not a test dependency): a chat model whose provider
 # cannot be reached, as with a wrong OPENAI_BASE_URL or no network.
 UNREACHABLE_CHAT_MODEL = """
+import os
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from pydantic import Field
 
 
 class ChatOpenAI(BaseChatModel):
     model: str
-    api_key: str
-    base_url: str
+    # As langchain-openai does: the provider's settings from the environment.
+    api_key: str = Field(default_factory=lambda: os.environ["OPENAI_API_KEY"])
+    base_url: str = Field(default_factory=lambda: os.environ["OPENAI_BASE_URL"])
     temperature: float
 
     @property
@@ -221,6 +226,7 @@ def test_unreachable_chat_model_says_what_to_set(
         script,
         METASO_API_KEY=TEST_KEY,
         METASO_BASE_URL=emulator_url,
+        OPENAI_API_KEY="sk-model-key",
         OPENAI_BASE_URL=chat_url,
         **with_module(tmp_path, "langchain_openai", UNREACHABLE_CHAT_MODEL),
     )
@@ -230,6 +236,80 @@ def test_unreachable_chat_model_says_what_to_set(
     assert f"ConnectionError: Connection refused by {chat_url} retried twice" in message
     for needed in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "--model", "--offline"):
         assert needed in message
+
+
+# --- the model's key: never the Metaso key, unless asked for 302.AI's own chat API -----------
+
+METASO_KEY = "mk-metaso-key-NOT-FOR-THE-MODEL"
+
+
+@pytest.fixture
+def metaso_url() -> Iterator[str]:
+    """An emulator served on 127.0.0.1 that accepts ``METASO_KEY``."""
+    with MetasoEmulator(api_key=METASO_KEY).serve() as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def provider() -> Iterator[ModelProvider]:
+    with model_provider() as served:
+        yield served
+
+
+@pytest.fixture
+def settings(metaso_url: str, provider: ModelProvider) -> dict[str, str]:
+    """A Metaso key and the model provider's address, but no model key."""
+    return {
+        "METASO_API_KEY": METASO_KEY,
+        "METASO_BASE_URL": metaso_url,
+        "OPENAI_BASE_URL": provider.url,
+    }
+
+
+@pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
+def test_without_a_model_key_the_metaso_key_is_not_sent_to_the_model_provider(
+    script: str, settings: dict[str, str], provider: ModelProvider
+) -> None:
+    result = run_example(script, **settings)
+    message = failed_with_one_line(result)
+    for needed in ("OPENAI_API_KEY", "--model-via-302ai", "--offline"):
+        assert needed in message
+    assert METASO_KEY not in message
+    assert provider.authorizations == []
+
+
+@pytest.mark.parametrize("script", ["agent.py", "rag_chain.py"])
+def test_the_model_key_comes_from_the_model_providers_own_settings(
+    script: str, settings: dict[str, str], provider: ModelProvider
+) -> None:
+    output = succeeded(run_example(script, **settings, OPENAI_API_KEY="sk-model-key"))
+    assert ANSWER in output
+    assert provider.authorizations
+    assert set(provider.authorizations) == {"Bearer sk-model-key"}
+
+
+def test_a_metaso_cn_key_is_refused_for_302ais_chat_api(
+    settings: dict[str, str], provider: ModelProvider
+) -> None:
+    result = run_example("agent.py", "--model-via-302ai", **settings)
+    message = failed_with_one_line(result)
+    assert "needs a 302.AI key" in message
+    assert provider.authorizations == []
+
+
+def test_asked_for_302ais_chat_api_the_302ai_key_goes_to_302ai_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    from _common import real_chat_model
+
+    for name in _USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("METASO_API_KEY", "sk-302ai-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # not where it goes
+    model = real_chat_model("gpt-4o-mini", via_302ai=True)
+    assert model.openai_api_key.get_secret_value() == "sk-302ai-key"  # type: ignore[attr-defined]
+    assert model.openai_api_base == "https://api.302.ai/v1"  # type: ignore[attr-defined]
 
 
 def test_agent_without_langchain_openai_says_what_to_install(
@@ -336,7 +416,8 @@ def _text(output: dict[str, Any]) -> str:
     return str(output.get("data", {}).get("text/plain", ""))
 
 
-def test_notebook_runs_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("folder", [EXAMPLES, REPO], ids=["from-examples", "from-the-root"])
+def test_notebook_runs_offline(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     for name in _USER_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
@@ -346,8 +427,8 @@ def test_notebook_runs_offline(monkeypatch: pytest.MonkeyPatch) -> None:
         notebook,
         kernel_name="python3",
         timeout=120,
-        # Jupyter starts a kernel in the notebook's folder; so does this.
-        resources={"metadata": {"path": str(EXAMPLES)}},
+        # Jupyter starts a kernel in the notebook's folder, or where it was started.
+        resources={"metadata": {"path": str(folder)}},
     )
     client.execute()
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import pytest
 from conftest import tool_call
+from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langchain_tests.integration_tests import RetrieversIntegrationTests, ToolsIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests, ToolsUnitTests
 from standard_support import OnEmulator, standard_suite
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
 
 from langchain_metaso import ChatMetaso, MetasoRetriever, MetasoSearchTool
 from langchain_metaso.tools.answer import MetasoAnswerTool
@@ -123,6 +127,21 @@ class TestChatMetasoUnit(OnEmulator, ChatModelUnitTests):
     has_tool_calling = False  # bind_tools is overridden only to say why it is not offered
     has_structured_output = False
     model_override_value = "fast_thinking"
+
+    @pytest.fixture
+    def snapshot(self, snapshot: SnapshotAssertion) -> SnapshotAssertion:
+        # test_serdes: the emulator's port changes every run, the rest must not.
+        return snapshot.with_defaults(exclude=props("base_url"))
+
+    @pytest.mark.xfail(
+        reason="dumpd matches the snapshot, but the suite then loads with "
+        "allowed_objects='all', which admits only the classes langchain-core maps itself; "
+        "test_chat_models loads ChatMetaso with allowed_objects=[ChatMetaso]",
+        raises=ValueError,
+        strict=True,
+    )
+    def test_serdes(self, model: BaseChatModel, snapshot: SnapshotAssertion) -> None:
+        super().test_serdes(model, snapshot)
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
