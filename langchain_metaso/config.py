@@ -85,6 +85,14 @@ def _argument_names(cls: type[BaseModel]) -> dict[str, list[str]]:
     return dict(sorted(names.items(), key=lambda item: declared_by.get(item[0], len(mro))))
 
 
+@functools.cache
+def _setting_of_alias(cls: type[MetasoConfig]) -> dict[str, str]:
+    """Each other name of a setting (``size`` of ``k``), and the setting it names."""
+    return {
+        alias: setting for setting, names in cls.argument_names().items() for alias in names[1:]
+    }
+
+
 class MetasoConfig(BaseModel):
     """Connection settings and the pooled HTTP client behind them.
 
@@ -212,7 +220,15 @@ class MetasoConfig(BaseModel):
                 memo.setdefault(id(shared), shared)
         return super().__deepcopy__(memo)
 
+    def __getattr__(self, name: str) -> Any:
+        # Another name of a setting reads it, as it sets it (``retriever.size``).
+        setting = _setting_of_alias(type(self)).get(name)
+        if setting is None:
+            return super().__getattr__(name)  # type: ignore[misc]  # pydantic's, for private attributes
+        return getattr(self, setting)
+
     def __setattr__(self, name: str, value: Any) -> None:
+        name = _setting_of_alias(type(self)).get(name, name)
         if name not in type(self).model_fields:
             super().__setattr__(name, value)
             return

@@ -60,7 +60,8 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             up, a ``base_url`` that is not the Metaso API) raises either way.
         reader_format: str
             ``"json"`` (default, with title/author/date/credits) or ``"text"``.
-        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+        include_domains, exclude_domains, recency_days, published_after, published_before,
+        keep_undated:
             Which search results to read (sites, dates), only with ``query``; applied
             by this client, with up to 3 search requests (see ``FilterSettings``).
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
@@ -132,7 +133,8 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             )
         if self.urls is not None and self.search_filters().active:
             raise ValueError(
-                "include_domains, exclude_domains, recency_days and published_after "
+                "include_domains, exclude_domains, recency_days, published_after and "
+                "published_before "
                 "filter search results: use them with query='...', not with urls"
             )
         return self

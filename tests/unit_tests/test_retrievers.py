@@ -116,9 +116,9 @@ def test_size_is_another_name_of_k(emulator: MetasoEmulator, emulator_url: str) 
 
 
 VALID_PER_CALL = (
-    "Valid arguments: k (or size), page, scope, include_summary, include_raw_content, "
-    "concise_snippet, include_domains, exclude_domains, recency_days, published_after, "
-    "keep_undated"
+    "Valid arguments: k (or size, max_results), page, scope, include_summary, "
+    "include_raw_content, concise_snippet, include_domains, exclude_domains, recency_days, "
+    "published_after, published_before, keep_undated"
 )
 
 

@@ -88,7 +88,7 @@ def test_model_args_keep_the_scope_the_developers(
 
     refused = tool_message(invoke, tool, query="q", scope="video")
     assert refused.status == "error"
-    assert "scope: not an argument of this tool" in refused.content
+    assert "scope: fixed by the developer of this tool" in refused.content
     assert emulator.requests == []
     assert tool_message(invoke, tool, query="q").status == "success"
     assert emulator.requests[0].json()["scope"] == "scholar"

@@ -19,6 +19,7 @@ import langchain_metaso.tools as tools
 from langchain_metaso.errors import MetasoError
 from langchain_metaso.testing import Fault, MetasoEmulator
 from langchain_metaso.tools import MetasoTool
+from langchain_metaso.tools.base import cut_text
 
 # Any: the pydantic plugin would ask MetasoTool itself for the fields its subclasses default.
 TOOLS: list[Any] = [
@@ -39,6 +40,13 @@ def arguments(cls: Any) -> dict[str, Any]:
 def call_of(cls: Any) -> dict[str, Any]:
     """A model's valid call of ``cls``."""
     return tool_call(cls.model_fields["name"].default, **arguments(cls))
+
+
+def test_cut_text_marks_what_was_left_out() -> None:
+    assert cut_text("abcdef", 6) == "abcdef"
+    assert cut_text("abcdef", None) == "abcdef"
+    assert cut_text("abcdef", 4) == "abcd\n\n[… cut: 2 more characters]"
+    assert cut_text("x" * 20_345, 8000).endswith("[… cut: 12,345 more characters]")
 
 
 def test_every_tool_of_the_package_is_checked() -> None:

@@ -56,9 +56,9 @@ def test_schema_the_model_sees(make: Make) -> None:
 def size_maximum(tool: MetasoSearchTool) -> int:
     """The bound on ``size`` in the schema the model is sent."""
     size = convert_to_openai_tool(tool)["function"]["parameters"]["properties"]["size"]
-    [number] = [branch for branch in size["anyOf"] if branch.get("type") == "integer"]
-    assert f"At most {number['maximum']}." in size["description"]
-    return int(number["maximum"])
+    assert size["type"] == "integer"
+    assert f"At most {size['maximum']}." in size["description"]
+    return int(size["maximum"])
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,8 @@ def test_arguments_outside_model_args_keep_the_instance_values(
     )
     refused = tool_message(invoke, tool, query="q", scope="video", size=5)
     assert refused.status == "error"
-    assert "scope: not an argument of this tool" in refused.content
+    assert "scope: fixed by the developer of this tool, leave it out" in refused.content
+    assert "Valid scopes" not in refused.content
     assert emulator.requests == []
 
     result = tool_message(invoke, tool, query="q", size=5)
@@ -522,7 +523,7 @@ def test_filters_outside_model_args_are_not_the_models(served: Served, invoke: I
     assert "include_domains" not in tool.tool_call_schema.model_json_schema()["properties"]
     result = tool_message(invoke, tool, query="秘塔", include_domains=["example.com"])
     assert result.status == "error"
-    assert "include_domains: not an argument of this tool" in result.content
+    assert "include_domains: fixed by the developer of this tool" in result.content
 
 
 def test_a_call_with_a_bad_domain_is_told_which(served: Served, invoke: Invoke) -> None:

@@ -145,8 +145,9 @@ def test_the_call_after_the_budget_is_spent_is_refused_before_sending() -> None:
     assert (error.budget, error.used, error.endpoint) == (20, 25, "search")
     assert isinstance(error, MetasoError)
     assert str(error) == (
-        "Metaso search was not sent: the search budget of 20 credits is spent (25 used). "
-        "Raise credit_budget or start a new metaso_usage()."
+        "Metaso search was not sent: the credit budget of 20 credits is spent (25 used), "
+        "and no Metaso call can be made until the developer raises it (credit_budget, "
+        "metaso_usage). Do not call Metaso again; go on with what you have."
     )
 
 
@@ -270,7 +271,8 @@ def test_an_agent_is_told_its_search_budget_is_spent(make: Make) -> None:
     with metaso_usage(credit_budget=0):
         message = tool.invoke(tool_call(tool.name, query="秘塔"))
     assert message.status == "error"
-    assert "search budget of 0 credits is spent" in message.content
+    assert "credit budget of 0 credits is spent" in message.content
+    assert "Do not call Metaso again" in message.content
 
 
 def test_a_toolkits_tools_share_one_budget(make: Make, emulator: MetasoEmulator) -> None:
