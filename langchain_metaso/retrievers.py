@@ -98,9 +98,7 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         names = self.argument_names()
         per_call = ("k", "page", *RequestOptions.model_fields, *FilterSettings.model_fields)
         try:
-            check_arguments(
-                self._owner, given, {setting: names[setting] for setting in per_call}
-            )
+            check_arguments(self._owner, given, {setting: names[setting] for setting in per_call})
         except ValueError as exc:  # raised as the constructor raises it, a ValidationError
             raise self._invalid((), str(exc), kind="unknown_argument") from None
         return self.model_copy(update=given)

@@ -74,14 +74,17 @@ def explain_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"]) or "arguments"
         if item["type"] != "extra_forbidden":
-            problems.append(f"{name}: {item['msg']}")
+            problems.append(f"{name}: {item['msg'].removeprefix('Value error, ')}")
             scope_wrong = scope_wrong or name == "scope"
         elif full is not None and name in full.model_fields:
             problems.append(f"{name}: fixed by the developer of this tool, leave it out")
         else:
             problems.append(f"{name}: not an argument of this tool")
     scopes = f" Valid scopes are {', '.join(SCOPES)}." if scope_wrong else ""
-    return f"Invalid arguments: {'; '.join(problems)}.{scopes} Fix the arguments and call the tool again."
+    return (
+        f"Invalid arguments: {'; '.join(problems)}.{scopes} "
+        "Fix the arguments and call the tool again."
+    )
 
 
 def cut_text(text: str, max_chars: int | None) -> str:
@@ -112,8 +115,8 @@ class Exchange(Generic[T]):
 @dataclass(frozen=True)
 class _ModelFacing:
     """How an optional argument reads in the schema a model is sent: its own type, not
-    ``anyOf`` with ``null`` (which some providers reject), and the bound the tool cuts a larger value to, if any (shown, not enforced: a cut costs the
-    agent no turn)."""
+    ``anyOf`` with ``null`` (which some providers reject), and the bound the tool cuts a
+    larger value to, if any (shown, not enforced: a cut costs the agent no turn)."""
 
     maximum: int | None = None
 
@@ -235,10 +238,14 @@ class MetasoTool(MetasoConfig, BaseTool):
     # follow the settings.
     @model_validator(mode="after")
     def _fit_to_settings(self) -> Self:
+        self._fit()
+        return self
+
+    def _fit(self) -> None:
         full = self._full_schema()
         names = (next(iter(full.model_fields)), *self._given_by_model())
         notes = tuple((name, *note) for name, note in self._notes().items() if name in names)
-        fitted = {"args_schema": call_schema(full, names, notes)}
+        fitted: dict[str, Any] = {"args_schema": call_schema(full, names, notes)}
         if "description" not in self.model_fields_set:
             fitted["description"] = self._describe()
         if any(self.__dict__.get(name) != value for name, value in fitted.items()):
@@ -247,7 +254,6 @@ class MetasoTool(MetasoConfig, BaseTool):
             self.__pydantic_fields_set__.discard("args_schema")
             if self.__pydantic_private__ is not None:
                 self._tool_call_schema_memo = None  # LangChain's cache of what they shaped
-        return self
 
     def __getstate__(self) -> dict[Any, Any]:
         # The schema is a class made by call_schema, which cannot be pickled by name.
@@ -257,7 +263,7 @@ class MetasoTool(MetasoConfig, BaseTool):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        self._fit_to_settings()
+        self._fit()
 
     def _exchange(self, *args: Any, **kwargs: Any) -> Exchange[Any]:
         """The call to make for these (validated) arguments."""

@@ -292,9 +292,13 @@ def test_cache_hits_cost_nothing_and_are_counted(make: Make, emulator: MetasoEmu
     assert len(emulator.requests) == 1
 
 
-def test_credits_reach_every_document_and_the_tools_artifact(make: Make) -> None:
-    docs = make(MetasoRetriever, k=4).invoke("秘塔")
-    assert [doc.metadata["credits"] for doc in docs] == [4, 4, 4, 4]
+def test_what_a_search_cost_is_summed_once_a_call_not_on_each_document(make: Make) -> None:
+    retriever = make(MetasoRetriever, k=4, cache=InMemoryCache())
+    with metaso_usage() as usage:
+        docs = retriever.invoke("秘塔")
+        again = retriever.invoke("秘塔")  # a cache hit costs nothing
+    assert usage.credits == 4
     tool = make(MetasoSearchTool, size=5)
     message = tool.invoke(tool_call(tool.name, query="秘塔"))
-    assert {doc.metadata["credits"] for doc in message.artifact} == {5}
+    # On each Document, summing them would count the call once a result.
+    assert not any("credits" in doc.metadata for doc in [*docs, *again, *message.artifact])
