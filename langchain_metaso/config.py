@@ -99,14 +99,14 @@ class MetasoConfig(BaseModel):
     A mixin of every public class, so they are configured the same way and
     raise the same errors.
 
-    Setup:
-        Install ``langchain-metaso`` and set ``METASO_API_KEY``: a 302.AI ``sk-`` key
-        (the default base URL), or a metaso.cn ``mk-`` key together with
-        ``METASO_BASE_URL=https://metaso.cn/api/v1``.
+    Setup (every class of the package points here):
+        Install ``langchain-metaso`` (the README's Install section says how) and set
+        ``METASO_API_KEY``: a 302.AI ``sk-`` key (the default base URL), or a metaso.cn
+        ``mk-`` key together with ``METASO_BASE_URL=https://metaso.cn/api/v1``. The
+        fields below are the connection settings every class takes.
 
         .. code-block:: bash
 
-            pip install -U langchain-metaso
             export METASO_API_KEY="sk-..."
     """
 

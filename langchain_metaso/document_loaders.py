@@ -40,8 +40,7 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     """Web pages as ``Document``s, read by Metaso (秘塔): given URLs, or a search's top hits.
 
     Setup:
-        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
-        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
+        See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args:
         urls: list[str] | None
