@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_type_hints
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool
@@ -289,3 +289,9 @@ class MetasoTool(MetasoConfig, BaseTool):
     ) -> str | tuple[str, Any]:
         exchange = self._exchange(*args, **kwargs)
         return self._respond(*exchange.answer(await exchange.asend(self.client)))
+
+
+# LangChain reads these methods' type hints on every call: resolved once, the string
+# annotations of ``from __future__ import annotations`` are not evaluated again each time.
+for _method in (MetasoTool._run, MetasoTool._arun):
+    _method.__annotations__ = get_type_hints(_method)
