@@ -1,32 +1,30 @@
 """LangChain integration for the Metaso (秘塔) AI search API.
 
-Public names are imported on first use, so ``import langchain_metaso`` costs next to
-nothing and ``from langchain_metaso import MetasoSearchTool`` loads only what the tool
-needs (not the reader, loader or answer modules).
+Public names are imported on first use: ``import langchain_metaso.testing`` (the emulator,
+standard library and httpx only) must not load pydantic and LangChain through this file.
 """
 
-from typing import TYPE_CHECKING
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from langchain_metaso._lazy import lazy_exports
-from langchain_metaso.errors import (
-    MetasoAPIError,
-    MetasoAuthenticationError,
-    MetasoBudgetExceededError,
-    MetasoConnectionError,
-    MetasoError,
-    MetasoInsufficientCreditsError,
-    MetasoRateLimitError,
-    MetasoResponseError,
-    MetasoServerError,
-    MetasoTimeoutError,
-)
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what each name is, for type checkers
     from langchain_metaso.cache import InMemoryCache, MetasoCache, MetasoStoreCache
     from langchain_metaso.chat import CHAT_MODELS, ChatModel
     from langchain_metaso.chat_models import ChatMetaso
     from langchain_metaso.config import MetasoConfig
     from langchain_metaso.document_loaders import MetasoLoader
+    from langchain_metaso.errors import (
+        MetasoAPIError,
+        MetasoAuthenticationError,
+        MetasoBudgetExceededError,
+        MetasoConnectionError,
+        MetasoError,
+        MetasoInsufficientCreditsError,
+        MetasoRateLimitError,
+        MetasoResponseError,
+        MetasoServerError,
+        MetasoTimeoutError,
+    )
     from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
     from langchain_metaso.rate_limiters import RedisRateLimiter
     from langchain_metaso.retrievers import MetasoRetriever
@@ -40,42 +38,6 @@ if TYPE_CHECKING:
     from langchain_metaso.usage import CreditBudget, MetasoUsage, RedisCreditBudget, metaso_usage
 
 __version__ = "0.1.0"
-
-_LAZY = {
-    "InMemoryCache": "cache",
-    "MetasoCache": "cache",
-    "MetasoStoreCache": "cache",
-    "CHAT_MODELS": "chat",
-    "ChatModel": "chat",
-    "ChatMetaso": "chat_models",
-    "MetasoConfig": "config",
-    "MetasoLoader": "document_loaders",
-    "DEFAULT_BASE_URL": "providers",
-    "METASO_CN_BASE_URL": "providers",
-    "RedisRateLimiter": "rate_limiters",
-    "MetasoRetriever": "retrievers",
-    "SCOPES": "scopes",
-    "Scope": "scopes",
-    "SearchRequest": "search",
-    "SearchResponse": "search",
-    "SearchResult": "search",
-    "MetasoToolkit": "toolkits",
-    "MetasoAnswerInput": "tools.answer",
-    "MetasoAnswerTool": "tools.answer",
-    "MetasoTool": "tools.base",
-    "MetasoReaderInput": "tools.reader",
-    "MetasoReaderTool": "tools.reader",
-    "MetasoSearchInput": "tools.search",
-    "MetasoSearchTool": "tools.search",
-    "CreditBudget": "usage",
-    "MetasoUsage": "usage",
-    "RedisCreditBudget": "usage",
-    "metaso_usage": "usage",
-}
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
-
 
 __all__ = [
     "CHAT_MODELS",
@@ -119,3 +81,38 @@ __all__ = [
     "__version__",
     "metaso_usage",
 ]
+
+# The modules that hold the public names, looked through in this order on first use.
+_MODULES = (
+    "errors",
+    "providers",
+    "scopes",
+    "search",
+    "cache",
+    "usage",
+    "config",
+    "tools",
+    "retrievers",
+    "document_loaders",
+    "chat",
+    "chat_models",
+    "toolkits",
+    "rate_limiters",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        for module in _MODULES:
+            value = getattr(import_module(f"{__name__}.{module}"), name, _MISSING)
+            if value is not _MISSING:
+                globals()[name] = value  # later lookups skip this function
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+_MISSING = object()

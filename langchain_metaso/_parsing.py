@@ -6,6 +6,7 @@ then reads as ``None``), and unknown fields are kept. Requests are validated str
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
@@ -22,6 +23,7 @@ __all__ = [
     "check_query",
     "is_text",
     "lenient",
+    "stable_id",
 ]
 
 
@@ -101,3 +103,11 @@ def check_query(value: str) -> str:
 Query = Annotated[str, AfterValidator(check_query)]
 """A query, stripped, never empty: the check travels with the type (into the subsets of
 a tool's arguments that a model sees)."""
+
+
+def stable_id(identity: str) -> str:
+    """A ``Document.id`` that is the same for the same ``identity`` (a URL) on every call:
+    its UUID (version 5, URL namespace), a form every vector store accepts. A lone
+    surrogate, which JSON can carry, is hashed as its escape rather than failing."""
+    name = identity.encode("utf-8", "backslashreplace").decode("utf-8")
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))

@@ -19,7 +19,7 @@ from langchain_core.documents import Document
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from langchain_metaso._http import Call
-from langchain_metaso._parsing import Int, ScopeName, Text, check_query, lenient
+from langchain_metaso._parsing import Int, ScopeName, Text, check_query, lenient, stable_id
 
 __all__ = [
     "CHAT_MODELS",
@@ -226,7 +226,11 @@ class Answer(BaseModel):
             metadata = {k: v for k, v in source.items() if k != used and v is not None}
             metadata.update(source=source_url(source) or "", citation=number, query=query)
             page_content = _string(source.get(used)) if used else ""
-            documents.append(Document(page_content=page_content or "", metadata=metadata))
+            # The id of the same URL as a search result's: one page, one id.
+            identity = metadata["source"] or f"{source.get('title')}\n{page_content}"
+            documents.append(
+                Document(id=stable_id(identity), page_content=page_content or "", metadata=metadata)
+            )
         return documents
 
 

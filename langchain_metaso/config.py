@@ -86,20 +86,28 @@ def _argument_names(cls: type[BaseModel]) -> dict[str, list[str]]:
     return dict(sorted(names.items(), key=lambda item: declared_by.get(item[0], len(mro))))
 
 
+@functools.cache
+def _setting_of_alias(cls: type[MetasoConfig]) -> dict[str, str]:
+    """Each other name of a setting (``size`` of ``k``), and the setting it names."""
+    return {
+        alias: setting for setting, names in cls.argument_names().items() for alias in names[1:]
+    }
+
+
 class MetasoConfig(BaseModel):
     """Connection settings and the pooled HTTP client behind them.
 
     A mixin of every public class, so they are configured the same way and
     raise the same errors.
 
-    Setup:
-        Install ``langchain-metaso`` and set ``METASO_API_KEY``: a 302.AI ``sk-`` key
-        (the default base URL), or a metaso.cn ``mk-`` key together with
-        ``METASO_BASE_URL=https://metaso.cn/api/v1``.
+    Setup (every class of the package points here):
+        Install ``langchain-metaso`` (the README's Install section says how) and set
+        ``METASO_API_KEY``: a 302.AI ``sk-`` key (the default base URL), or a metaso.cn
+        ``mk-`` key together with ``METASO_BASE_URL=https://metaso.cn/api/v1``. The
+        fields below are the connection settings every class takes.
 
         .. code-block:: bash
 
-            pip install -U langchain-metaso
             export METASO_API_KEY="sk-..."
     """
 
@@ -219,7 +227,15 @@ class MetasoConfig(BaseModel):
                 memo.setdefault(id(shared), shared)
         return super().__deepcopy__(memo)
 
+    def __getattr__(self, name: str) -> Any:
+        # Another name of a setting reads it, as it sets it (``retriever.size``).
+        setting = _setting_of_alias(type(self)).get(name)
+        if setting is None:
+            return super().__getattr__(name)  # type: ignore[misc]  # pydantic's, for private attributes
+        return getattr(self, setting)
+
     def __setattr__(self, name: str, value: Any) -> None:
+        name = _setting_of_alias(type(self)).get(name, name)
         if name not in type(self).model_fields:
             super().__setattr__(name, value)
             return

@@ -43,8 +43,7 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     """Web pages as ``Document``s, read by Metaso (秘塔): given URLs, or a search's top hits.
 
     Setup:
-        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
-        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
+        See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args:
         urls: list[str] | None
@@ -66,7 +65,8 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         show_progress: bool
             Show a progress bar over the pages as they are read (tqdm, an optional
             dependency: ``pip install tqdm``), in ``load`` and ``aload`` alike.
-        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+        include_domains, exclude_domains, recency_days, published_after, published_before,
+        keep_undated:
             Which search results to read (sites, dates), only with ``query``; applied
             by this client, with up to 3 search requests (see ``FilterSettings``).
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
@@ -155,7 +155,8 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             )
         if self.urls is not None and self.search_filters().active:
             raise ValueError(
-                "include_domains, exclude_domains, recency_days and published_after "
+                "include_domains, exclude_domains, recency_days, published_after and "
+                "published_before "
                 "filter search results: use them with query='...', not with urls"
             )
         return self

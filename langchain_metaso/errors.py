@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from langchain_core.tools import ToolException
 from typing_extensions import Required, TypedDict, Unpack
 
 from langchain_metaso.providers import PROVIDERS_HINT
@@ -38,8 +39,11 @@ def _sentence(text: str) -> str:
     return text if text.endswith(_SENTENCE_ENDS) else text + "."
 
 
-class MetasoError(Exception):
+class MetasoError(ToolException):
     """Base class of every error raised by ``langchain_metaso``.
+
+    A ``ToolException``, so that a tool hands it to the model as an error ``ToolMessage``
+    (``handle_tool_error``) and, with ``handle_tool_error=False``, raises it as it is.
 
     Attributes:
         fails_every_request: No request can succeed until a setting changes: the key
@@ -54,11 +58,10 @@ class MetasoError(Exception):
     def __reduce__(self) -> Any:
         # Our constructors take keyword arguments, which Exception's own pickling (and
         # so copy and multiprocessing) would drop: rebuild from what they were given.
-        rebuild = self._rebuilt_as()
         if self._init is None:
-            return (rebuild, *super().__reduce__()[1:])
+            return super().__reduce__()
         args, kwargs = self._init
-        return functools.partial(rebuild, **kwargs), args
+        return functools.partial(type(self), **kwargs), args
 
     def _keep(self, args: tuple[Any, ...], **fields: Any) -> None:
         """Remember the constructor's arguments (a copy or a pickle is rebuilt from them)
@@ -68,12 +71,6 @@ class MetasoError(Exception):
         for name, value in fields.items():
             if value is not None or not hasattr(type(self), name):
                 setattr(self, name, value)
-
-    @classmethod
-    def _rebuilt_as(cls) -> type[MetasoError]:
-        """The class a copy or a pickle is rebuilt as: a class a pickle can find by name
-        (the tools raise these errors as run-time subclasses that are ToolExceptions too)."""
-        return cls
 
 
 class APIErrorDetails(TypedDict, total=False):
@@ -250,7 +247,11 @@ class MetasoBudgetExceededError(MetasoError):
 
     def __init__(self, *, budget: float, used: float, endpoint: str) -> None:
         self._keep((), budget=budget, used=used, endpoint=endpoint)
+        # Read by a model too (an agent's tool): it must stop, as only the developer can
+        # raise the budget.
         super().__init__(
-            f"Metaso {endpoint} was not sent: the search budget of {budget:g} credits is "
-            f"spent ({used:g} used). Raise credit_budget or start a new metaso_usage()."
+            f"Metaso {endpoint} was not sent: the credit budget of {budget:g} credits is "
+            f"spent ({used:g} used), and no Metaso call can be made until the developer "
+            "raises it (credit_budget, metaso_usage). Do not call Metaso again; go on "
+            "with what you have."
         )

@@ -59,6 +59,7 @@ UNDATED = "undated"
 """Why a result was dropped: a date filter is set, its date cannot be read, and
 ``keep_undated`` is false."""
 _OLDER = "older than "
+_NEWER = "newer than "
 
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 _LIST_SEPARATORS = re.compile(r"[\s,，、;；]+")
@@ -218,6 +219,10 @@ class FilterSettings(BaseModel):
         default=None,
         description="Only keep results dated on or after this day (YYYY-MM-DD).",
     )
+    published_before: Annotated[date | None, BeforeValidator(_date_of)] = Field(
+        default=None,
+        description="Only keep results dated on or before this day (YYYY-MM-DD).",
+    )
     keep_undated: bool = Field(
         default=True,
         description="With a date filter, whether to keep results whose date cannot be read.",
@@ -239,7 +244,12 @@ class FilterSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _include_not_excluded(self) -> Self:
+    def _some_result_can_pass(self) -> Self:
+        if self.published_before and self.published_before < (self.published_after or date.min):
+            raise ValueError(
+                f"published_before ({self.published_before}) is earlier than published_after "
+                f"({self.published_after}): no result could be kept"
+            )
         for domain in self.include_domains or ():
             for excluded in self.exclude_domains or ():
                 if domain_matches(domain, excluded):
@@ -278,6 +288,7 @@ class SearchFilters(FilterSettings):
             or self.exclude_domains
             or self.recency_days is not None
             or self.published_after is not None
+            or self.published_before is not None
         )
 
     def cutoff(self, today: date) -> date | None:
@@ -315,12 +326,14 @@ class SearchFilters(FilterSettings):
                 or not any(domain_matches(host, domain) for domain in self.include_domains)
             ):
                 return OUTSIDE
-        if cutoff is not None:
+        if cutoff is not None or self.published_before is not None:
             published = parse_date(date_text, today=today)
             if published is None:
                 return None if self.keep_undated else UNDATED
-            if published < cutoff:
+            if cutoff is not None and published < cutoff:
                 return f"{_OLDER}{cutoff.isoformat()}"
+            if self.published_before is not None and published > self.published_before:
+                return f"{_NEWER}{self.published_before.isoformat()}"
         return None
 
     def apply(
@@ -375,6 +388,10 @@ class SearchFilters(FilterSettings):
                 (d for d in (self.published_after, other.published_after) if d is not None),
                 default=None,
             ),
+            published_before=min(
+                (d for d in (self.published_before, other.published_before) if d is not None),
+                default=None,
+            ),
             keep_undated=self.keep_undated and other.keep_undated,
         )
 
@@ -416,7 +433,7 @@ class Filtered(Generic[T]):
         return describe(len(self.kept), self.seen, self.dropped)
 
 
-_REASON_ORDER = (EXCLUDED, OUTSIDE, _OLDER, UNDATED)
+_REASON_ORDER = (EXCLUDED, OUTSIDE, _OLDER, _NEWER, UNDATED)
 
 
 def _rank(reason: str) -> int:

@@ -16,7 +16,7 @@ from langchain_core.documents import Document
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from langchain_metaso._http import Call
-from langchain_metaso._parsing import Int, Text
+from langchain_metaso._parsing import Int, Text, stable_id
 
 __all__ = ["ReaderFormat", "ReaderPage", "ReaderRequest", "check_url", "reader_call"]
 
@@ -100,7 +100,8 @@ class ReaderPage(BaseModel):
         if self.url and self.url != self.source:
             metadata["url"] = self.url
         metadata.update((k, v) for k, v in (self.model_extra or {}).items() if v is not None)
-        return Document(page_content=self.markdown, metadata=metadata)
+        # The id of the same URL as a search result's: one page, one id.
+        return Document(id=stable_id(self.source), page_content=self.markdown, metadata=metadata)
 
 
 def _first_heading(markdown: str) -> str | None:

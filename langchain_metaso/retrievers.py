@@ -25,12 +25,12 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
     """Metaso (秘塔) AI search as a retriever: one ``Document`` a result.
 
     Setup:
-        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
-        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
+        See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args:
         k: int
-            Results to return (1-100); also accepted as ``size``.
+            Results to return (1-100); also accepted as ``size`` or ``max_results``
+            (here, per call, and as an attribute).
         scope: str
             ``webpage`` (default), ``document``, ``scholar``, ``podcast``, ``video``
             or ``image``.
@@ -43,7 +43,8 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             Ask for each page's full text; it then becomes ``page_content``.
         concise_snippet: bool | None
             Ask for shorter snippets.
-        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+        include_domains, exclude_domains, recency_days, published_after, published_before,
+        keep_undated:
             Which results to keep (sites, dates), applied by this client, with up to
             3 requests a call (see ``FilterSettings``); each also accepted by
             ``invoke(query, include_domains=[...])`` in place of the setting.
@@ -77,8 +78,13 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
     Errors raise the typed exceptions of ``langchain_metaso.errors``.
     """
 
-    k: int = Field(default=10, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
-    """Number of results (1-100), also accepted as ``size``."""
+    k: int = Field(
+        default=10,
+        ge=1,
+        le=MAX_SIZE,
+        validation_alias=AliasChoices("k", "size", "max_results"),
+    )
+    """Number of results (1-100), also accepted as ``size`` or ``max_results``."""
     page: int | None = Field(default=None, ge=1)
     """Result page, 1-based; ``None``: the first ``k`` results."""
 
@@ -89,16 +95,27 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         given = {name: value for name, value in overrides.items() if value is not None}
         if not given:
             return self
-        owner, names = f"{type(self).__name__}.invoke", self.argument_names()
+        names = self.argument_names()
         per_call = ("k", "page", *RequestOptions.model_fields, *FilterSettings.model_fields)
         try:
-            check_arguments(owner, given, {setting: names[setting] for setting in per_call})
+            check_arguments(self._owner, given, {setting: names[setting] for setting in per_call})
         except ValueError as exc:  # raised as the constructor raises it, a ValidationError
-            detail = PydanticCustomError("unknown_argument", "{message}", {"message": str(exc)})
-            raise ValidationError.from_exception_data(
-                owner, [InitErrorDetails(type=detail, loc=(), input=None)], hide_input=True
-            ) from None
+            raise self._invalid((), str(exc), kind="unknown_argument") from None
         return self.model_copy(update=given)
+
+    @property
+    def _owner(self) -> str:
+        return f"{type(self).__name__}.invoke"
+
+    def _invalid(
+        self, loc: tuple[str | int, ...], message: str, kind: str = "value_error"
+    ) -> ValidationError:
+        """A ``ValidationError`` of this retriever's ``invoke``: the caller's argument
+        named, never the request class behind it."""
+        detail = PydanticCustomError(kind, "{message}", {"message": message})
+        return ValidationError.from_exception_data(
+            self._owner, [InitErrorDetails(type=detail, loc=loc, input=None)], hide_input=True
+        )
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **overrides: Any
@@ -113,5 +130,10 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         return (await arun_search(settings.client, settings._flow(query))).to_documents()
 
     def _flow(self, query: str) -> SearchFlow:
-        request = self.search_request(query, size=self.k, page=self.page)
+        try:
+            request = self.search_request(query, size=self.k, page=self.page)
+        except ValidationError as exc:  # the query: the settings were checked already
+            [error] = exc.errors()
+            message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
+            raise self._invalid(("query",), message) from None
         return paged_search(request, self.search_filters())

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["SCOPES", "SCOPE_ALIASES", "Scope", "describe_scopes", "normalize_scope", "result_key"]
+__all__ = [
+    "SCOPES",
+    "SCOPE_ALIASES",
+    "Scope",
+    "describe_scope",
+    "describe_scopes",
+    "normalize_scope",
+    "result_key",
+]
 
 Scope = Literal["webpage", "document", "scholar", "podcast", "video", "image"]
 """What to search: web pages, documents (文库), papers (学术), podcasts, videos, images."""
@@ -51,3 +59,9 @@ def describe_scopes(default: str = "webpage") -> str:
         note = f"{_DESCRIPTIONS[scope]}, default" if scope == default else _DESCRIPTIONS[scope]
         parts.append(f"'{scope}' ({note})")
     return ", ".join(parts)
+
+
+def describe_scope(scope: str) -> str:
+    """What ``scope`` searches, as a phrase: ``"academic papers (学术)"``."""
+    what, _, native = _DESCRIPTIONS[scope].partition(", ")
+    return f"{what} ({native})" if native else what

@@ -8,10 +8,7 @@ Requests are validated strictly, before any I/O; answers are read leniently (see
 from __future__ import annotations
 
 import datetime
-import functools
-import hashlib
 import logging
-import uuid
 from functools import partial
 from typing import Any
 
@@ -27,6 +24,7 @@ from langchain_metaso._parsing import (
     TextList,
     check_query,
     lenient,
+    stable_id,
 )
 from langchain_metaso.dates import iso_date, today_in_china
 from langchain_metaso.filters import FilterSettings, result_url
@@ -43,7 +41,6 @@ __all__ = [
     "SearchRequest",
     "SearchResponse",
     "SearchResult",
-    "document_id",
     "search_call",
 ]
 
@@ -180,7 +177,6 @@ class SearchResult(BaseModel):
         query: str,
         prefer_content: bool = False,
         today: datetime.date | None = None,
-        credits: int | None = None,
     ) -> Document:
         """A ``Document`` whose metadata holds every field under its API name (but the
         text that became ``page_content``: the title and the URL always stay), plus
@@ -190,8 +186,6 @@ class SearchResult(BaseModel):
 
         Args:
             today: The day relative dates (``3天前``) count back from; default today in China.
-            credits: What the call that returned the result cost, as the API reported it,
-                kept as ``metadata["credits"]`` (the same on every result of the call).
         """
         page_content, used = self.text(prefer_content=prefer_content)
         dropped = used if used in _TEXT_FIELDS else None
@@ -212,42 +206,18 @@ class SearchResult(BaseModel):
         metadata["source"] = url or ""
         metadata["scope"] = scope
         metadata["query"] = query
-        if credits is not None:
-            metadata["credits"] = credits
         published = iso_date(self.date, today=today or today_in_china()) if self.date else None
         if published is not None:
             metadata["published"] = published
-        return Document(id=_uuid5(self.identity(url)), page_content=page_content, metadata=metadata)
+        return Document(
+            id=stable_id(self.identity(url)), page_content=page_content, metadata=metadata
+        )
 
 
 # The text fields that leave the metadata when they become page_content; the title and
 # the URL stay, as every scope's documents carry them.
 _TEXT_FIELDS = frozenset({"content", "summary", "snippet"})
 _API_NAMES = {name: field.alias for name, field in SearchResult.model_fields.items() if field.alias}
-
-
-def document_id(result: SearchResult) -> str:
-    """The stable ``Document.id`` of a result: the UUID (version 5, URL namespace) of its
-    ``identity()``, a form every vector store accepts.
-
-    Written out as ``uuid.uuid5`` computes it, at a third of its cost (a hot path for
-    k=100): the SHA-1 of the namespace and the name, with the version and variant bits set.
-    A lone surrogate, which JSON can carry, is hashed as it is rather than failing.
-    """
-    return _uuid5(result.identity())
-
-
-@functools.lru_cache(maxsize=4096)
-def _uuid5(identity: str) -> str:
-    # Cached: the same results come back call after call.
-    digest = hashlib.sha1(
-        _URL_NAMESPACE + identity.encode("utf-8", "surrogatepass"), usedforsecurity=False
-    ).hexdigest()
-    variant = "89ab"[int(digest[16], 16) & 3]
-    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{variant}{digest[17:20]}-{digest[20:32]}"
-
-
-_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
 
 class SearchResponse(BaseModel):
@@ -287,8 +257,9 @@ class SearchResponse(BaseModel):
     def to_documents(
         self, request: SearchRequest, *, today: datetime.date | None = None
     ) -> list[Document]:
-        """One ``Document`` a result, in the server's order, at most ``request.size``,
-        each with the call's ``credits`` in its metadata.
+        """One ``Document`` a result, in the server's order, at most ``request.size``.
+        What the call cost is not on them (it would count once a result, and again on a
+        cache hit): ``metaso_usage()`` sums it.
 
         The cut guards against a server that returns more than was asked for.
 
@@ -303,7 +274,6 @@ class SearchResponse(BaseModel):
                 query=request.query,
                 prefer_content=prefer_content,
                 today=today,
-                credits=self.credits,
             )
             for result in self.results[: request.size]
         ]

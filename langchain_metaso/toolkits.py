@@ -14,8 +14,7 @@ class MetasoToolkit(MetasoConfig, BaseToolkit):
     """Every Metaso (秘塔) tool an agent needs, configured once.
 
     Setup:
-        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
-        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
+        See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args:
         metaso_api_key, base_url, timeout, max_retries, retry_backoff, max_concurrency:

@@ -1,5 +1,7 @@
 """``MetasoAnswerTool``: a search-grounded answer with its sources, as an agent tool."""
 
+from __future__ import annotations
+
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
@@ -13,7 +15,7 @@ from langchain_metaso.chat import (
     ChatPath,
     chat_call,
 )
-from langchain_metaso.scopes import Scope
+from langchain_metaso.scopes import Scope, describe_scope, describe_scopes
 from langchain_metaso.tools.base import Exchange, MetasoTool, QueryInput
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
@@ -29,8 +31,7 @@ class MetasoAnswerTool(MetasoTool):
     """Metaso (秘塔) AI answers as an agent tool: a question in, a cited answer out.
 
     Setup:
-        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
-        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
+        See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args:
         model: str
@@ -40,7 +41,11 @@ class MetasoAnswerTool(MetasoTool):
             ``podcast``, ``video`` or ``image``.
         model_args: tuple[str, ...] | None
             The call arguments besides ``query`` a model may set (``scope``);
-            ``None`` (default): all, ``[]``: the model gives the question only.
+            ``None`` (default): all, ``[]``: the model gives the question only, and
+            the description it reads does not speak of scopes.
+        max_chars: int | None
+            Longest text handed to the model (default 16,000); longer is cut, saying
+            how much. The artifact keeps every source.
         answer_format: str
             The shape asked of the API, ``simple`` (default) or ``chat_completions``;
             both are understood either way.
@@ -95,6 +100,18 @@ class MetasoAnswerTool(MetasoTool):
     chat_path: ChatPath = CHAT_PATH
     """The chat endpoint under ``base_url``: configurable because 302.AI documents it
     without its path."""
+
+    def _notes(self) -> dict[str, tuple[str, int | None]]:
+        return {"scope": (f"Where to look: {describe_scopes(self.scope)}.", None)}
+
+    def _describe(self) -> str:
+        if "scope" in self._given_by_model():
+            return super()._describe()
+        return (
+            "Ask Metaso (秘塔 AI search) a question and get a short answer grounded in a "
+            f"search of {describe_scope(self.scope)}, with numbered citations [n] and its "
+            "sources listed. Strongest on Chinese-language sources."
+        )
 
     def _exchange(self, query: str, scope: Scope | None = None) -> Exchange[Answer]:
         request = AnswerRequest(

@@ -1,17 +1,14 @@
 """``MetasoTool``: what every Metaso tool shares."""
 
-# No `from __future__ import annotations` in the tool modules: LangChain reads `_run`'s
-# type hints on every call, and evaluating string annotations each time costs more than
-# the rest of the tool's own work.
+from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_type_hints
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
-from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools import BaseTool
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,28 +17,34 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic.v1 import ValidationError as ValidationErrorV1
 from pydantic_core import CoreSchema
+from typing_extensions import Self
 
 from langchain_metaso._http import Call, MetasoClient
 from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.config import MetasoConfig, check_arguments
-from langchain_metaso.errors import MetasoError
 from langchain_metaso.scopes import SCOPES, describe_scopes
 
 __all__ = [
+    "DEFAULT_MAX_CHARS",
     "Exchange",
     "MetasoTool",
     "QueryInput",
-    "as_tool_error",
     "call_schema",
+    "cut_text",
     "explain_invalid_arguments",
 ]
 
 T = TypeVar("T")
+
+DEFAULT_MAX_CHARS = 16_000
+"""Longest text a search or answer tool hands the model: 20 results with their summaries
+fit (about 600 characters each), a runaway snippet or answer does not."""
 
 
 class QueryInput(BaseModel):
@@ -56,62 +59,39 @@ class QueryInput(BaseModel):
     )
 
 
+# The whole argument schema of each tool, by name: a call giving an argument that the
+# cut schema (``call_schema``) left out gave one the developer fixed.
+_FULL_SCHEMAS: dict[str, type[BaseModel]] = {}
+
+
 def explain_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str:
     """Turn a validation error into a message a model can act on.
 
     LangChain's own handler answers a fixed text that names nothing.
     """
-    items = error.errors()
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or 'arguments'}: "
-        f"{'not an argument of this tool' if item['type'] == 'extra_forbidden' else item['msg']}"
-        for item in items
+    full = _FULL_SCHEMAS.get(getattr(error, "title", ""))
+    problems, scope_wrong = [], False
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "arguments"
+        if item["type"] != "extra_forbidden":
+            problems.append(f"{name}: {item['msg'].removeprefix('Value error, ')}")
+            scope_wrong = scope_wrong or name == "scope"
+        elif full is not None and name in full.model_fields:
+            problems.append(f"{name}: fixed by the developer of this tool, leave it out")
+        else:
+            problems.append(f"{name}: not an argument of this tool")
+    scopes = f" Valid scopes are {', '.join(SCOPES)}." if scope_wrong else ""
+    return (
+        f"Invalid arguments: {'; '.join(problems)}.{scopes} "
+        "Fix the arguments and call the tool again."
     )
-    scopes = (
-        f" Valid scopes are {', '.join(SCOPES)}."
-        if any("scope" in item["loc"] for item in items)
-        else ""
-    )
-    return f"Invalid arguments: {problems}.{scopes} Fix the arguments and call the tool again."
 
 
-_JOINT: dict[type[MetasoError], type[MetasoError]] = {}
-
-
-def _tool_error_type(error_type: type[MetasoError]) -> type[MetasoError]:
-    """``error_type`` that is also a ``ToolException`` (one class each, made on first use).
-
-    LangChain hands a ``ToolException`` to the model as an error ``ToolMessage``
-    (``handle_tool_error``); with ``handle_tool_error=False`` it raises it, and a
-    program then catches it by its own class (``except MetasoAuthenticationError``).
-    """
-    joint = _JOINT.get(error_type)
-    if joint is None:
-        made = type(
-            error_type.__name__,
-            (error_type, ToolException),
-            {
-                "__module__": error_type.__module__,
-                "__qualname__": error_type.__qualname__,
-                "__doc__": error_type.__doc__,
-                # Made at run time, it cannot be pickled by name: copies are the plain error.
-                "_rebuilt_as": classmethod(lambda cls: error_type),
-            },
-        )
-        joint = _JOINT.setdefault(error_type, made)  # one winner if threads race
-    return joint
-
-
-@contextmanager
-def as_tool_error() -> Iterator[None]:
-    """Raise our errors as ``ToolException``s too (``_tool_error_type``), the only kind
-    LangChain hands back to the agent as an error ``ToolMessage``."""
-    try:
-        yield
-    except MetasoError as exc:
-        if not isinstance(exc, ToolException):
-            exc.__class__ = _tool_error_type(type(exc))
-        raise
+def cut_text(text: str, max_chars: int | None) -> str:
+    """``text`` cut to ``max_chars``, with a marker saying how much was left out."""
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}\n\n[… cut: {len(text) - max_chars:,} more characters]"
 
 
 @dataclass(frozen=True)
@@ -125,7 +105,7 @@ class Exchange(Generic[T]):
     answer: Callable[[T], tuple[str, Any]]
 
     @classmethod
-    def of_call(cls, call: Call[T], answer: Callable[[T], tuple[str, Any]]) -> "Exchange[T]":
+    def of_call(cls, call: Call[T], answer: Callable[[T], tuple[str, Any]]) -> Exchange[T]:
         """The exchange of a single API call."""
         return cls(
             lambda client: client.request(call), lambda client: client.arequest(call), answer
@@ -133,46 +113,45 @@ class Exchange(Generic[T]):
 
 
 @dataclass(frozen=True)
-class _ShownMaximum:
-    """Shows a bound in the JSON schema without enforcing it: the tool cuts a larger
-    value to it, which costs the agent no turn, and says so."""
+class _ModelFacing:
+    """How an optional argument reads in the schema a model is sent: its own type, not
+    ``anyOf`` with ``null`` (which some providers reject), and the bound the tool cuts a
+    larger value to, if any (shown, not enforced: a cut costs the agent no turn)."""
 
-    value: int
+    maximum: int | None = None
 
     def __get_pydantic_json_schema__(
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         schema = handler(core_schema)
-        for branch in schema.get("anyOf", [schema]):
-            if branch.get("type") == "integer":
-                branch["maximum"] = self.value
+        branches = [b for b in schema.pop("anyOf", []) if b.get("type") != "null"]
+        if len(branches) == 1:
+            schema.update(branches[0])
+        elif branches:
+            schema["anyOf"] = branches
+        if self.maximum is not None and schema.get("type") == "integer":
+            schema["maximum"] = self.maximum
         return schema
 
 
-# Each schema call_schema built, and the whole one it was cut from.
-_CUT_FROM: dict[type[BaseModel], type[BaseModel]] = {}
-
-
-@functools.cache  # bounded: a tool's arguments have few subsets, a bound 100 values
+@functools.cache  # bounded: a tool's arguments have few subsets and settings
 def call_schema(
-    full: type[BaseModel], names: tuple[str, ...], maximums: tuple[tuple[str, int], ...] = ()
+    full: type[BaseModel], names: tuple[str, ...], notes: tuple[tuple[str, str, int | None], ...]
 ) -> type[BaseModel]:
-    """``full`` with only its fields in ``names``, each of ``maximums`` showing its bound.
+    """``full`` with only its fields in ``names``, as a model is shown them.
 
-    Cached, so tools with the same settings share one class.
+    ``notes`` are ``(field, description, maximum)``: the description replaces the field's,
+    the maximum is shown as its bound. Cached, so tools with the same settings share one class.
     """
-    if set(names) == set(full.model_fields) and not maximums:
-        return full
-    bounds = dict(maximums)
+    _FULL_SCHEMAS[full.__name__] = full
+    noted = {name: (description, maximum) for name, description, maximum in notes}
     fields: dict[str, Any] = {}
-    for name, field in full.model_fields.items():
-        if name not in names:
-            continue
-        if name in bounds:
-            field = FieldInfo.merge_field_infos(
-                field, description=f"{field.description} At most {bounds[name]}."
-            )
-            field.metadata = [*field.metadata, _ShownMaximum(bounds[name])]
+    for name in names:
+        field = full.model_fields[name]
+        if not field.is_required():
+            description, maximum = noted.get(name, (field.description, None))
+            field = FieldInfo.merge_field_infos(field, description=description)
+            field.metadata = [*field.metadata, _ModelFacing(maximum)]
         fields[name] = (field.annotation, field)
     schema: type[BaseModel] = create_model(
         full.__name__,
@@ -181,7 +160,6 @@ def call_schema(
         __module__=full.__module__,
         **fields,
     )
-    _CUT_FROM[schema] = full
     return schema
 
 
@@ -193,11 +171,12 @@ class MetasoTool(MetasoConfig, BaseTool):
     Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
     error ``ToolMessage`` whose text tells the model what to do; with
     ``handle_tool_error=False`` they raise the typed error of ``langchain_metaso.errors``
-    (which is also a ``ToolException``).
+    (each is a ``ToolException``).
 
     A tool says what it does in ``_exchange``; ``args_schema`` (a class default) is
     the whole set of call arguments, whose first is always the model's to give. The
-    schema the model sees holds it and the ``model_args``.
+    schema the model sees holds it and the ``model_args``; the description speaks of
+    those alone (unless the developer gives one).
     """
 
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
@@ -208,6 +187,9 @@ class MetasoTool(MetasoConfig, BaseTool):
     model_args: tuple[str, ...] | None = None
     """Call arguments besides the first (``query``) that a model may set; ``None``:
     all. The others always take this instance's values."""
+    max_chars: int | None = Field(default=DEFAULT_MAX_CHARS, ge=1)
+    """Longest text for the model; a longer one is cut, with a marker saying how much
+    was left out (the artifact keeps everything). ``None`` never cuts."""
 
     @classmethod
     def _full_schema(cls) -> type[BaseModel]:
@@ -223,7 +205,7 @@ class MetasoTool(MetasoConfig, BaseTool):
     @classmethod
     def _schema_is_built(cls, schema: Any) -> Any:
         full = cls._full_schema()
-        if schema is not full and _CUT_FROM.get(schema) is not full:
+        if schema is not full and _FULL_SCHEMAS.get(getattr(schema, "__name__", "")) is not full:
             raise ValueError(
                 f"{cls.__name__} builds its args_schema itself: choose the arguments a "
                 f"model may set with model_args (any of {', '.join(cls._optional_args())})"
@@ -239,51 +221,56 @@ class MetasoTool(MetasoConfig, BaseTool):
         check_arguments(f"{cls.__name__}'s model_args", names, {name: [name] for name in optional})
         return tuple(name for name in optional if name in names)  # in the schema's order
 
-    def _maximums(self) -> dict[str, int]:
-        """Bounds of call arguments, shown in the schema; the tool cuts a larger value."""
+    def _given_by_model(self) -> tuple[str, ...]:
+        """The call arguments a model may set besides the first."""
+        return tuple(self._optional_args()) if self.model_args is None else self.model_args
+
+    def _notes(self) -> dict[str, tuple[str, int | None]]:
+        """Per argument, the description the model reads and the bound it is shown, where
+        they depend on this instance's settings."""
         return {}
 
-    def _fit_schema(self) -> None:
+    def _describe(self) -> str:
+        """The description of the tool for these settings (the class's by default)."""
+        return str(type(self).model_fields["description"].default)
+
+    # Also run on every assignment (validate_assignment): the schema and the description
+    # follow the settings.
+    @model_validator(mode="after")
+    def _fit_to_settings(self) -> Self:
+        self._fit()
+        return self
+
+    def _fit(self) -> None:
         full = self._full_schema()
-        chosen = self._optional_args() if self.model_args is None else self.model_args
-        names = (next(iter(full.model_fields)), *chosen)
-        maximums = tuple(item for item in self._maximums().items() if item[0] in names)
-        schema = call_schema(full, names, maximums)
-        if self.__dict__.get("args_schema") is schema:
-            return
-        if self.__dict__.get("args_schema") is None:  # being made: nothing read it yet
-            self.__dict__["args_schema"] = schema
-            return
-        # Through BaseTool's __setattr__, which forgets its cached tool_call_schema;
-        # derived, so not "set" (model_copy rebuilds it rather than passing it on).
-        super().__setattr__("args_schema", schema)
-        self.__pydantic_fields_set__.discard("args_schema")
-
-    def model_post_init(self, context: Any, /) -> None:
-        super().model_post_init(context)
-        self.__dict__["args_schema"] = None
-        self._fit_schema()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        if name != "args_schema" and name in type(self).model_fields:
-            self._fit_schema()
+        names = (next(iter(full.model_fields)), *self._given_by_model())
+        notes = tuple((name, *note) for name, note in self._notes().items() if name in names)
+        fitted: dict[str, Any] = {"args_schema": call_schema(full, names, notes)}
+        if "description" not in self.model_fields_set:
+            fitted["description"] = self._describe()
+        if any(self.__dict__.get(name) != value for name, value in fitted.items()):
+            self.__dict__.update(fitted)
+            # Derived, not set: a copy derives them again from its own settings.
+            self.__pydantic_fields_set__.discard("args_schema")
+            if self.__pydantic_private__ is not None:
+                self._tool_call_schema_memo = None  # LangChain's cache of what they shaped
 
     def __getstate__(self) -> dict[Any, Any]:
-        # The schema may be a class made at run time, which cannot be pickled by name.
+        # The schema is a class made by call_schema, which cannot be pickled by name.
         state = super().__getstate__()
-        state["__dict__"] = {**state["__dict__"], "args_schema": None}
+        state["__dict__"] = {**state["__dict__"], "args_schema": self._full_schema()}
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        self._fit_schema()
+        self._fit()
 
     def _exchange(self, *args: Any, **kwargs: Any) -> Exchange[Any]:
         """The call to make for these (validated) arguments."""
         raise NotImplementedError
 
     def _respond(self, content: str, artifact: Any) -> str | tuple[str, Any]:
+        content = cut_text(content, self.max_chars)
         # LangChain unpacks a pair with "content_and_artifact", and takes the value as it
         # is for "content": that must be the text alone, never the repr of a pair.
         return (content, artifact) if self.response_format == "content_and_artifact" else content
@@ -292,8 +279,7 @@ class MetasoTool(MetasoConfig, BaseTool):
         self, *args: Any, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any
     ) -> str | tuple[str, Any]:
         exchange = self._exchange(*args, **kwargs)
-        with as_tool_error():
-            return self._respond(*exchange.answer(exchange.send(self.client)))
+        return self._respond(*exchange.answer(exchange.send(self.client)))
 
     async def _arun(
         self,
@@ -302,5 +288,10 @@ class MetasoTool(MetasoConfig, BaseTool):
         **kwargs: Any,
     ) -> str | tuple[str, Any]:
         exchange = self._exchange(*args, **kwargs)
-        with as_tool_error():
-            return self._respond(*exchange.answer(await exchange.asend(self.client)))
+        return self._respond(*exchange.answer(await exchange.asend(self.client)))
+
+
+# LangChain reads these methods' type hints on every call: resolved once, the string
+# annotations of ``from __future__ import annotations`` are not evaluated again each time.
+for _method in (MetasoTool._run, MetasoTool._arun):
+    _method.__annotations__ = get_type_hints(_method)

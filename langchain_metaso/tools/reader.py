@@ -1,5 +1,7 @@
 """``MetasoReaderTool``: a web page as Markdown, as a tool an agent can call."""
 
+from __future__ import annotations
+
 from typing import Annotated
 
 from langchain_core.documents import Document
@@ -8,9 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
 from langchain_metaso.tools.base import Exchange, MetasoTool
 
-__all__ = ["MetasoReaderInput", "MetasoReaderTool", "cut_text"]
-
-DEFAULT_MAX_CHARS = 8000
+__all__ = ["MetasoReaderInput", "MetasoReaderTool"]
 
 
 class MetasoReaderInput(BaseModel):
@@ -24,19 +24,11 @@ class MetasoReaderInput(BaseModel):
     )
 
 
-def cut_text(text: str, max_chars: int | None) -> str:
-    """``text`` cut to ``max_chars``, with a marker saying how much was left out."""
-    if max_chars is None or len(text) <= max_chars:
-        return text
-    return f"{text[:max_chars]}\n\n[… cut: {len(text) - max_chars:,} more characters]"
-
-
 class MetasoReaderTool(MetasoTool):
     """Metaso (秘塔) reader as an agent tool: a web page, read as Markdown.
 
     Setup:
-        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
-        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
+        See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args:
         max_chars: int | None
@@ -81,7 +73,7 @@ class MetasoReaderTool(MetasoTool):
     )
     args_schema: type[BaseModel] = MetasoReaderInput
 
-    max_chars: int | None = Field(default=DEFAULT_MAX_CHARS, ge=1)
+    max_chars: int | None = Field(default=8000, ge=1)
     """Longest text for the model; ``None`` never cuts."""
     reader_format: ReaderFormat = "json"
     """``json`` (with title, author, date, credits) or ``text`` (Markdown only)."""
@@ -93,4 +85,4 @@ class MetasoReaderTool(MetasoTool):
     def _answer(self, page: ReaderPage) -> tuple[str, Document]:
         if not page.markdown.strip():
             return f"The page at {page.source} has no readable text.", page.to_document()
-        return cut_text(page.markdown, self.max_chars), page.to_document()
+        return page.markdown, page.to_document()

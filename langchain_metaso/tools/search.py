@@ -1,15 +1,21 @@
 """``MetasoSearchTool``: Metaso search as a tool an agent can call."""
 
+from __future__ import annotations
+
+from datetime import date
+
 from langchain_core.documents import Document
 from langchain_core.tools import ToolException
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
 from typing_extensions import Self
 
+from langchain_metaso.dates import today_in_china
 from langchain_metaso.filters import Filtered, FilterSettings, SearchFilters
 from langchain_metaso.paged_search import SearchOutcome, arun_search, paged_search, run_search
-from langchain_metaso.scopes import Scope
+from langchain_metaso.scopes import Scope, describe_scope, describe_scopes
 from langchain_metaso.search import (
     MAX_SIZE,
+    PAGE_SIZE,
     SearchOptions,
     SearchRequest,
     SearchResponse,
@@ -32,13 +38,18 @@ DEFAULT_MAX_SIZE = 20
 class MetasoSearchInput(QueryInput):
     """Arguments of a ``metaso_search`` call."""
 
-    size: int | None = Field(default=None, ge=1, description="How many results to return.")
+    size: int | None = Field(
+        default=None,
+        ge=1,
+        # Tavily's name, which models and users bring along.
+        validation_alias=AliasChoices("size", "max_results"),
+        description="How many results to return.",
+    )
     page: int | None = Field(
         default=None, ge=1, description="Result page, starting at 1 (10 results a page)."
     )
     # The filters a call may add: they narrow the tool's own, never lift them.
-    # Plain lists: LangChain walks every argument's annotation on each call, and nested
-    # annotated types cost it more. They are checked when the tool builds its filters.
+    # Plain lists: they are checked when the tool builds its filters.
     include_domains: list[str] | None = Field(
         default=None, description=FilterSettings.model_fields["include_domains"].description
     )
@@ -58,32 +69,65 @@ def format_results(
     request: SearchRequest,
     response: SearchResponse,
     filtered: Filtered[SearchResult] | None = None,
+    filters: SearchFilters | None = None,
+    today: date | None = None,
 ) -> str:
-    """Compact text for a model: one numbered entry a result, and what filters dropped.
+    """Compact text for a model: one entry a result, numbered from 1, and what filters
+    dropped.
 
     Args:
-        request: The search asked for (its query, scope and size).
+        request: The search asked for (its query, scope, size and page).
         response: Its answer, or the kept results of a filtered search.
         filtered: What the filters kept and dropped, said when they dropped any.
+        filters: The filters applied: named when they kept nothing.
+        today: The day their date cutoff counts back from (default: today in China).
     """
     query = _quote(request.query)
     note = filtered.describe() if filtered is not None else ""
     note = f" ({note})" if note else ""
     if not response.results:
-        return f"No {request.scope} results found for {query}{note}."
+        kept_to = _kept_to(filters, today) if filters is not None and note else ""
+        if request.page and response.total:
+            pages = -(-response.total // PAGE_SIZE)
+            return (
+                f"No {request.scope} results on page {request.page} for {query}{note}: the "
+                f"search has {response.total} results, {pages} pages of {PAGE_SIZE}{kept_to}."
+            )
+        return f"No {request.scope} results found for {query}{note}{kept_to}."
     shown = min(len(response.results), request.size)
     of_total = f" of {response.total}" if response.total else ""
     lines = [f"Metaso {request.scope} search for {query}: {shown}{of_total} results{note}."]
     for index, result in enumerate(response.results[:shown], start=1):
         lines.append("")
         lines.extend(_entry(result, index))
+    if request.page and shown < request.size:
+        lines.append(
+            f"\n(Asked for {request.size} results of page {request.page}: a page holds "
+            f"{PAGE_SIZE}; page={request.page + 1} gives the next ones.)"
+        )
     return "\n".join(lines)
 
 
+def _kept_to(filters: SearchFilters, today: date | None) -> str:
+    """What the filters keep, as the end of a sentence: "; kept only results from gov.cn"."""
+    cutoff = filters.cutoff(today or today_in_china())
+    rules = [
+        f"from {', '.join(filters.include_domains)}" if filters.include_domains else "",
+        f"not from {', '.join(filters.exclude_domains)}" if filters.exclude_domains else "",
+        f"dated on or after {cutoff.isoformat()}" if cutoff else "",
+        f"dated on or before {filters.published_before.isoformat()}"
+        if filters.published_before
+        else "",
+    ]
+    return f"; kept only results {', '.join(rule for rule in rules if rule)}"
+
+
 def _entry(result: SearchResult, index: int) -> list[str]:
-    lines = [f"[{result.position or index}] {result.title or '(untitled)'}"]
-    if result.url:
-        lines.append(result.url)
+    lines = [f"[{index}] {result.title or '(untitled)'}"]
+    if result.link:
+        lines.append(result.link)
+    if result.image_url:  # an image's own URL, besides the page it is on
+        lines.append(f"image: {result.image_url}" if result.link else result.image_url)
     details = [
         result.date,
         _duration(result.duration),
@@ -127,8 +171,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
     """Metaso (秘塔) AI search as an agent tool.
 
     Setup:
-        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
-        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
+        See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args:
         scope: str
@@ -140,17 +183,23 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             Default result page (the API's pages hold 10 results; ``size`` is
             then not sent, as the API takes one or the other).
         model_args: tuple[str, ...] | None
-            The call arguments besides ``query`` a model may set (``scope``, ``size``,
-            ``page``); ``None`` (default): all. The others always take the
-            instance's values, and the schema the model sees lists only these.
+            The call arguments besides ``query`` a model may set: any of ``scope``,
+            ``size``, ``page``, ``include_domains``, ``exclude_domains`` and
+            ``recency_days``; ``None`` (default): all. The others always take the
+            instance's values; the schema and the description the model reads speak
+            only of these.
         max_size: int | None
             The most results a model may ask for; ``None`` (default): 20, or ``size``
             if that is larger. A call asking for more gets ``max_size``, and the
             text says so. A ``size`` left unset is lowered to it.
+        max_chars: int | None
+            Longest text handed to the model (default 16,000); longer is cut, saying
+            how much. The artifact keeps every result whole.
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
-        include_domains, exclude_domains, recency_days, published_after, keep_undated:
+        include_domains, exclude_domains, recency_days, published_after,
+        published_before, keep_undated:
             Which results to keep (sites, dates), applied by this client, with up to
             3 requests a call; see ``FilterSettings``.
         metaso_api_key, base_url, timeout, max_retries, max_concurrency:
@@ -191,8 +240,10 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
     )
     args_schema: type[BaseModel] = MetasoSearchInput
 
-    size: int = Field(default=10, ge=1, le=MAX_SIZE)
-    """Default number of results of a call."""
+    size: int = Field(
+        default=10, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("size", "max_results")
+    )
+    """Default number of results of a call (also accepted as ``max_results``)."""
     page: int | None = Field(default=None, ge=1)
     """Default result page of a call."""
     max_size: int | None = Field(default=None, ge=1, le=MAX_SIZE)
@@ -216,8 +267,22 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         """The most results a call gets: ``max_size``, else 20 or ``size`` if larger."""
         return self.max_size or max(DEFAULT_MAX_SIZE, self.size)
 
-    def _maximums(self) -> dict[str, int]:
-        return {"size": self.size_limit}
+    def _notes(self) -> dict[str, tuple[str, int | None]]:
+        size = MetasoSearchInput.model_fields["size"].description
+        return {
+            "scope": (f"Where to look: {describe_scopes(self.scope)}.", None),
+            "size": (f"{size} At most {self.size_limit}.", self.size_limit),
+        }
+
+    def _describe(self) -> str:
+        if "scope" in self._given_by_model():
+            return super()._describe()
+        fresh = " Use it for current events and fresh facts." if self.scope == "webpage" else ""
+        return (
+            f"Search {describe_scope(self.scope)} with Metaso (秘塔 AI search), strongest "
+            f"on Chinese-language sources.{fresh} Returns numbered results with title, "
+            "URL, date and summary."
+        )
 
     def _exchange(
         self,
@@ -256,7 +321,9 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
                 ) from None
 
         def answer(outcome: SearchOutcome) -> tuple[str, list[Document]]:
-            text = format_results(outcome.request, outcome.response, outcome.filtered)
+            text = format_results(
+                outcome.request, outcome.response, outcome.filtered, filters, outcome.today
+            )
             return text + cut, outcome.to_documents()
 
         return Exchange(

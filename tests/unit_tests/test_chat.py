@@ -7,6 +7,7 @@ The streamed chunks are those of the reconstructed stream of the API reference
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -168,6 +169,7 @@ def test_sources_become_documents_in_citation_order() -> None:
     documents = Answer(text="x", sources=SOURCES).to_documents(query=QUESTION)
     assert documents == [
         Document(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, "https://a.example.com/1")),
             page_content="秘塔科技成立于 2018 年",
             metadata={
                 "title": "秘塔科技",
@@ -178,6 +180,7 @@ def test_sources_become_documents_in_citation_order() -> None:
             },
         ),
         Document(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, "https://b.example.com/2")),
             page_content="An AI search engine",
             metadata={
                 "title": "Metaso",
@@ -188,6 +191,7 @@ def test_sources_become_documents_in_citation_order() -> None:
             },
         ),
         Document(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, "https://c.example.com/3")),
             page_content="https://c.example.com/3",
             metadata={"source": "https://c.example.com/3", "citation": 3, "query": QUESTION},
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -125,7 +126,9 @@ def test_text_mode_documents(make: Make, emulator: MetasoEmulator, mode: str) ->
     emulator.pages[URLS[0]] = "# 页面\n\n正文"
     (doc,) = load(make(MetasoLoader, urls=URLS[:1], reader_format="text"), mode)
     assert doc == Document(
-        page_content="# 页面\n\n正文", metadata={"source": URLS[0], "title": "页面"}
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, URLS[0])),
+        page_content="# 页面\n\n正文",
+        metadata={"source": URLS[0], "title": "页面"},
     )
     assert emulator.requests[0].headers["accept"] == "text/plain"
 

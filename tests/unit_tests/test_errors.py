@@ -62,6 +62,15 @@ def test_other_errors_say_what_came_back_or_what_was_not_reached() -> None:
     assert "budget of 20 credits is spent (25.5 used)" in str(budget)
 
 
+@pytest.mark.parametrize("endpoint", ["search", "reader", "chat/completions"])
+def test_the_budget_message_names_the_endpoint_and_tells_a_model_to_stop(endpoint: str) -> None:
+    text = str(errors.MetasoBudgetExceededError(budget=5, used=6, endpoint=endpoint))
+    assert text.startswith(f"Metaso {endpoint} was not sent: the credit budget of 5 credits")
+    assert "search budget" not in text
+    assert text.endswith("Do not call Metaso again; go on with what you have.")
+    assert "Raise credit_budget" not in text  # the developer's setting, not the model's move
+
+
 @pytest.mark.parametrize(
     ("said", "shown"),
     [

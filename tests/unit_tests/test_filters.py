@@ -557,3 +557,33 @@ def test_search_filters_reject_what_is_no_filter() -> None:
         SearchFilters().search_filters(size=3)
     with pytest.raises(ValidationError, match="at least 1"):
         SearchFilters().search_filters(recency_days=0)
+
+
+# --- published_before --------------------------------------------------------------------------
+
+
+def test_published_before_keeps_results_up_to_that_day() -> None:
+    filters = SearchFilters(published_before="2025-03-01")
+    assert filters.active
+    assert filters.drop_reason(None, "2025-03-01", today=TODAY) is None
+    assert filters.drop_reason(None, "2025-03-02", today=TODAY) == "newer than 2025-03-01"
+    assert filters.drop_reason(None, None, today=TODAY) is None  # undated, kept by default
+    window = SearchFilters(published_after="2025-01-01", published_before="2025-03-01")
+    assert window.drop_reason(None, "2024-12-31", today=TODAY) == "older than 2025-01-01"
+    assert window.drop_reason(None, "2025-02-01", today=TODAY) is None
+    assert describe(1, 3, {"newer than 2025-03-01": 2}) == "1 of 3 kept: 2 newer than 2025-03-01"
+
+
+def test_published_before_and_after_must_leave_a_window() -> None:
+    with pytest.raises(
+        ValidationError, match=r"published_before .* is earlier than published_after"
+    ):
+        SearchFilters(published_after="2025-03-02", published_before="2025-03-01")
+
+
+def test_narrowed_keeps_the_earlier_published_before() -> None:
+    own = SearchFilters(published_before="2025-03-01")
+    assert own.narrowed(SearchFilters(published_before="2025-02-01")).published_before == date(
+        2025, 2, 1
+    )
+    assert own.narrowed(SearchFilters()).published_before == date(2025, 3, 1)

@@ -317,7 +317,7 @@ def test_the_tool_says_what_filters_dropped(
     message = invoke(tool, tool_call(tool.name, query=SEED_QUERY))
     assert message.content.startswith(
         f"Metaso webpage search for '{SEED_QUERY}': 2 of 86 results "
-        "(2 of 3 kept: 1 outside the requested sites).\n\n[2] "
+        "(2 of 3 kept: 1 outside the requested sites).\n\n[1] "
     )
     assert [d.metadata["source"] for d in message.artifact] == seed_links("ce.cn", "360doc.cn")
 
@@ -348,7 +348,7 @@ def test_the_tool_says_when_filters_dropped_everything(served: Served, invoke: I
     content = invoke(tool, {"query": SEED_QUERY})
     assert content == (
         f"No webpage results found for '{SEED_QUERY}' "
-        "(0 of 30 kept: 30 outside the requested sites)."
+        "(0 of 30 kept: 30 outside the requested sites); kept only results from nowhere.cn."
     )
 
 

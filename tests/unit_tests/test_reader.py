@@ -3,6 +3,7 @@ into a page, without any I/O."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -114,7 +115,9 @@ def test_json_answer_without_markdown_is_unusable(payload: dict[str, Any]) -> No
 def test_text_answer_is_the_markdown_titled_by_its_first_heading() -> None:
     page = ReaderPage.from_text("# 标题\n\n正文\n# 第二", source=URL)
     assert page.to_document() == Document(
-        page_content="# 标题\n\n正文\n# 第二", metadata={"source": URL, "title": "标题"}
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, URL)),  # a search result's id for the URL
+        page_content="# 标题\n\n正文\n# 第二",
+        metadata={"source": URL, "title": "标题"},
     )
 
 

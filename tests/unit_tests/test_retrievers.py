@@ -116,9 +116,9 @@ def test_size_is_another_name_of_k(emulator: MetasoEmulator, emulator_url: str) 
 
 
 VALID_PER_CALL = (
-    "Valid arguments: k (or size), page, scope, include_summary, include_raw_content, "
-    "concise_snippet, include_domains, exclude_domains, recency_days, published_after, "
-    "keep_undated"
+    "Valid arguments: k (or size, max_results), page, scope, include_summary, "
+    "include_raw_content, concise_snippet, include_domains, exclude_domains, recency_days, "
+    "published_after, published_before, keep_undated"
 )
 
 
@@ -354,4 +354,41 @@ def test_bad_filters_per_call_fail_before_any_request(
         invoke(make(MetasoRetriever), "q", **kwargs)
     for word in words:
         assert word in str(caught.value)
+    assert emulator.requests == []
+
+
+# --- the names users bring ---------------------------------------------------------------------
+
+
+def test_an_alias_reads_and_sets_its_setting(make: Make) -> None:
+    retriever = make(MetasoRetriever, k=3)
+    retriever.size = 7
+    assert (retriever.k, retriever.size, retriever.max_results) == (7, 7, 7)
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        retriever.size = 0
+    assert retriever.k == 7  # a rejected change changes nothing
+    with pytest.raises(AttributeError, match="'sise'"):
+        retriever.sise  # noqa: B018
+
+
+def test_max_results_is_another_name_of_k(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    retriever = make(MetasoRetriever, max_results=2)
+    assert retriever.k == 2
+    assert len(invoke(retriever, "q")) == 2
+    assert len(invoke(retriever, "q", max_results=4)) == 4
+    assert [request.json()["size"] for request in emulator.requests] == [2, 4]
+
+
+@pytest.mark.parametrize("query", ["", "  ", "a\ud800b"])
+def test_a_bad_query_is_named_as_the_callers_argument(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke, query: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        invoke(make(MetasoRetriever), query)
+    [error] = info.value.errors()
+    assert error["loc"] == ("query",)
+    assert str(info.value).startswith("1 validation error for MetasoRetriever.invoke\nquery\n")
+    assert "Request" not in str(info.value)
     assert emulator.requests == []

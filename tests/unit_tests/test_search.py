@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from langchain_metaso import SCOPES, SearchRequest, SearchResponse, SearchResult
 from langchain_metaso.scopes import result_key
-from langchain_metaso.search import document_id
 from langchain_metaso.testing import SEED_QUERY, load_seed_response
 
 # --- SearchRequest -------------------------------------------------------------------------
@@ -264,8 +263,8 @@ def test_seed_documents_keep_every_other_field_in_metadata() -> None:
     for item, document in zip(items, documents, strict=True):
         used = "summary" if "summary" in item else "snippet"
         expected = {k: v for k, v in item.items() if k != used}
-        # credits: what the whole call cost (10 in the seed), on each of its documents.
-        expected.update(source=item["link"], scope="webpage", query=SEED_QUERY, credits=10)
+        # Not what the call cost: metaso_usage() sums that, once a call.
+        expected.update(source=item["link"], scope="webpage", query=SEED_QUERY)
         # The seed's dates are whole days (2010年01月01日), read as ISO.
         expected["published"] = item["date"].replace("年", "-").replace("月", "-").rstrip("日")
         assert document.metadata == expected
@@ -438,6 +437,10 @@ def test_document_ids_are_stable_and_tell_results_apart() -> None:
     # Without any URL, the title and text tell results apart.
     assert document(title="x", snippet="1").id != document(title="x", snippet="2").id
     assert document(title="x", snippet="1").id == document(title="x", snippet="1").id
+
+
+def document_id(result: SearchResult) -> str | None:
+    return result.to_document(scope="webpage", query="q").id
 
 
 @pytest.mark.parametrize(

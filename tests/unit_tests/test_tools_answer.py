@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from langchain_metaso import SCOPES
 from langchain_metaso.chat import Answer
-from langchain_metaso.testing import MetasoEmulator
+from langchain_metaso.testing import Fault, MetasoEmulator
 from langchain_metaso.tools.answer import MetasoAnswerTool
 
 QUESTION = "秘塔 AI 搜索是哪家公司做的"
@@ -88,7 +88,7 @@ def test_model_args_keep_the_scope_the_developers(
 
     refused = tool_message(invoke, tool, query="q", scope="video")
     assert refused.status == "error"
-    assert "scope: not an argument of this tool" in refused.content
+    assert "scope: fixed by the developer of this tool" in refused.content
     assert emulator.requests == []
     assert tool_message(invoke, tool, query="q").status == "success"
     assert emulator.requests[0].json()["scope"] == "scholar"
@@ -146,3 +146,22 @@ def test_the_chat_path_is_configurable(make: Make, emulator: MetasoEmulator) -> 
 def test_a_chat_path_that_is_not_a_path_is_refused(bad: str) -> None:
     with pytest.raises(ValidationError, match="chat_path"):
         MetasoAnswerTool(metaso_api_key=TEST_KEY, chat_path=bad)
+
+
+def test_without_scope_among_model_args_the_description_offers_no_scope(make: Make) -> None:
+    assert "scope='scholar'" in make(MetasoAnswerTool).description
+    for settings in ({"model_args": []}, {"scope": "scholar", "model_args": []}):
+        tool = make(MetasoAnswerTool, **settings)
+        assert "scope" not in tool.description
+        assert "scope" not in str(tool.tool_call_schema.model_json_schema())
+    scholar = make(MetasoAnswerTool, scope="scholar", model_args=[])
+    assert "grounded in a search of academic papers (学术)" in scholar.description
+
+
+def test_a_runaway_answer_is_cut_at_max_chars(make: Make, emulator: MetasoEmulator) -> None:
+    emulator.script(Fault.status(200, body={"answer": "答" * 100_000, "citations": []}))
+    tool = make(MetasoAnswerTool, max_chars=1000)
+    message = tool.invoke(
+        {"name": tool.name, "args": {"query": "q"}, "id": "1", "type": "tool_call"}
+    )
+    assert message.content == "答" * 1000 + "\n\n[… cut: 99,000 more characters]"

@@ -19,6 +19,7 @@ import langchain_metaso.tools as tools
 from langchain_metaso.errors import MetasoError
 from langchain_metaso.testing import Fault, MetasoEmulator
 from langchain_metaso.tools import MetasoTool
+from langchain_metaso.tools.base import cut_text
 
 # Any: the pydantic plugin would ask MetasoTool itself for the fields its subclasses default.
 TOOLS: list[Any] = [
@@ -39,6 +40,13 @@ def arguments(cls: Any) -> dict[str, Any]:
 def call_of(cls: Any) -> dict[str, Any]:
     """A model's valid call of ``cls``."""
     return tool_call(cls.model_fields["name"].default, **arguments(cls))
+
+
+def test_cut_text_marks_what_was_left_out() -> None:
+    assert cut_text("abcdef", 6) == "abcdef"
+    assert cut_text("abcdef", None) == "abcdef"
+    assert cut_text("abcdef", 4) == "abcd\n\n[… cut: 2 more characters]"
+    assert cut_text("x" * 20_345, 8000).endswith("[… cut: 12,345 more characters]")
 
 
 def test_every_tool_of_the_package_is_checked() -> None:
@@ -202,3 +210,60 @@ def test_without_handle_tool_error_a_program_catches_the_typed_error(
     copied = pickle.loads(pickle.dumps(error))
     assert type(copied) is expected
     assert str(copied) == str(error)
+
+
+def test_every_error_is_a_tool_exception_of_its_own_class() -> None:
+    # Static classes: LangChain hands them to the model, a program catches them by name.
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), ToolException)
+    error = errors.MetasoRateLimitError("slow", status_code=429, endpoint="search")
+    assert type(pickle.loads(pickle.dumps(error))) is errors.MetasoRateLimitError
+
+
+# --- schemas every provider takes --------------------------------------------------------------
+
+# What a model may set, shaping a schema: every argument, the first optional one, none.
+SHAPES: list[slice | None] = [None, slice(1, 2), slice(0)]
+
+
+def nulls(schema: Any) -> list[Any]:
+    """Every ``anyOf`` that holds a ``null`` branch, anywhere in ``schema``."""
+    if isinstance(schema, list):
+        return [found for item in schema for found in nulls(item)]
+    if not isinstance(schema, dict):
+        return []
+    own = [schema] if {"type": "null"} in schema.get("anyOf", []) else []
+    return own + [found for value in schema.values() for found in nulls(value)]
+
+
+@pytest.mark.parametrize("cls", TOOLS)
+@pytest.mark.parametrize("shape", SHAPES, ids=["all", "one", "none"])
+def test_schemas_have_no_null_branch_and_convert_for_every_provider(
+    cls: Any, shape: slice | None
+) -> None:
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    anthropic = pytest.importorskip("langchain_anthropic.chat_models")
+    genai = pytest.importorskip("langchain_google_genai._function_utils")
+    ollama = pytest.importorskip("langchain_ollama")
+
+    optional = list(cls.model_fields["args_schema"].default.model_fields)[1:]
+    tool = cls(api_key=TEST_KEY, model_args=None if shape is None else optional[shape])
+    shown = tool.tool_call_schema.model_json_schema()
+    assert nulls(shown) == []
+    assert nulls(tool.args_schema.model_json_schema()) == []  # what Gemini is sent
+    names = list(shown["properties"])
+
+    openai = convert_to_openai_tool(tool)["function"]["parameters"]
+    strict = convert_to_openai_tool(tool, strict=True)["function"]["parameters"]
+    assert list(openai["properties"]) == list(strict["properties"]) == names
+    assert strict["additionalProperties"] is False
+    assert nulls([openai, strict]) == []
+    claude = anthropic.convert_to_anthropic_tool(tool)
+    assert list(claude["input_schema"]["properties"]) == names
+    assert nulls(claude) == []
+    [gemini] = genai.convert_to_genai_function_declarations([tool])
+    [declaration] = gemini.function_declarations
+    assert list(declaration.parameters.properties) == names
+    bound = ollama.ChatOllama(model="any").bind_tools([tool])
+    assert list(bound.kwargs["tools"][0]["function"]["parameters"]["properties"]) == names

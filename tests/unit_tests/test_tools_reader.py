@@ -14,16 +14,9 @@ from langchain_core.tools import BaseTool
 from langchain_metaso.errors import MetasoResponseError
 from langchain_metaso.reader import ReaderRequest, reader_call
 from langchain_metaso.testing import Fault, MetasoEmulator
-from langchain_metaso.tools.reader import MetasoReaderTool, cut_text
+from langchain_metaso.tools.reader import MetasoReaderTool
 
 URL = "https://news.example.com/2025/秘塔-ai"
-
-
-def test_cut_text_marks_what_was_left_out() -> None:
-    assert cut_text("abcdef", 6) == "abcdef"
-    assert cut_text("abcdef", None) == "abcdef"
-    assert cut_text("abcdef", 4) == "abcd\n\n[… cut: 2 more characters]"
-    assert cut_text("x" * 20_345, 8000).endswith("[… cut: 12,345 more characters]")
 
 
 # --- the tool --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import warnings
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from langchain_metaso import SCOPES, MetasoRetriever, MetasoSearchInput, MetasoSearchTool
 from langchain_metaso._http import MetasoClient
+from langchain_metaso.dates import today_in_china
 from langchain_metaso.testing import SEED_QUERY, Fault, MetasoEmulator, load_seed_response
+from langchain_metaso.tools.base import DEFAULT_MAX_CHARS
 
 # What the model may pass, in the order the schema shows it.
 MODEL_ARGS = [
@@ -56,9 +59,9 @@ def test_schema_the_model_sees(make: Make) -> None:
 def size_maximum(tool: MetasoSearchTool) -> int:
     """The bound on ``size`` in the schema the model is sent."""
     size = convert_to_openai_tool(tool)["function"]["parameters"]["properties"]["size"]
-    [number] = [branch for branch in size["anyOf"] if branch.get("type") == "integer"]
-    assert f"At most {number['maximum']}." in size["description"]
-    return int(number["maximum"])
+    assert size["type"] == "integer"
+    assert f"At most {size['maximum']}." in size["description"]
+    return int(size["maximum"])
 
 
 @pytest.mark.parametrize(
@@ -88,7 +91,8 @@ def test_arguments_outside_model_args_keep_the_instance_values(
     )
     refused = tool_message(invoke, tool, query="q", scope="video", size=5)
     assert refused.status == "error"
-    assert "scope: not an argument of this tool" in refused.content
+    assert "scope: fixed by the developer of this tool, leave it out" in refused.content
+    assert "Valid scopes" not in refused.content
     assert emulator.requests == []
 
     result = tool_message(invoke, tool, query="q", size=5)
@@ -522,7 +526,7 @@ def test_filters_outside_model_args_are_not_the_models(served: Served, invoke: I
     assert "include_domains" not in tool.tool_call_schema.model_json_schema()["properties"]
     result = tool_message(invoke, tool, query="秘塔", include_domains=["example.com"])
     assert result.status == "error"
-    assert "include_domains: not an argument of this tool" in result.content
+    assert "include_domains: fixed by the developer of this tool" in result.content
 
 
 def test_a_call_with_a_bad_domain_is_told_which(served: Served, invoke: Invoke) -> None:
@@ -531,3 +535,130 @@ def test_a_call_with_a_bad_domain_is_told_which(served: Served, invoke: Invoke) 
     )
     assert result.status == "error"
     assert "not a domain" in result.content
+
+
+# --- what the model reads follows what it may set --------------------------------------------
+
+
+def test_a_fixed_scope_is_not_offered_in_the_description_or_the_schema(make: Make) -> None:
+    tool = make(MetasoSearchTool, scope="scholar", model_args=["size"])
+    assert "scope=" not in tool.description
+    assert "'video'" not in tool.description
+    assert "academic papers" in tool.description
+    schema = tool.tool_call_schema.model_json_schema()
+    assert "scope" not in str(schema)
+    # Offered, the scope's description names this tool's default, not the API's.
+    offered = make(MetasoSearchTool, scope="video").tool_call_schema.model_json_schema()
+    assert "'video' (videos, default)" in offered["properties"]["scope"]["description"]
+    assert "scope='scholar'" in make(MetasoSearchTool).description
+
+
+def test_the_description_follows_model_args_set_later_unless_the_developer_wrote_one(
+    make: Make,
+) -> None:
+    tool = make(MetasoSearchTool, scope="video")
+    assert "scope='scholar'" in tool.description
+    tool.model_args = ("size",)
+    assert tool.description.startswith("Search videos with Metaso")
+    assert "scope" not in str(tool.tool_call_schema.model_json_schema())
+    own = make(MetasoSearchTool, description="Mine.", model_args=[])
+    assert own.description == "Mine."
+    assert own.model_copy(update={"model_args": ["scope"]}).description == "Mine."
+
+
+def test_a_fixed_argument_from_the_model_is_refused_as_the_developers_choice(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    tool = make(MetasoSearchTool, scope="scholar", model_args=["size"])
+    refused = tool_message(invoke, tool, query="q", scope="video", recency_days=3)
+    assert refused.status == "error"
+    assert "scope: fixed by the developer of this tool, leave it out" in refused.content
+    assert "recency_days: fixed by the developer of this tool" in refused.content
+    assert "Valid scopes" not in refused.content  # no invitation to try another
+    unknown = tool_message(invoke, tool, query="q", colour="red")
+    assert "colour: not an argument of this tool" in unknown.content
+    assert emulator.requests == []
+
+
+def test_max_results_is_another_name_of_size(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    tool = make(MetasoSearchTool, max_results=4)
+    assert tool.size == 4
+    assert len(tool_message(invoke, tool, query="q").artifact) == 4
+    assert len(tool_message(invoke, tool, query="q", max_results=2).artifact) == 2
+    assert [r.json()["size"] for r in emulator.requests] == [4, 2]
+
+
+# --- what the text says of pages and filters -------------------------------------------------
+
+
+def test_results_are_numbered_from_one_on_any_page(make: Make, invoke: Invoke) -> None:
+    message = tool_message(invoke, make(MetasoSearchTool, size=3), query="q", page=2)
+    assert [doc.metadata["position"] for doc in message.artifact] == [11, 12, 13]
+    entries = message.content.split("\n\n")[1:]
+    assert [entry.split(" ")[0] for entry in entries] == ["[1]", "[2]", "[3]"]
+
+
+def test_a_page_past_the_end_says_how_many_results_there_are(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    emulator.script(Fault.status(200, body={"webpages": [], "total": 42}))
+    content = tool_message(invoke, make(MetasoSearchTool), query="q", page=9).content
+    assert (
+        content == "No webpage results on page 9 for 'q': the search has 42 results, 5 pages of 10."
+    )
+
+
+def test_a_page_with_a_size_above_ten_says_a_page_holds_ten(make: Make, invoke: Invoke) -> None:
+    message = tool_message(invoke, make(MetasoSearchTool), query="q", page=2, size=15)
+    assert len(message.artifact) == 10
+    assert message.content.endswith(
+        "(Asked for 15 results of page 2: a page holds 10; page=3 gives the next ones.)"
+    )
+    within = tool_message(invoke, make(MetasoSearchTool), query="q", page=2, size=10)
+    assert "a page holds" not in within.content
+
+
+def test_filters_that_keep_nothing_say_what_they_keep(served: Served, invoke: Invoke) -> None:
+    tool = served(MetasoSearchTool, exclude_domains=["example.org"], recency_days=30)
+    content = tool_message(invoke, tool, query="秘塔", include_domains=["nowhere.cn"]).content
+    assert content.startswith("No webpage results found for '秘塔' (0 of ")
+    cutoff = today_in_china() - timedelta(days=30)
+    assert content.endswith(
+        f"; kept only results from nowhere.cn, not from example.org, "
+        f"dated on or after {cutoff.isoformat()}."
+    )
+
+
+def test_an_image_shows_its_own_url_beside_its_pages_link(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    image = {"title": "断桥", "link": "https://hz.cn/p", "imageUrl": "https://img.cn/a.jpg"}
+    message = scripted(make, emulator, "image", image)
+    assert (
+        message.content.split("\n\n")[1] == "[1] 断桥\nhttps://hz.cn/p\nimage: https://img.cn/a.jpg"
+    )
+
+
+# --- what reaches the model is bounded -------------------------------------------------------
+
+
+def test_the_text_is_cut_at_max_chars_saying_how_much_and_the_artifact_is_whole(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    huge = "长" * 5_000_000
+    emulator.script(
+        Fault.status(
+            200, body={"webpages": [{"title": "t", "link": "https://a.cn/", "snippet": huge}]}
+        )
+    )
+    message = tool_message(invoke, make(MetasoSearchTool), query="q" * 10_000)
+    assert len(message.content) < DEFAULT_MAX_CHARS + 100
+    assert message.content.endswith(" more characters]")
+    assert "[… cut: " in message.content
+    assert message.artifact[0].page_content == huge
+    # 20 results with their summaries fit whole.
+    twenty = tool_message(invoke, make(MetasoSearchTool), query=SEED_QUERY, size=20).content
+    assert "[… cut" not in twenty
+    assert "[20] " in twenty

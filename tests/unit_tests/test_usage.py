@@ -157,8 +157,9 @@ def test_the_call_after_the_budget_is_spent_is_refused_before_sending() -> None:
     assert (error.budget, error.used, error.endpoint) == (20, 25, "search")
     assert isinstance(error, MetasoError)
     assert str(error) == (
-        "Metaso search was not sent: the search budget of 20 credits is spent (25 used). "
-        "Raise credit_budget or start a new metaso_usage()."
+        "Metaso search was not sent: the credit budget of 20 credits is spent (25 used), "
+        "and no Metaso call can be made until the developer raises it (credit_budget, "
+        "metaso_usage). Do not call Metaso again; go on with what you have."
     )
 
 
@@ -282,7 +283,8 @@ def test_an_agent_is_told_its_search_budget_is_spent(make: Make) -> None:
     with metaso_usage(credit_budget=0):
         message = tool.invoke(tool_call(tool.name, query="秘塔"))
     assert message.status == "error"
-    assert "search budget of 0 credits is spent" in message.content
+    assert "credit budget of 0 credits is spent" in message.content
+    assert "Do not call Metaso again" in message.content
 
 
 def test_a_toolkits_tools_share_one_budget(make: Make, emulator: MetasoEmulator) -> None:
@@ -302,12 +304,16 @@ def test_cache_hits_cost_nothing_and_are_counted(make: Make, emulator: MetasoEmu
     assert len(emulator.requests) == 1
 
 
-def test_credits_reach_every_document_and_the_tools_artifact(make: Make) -> None:
-    docs = make(MetasoRetriever, k=4).invoke("秘塔")
-    assert [doc.metadata["credits"] for doc in docs] == [4, 4, 4, 4]
+def test_what_a_search_cost_is_summed_once_a_call_not_on_each_document(make: Make) -> None:
+    retriever = make(MetasoRetriever, k=4, cache=InMemoryCache())
+    with metaso_usage() as usage:
+        docs = retriever.invoke("秘塔")
+        again = retriever.invoke("秘塔")  # a cache hit costs nothing
+    assert usage.credits == 4
     tool = make(MetasoSearchTool, size=5)
     message = tool.invoke(tool_call(tool.name, query="秘塔"))
-    assert {doc.metadata["credits"] for doc in message.artifact} == {5}
+    # On each Document, summing them would count the call once a result.
+    assert not any("credits" in doc.metadata for doc in [*docs, *again, *message.artifact])
 
 
 # --- a budget holds under concurrency and streams -------------------------------------------
