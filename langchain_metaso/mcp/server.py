@@ -44,6 +44,7 @@ SEARCH_SETTINGS = {
     "exclude_domains": "comma-separated sites never to keep results from",
     "recency_days": "keep results of the last this many days only",
     "published_after": "keep results dated on or after this day (YYYY-MM-DD)",
+    "published_before": "keep results dated on or before this day (YYYY-MM-DD)",
     "keep_undated": "with a date filter, keep undated results (true/false)",
 }
 OTHER_SETTINGS = {
