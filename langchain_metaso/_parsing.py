@@ -19,6 +19,7 @@ __all__ = [
     "ScopeName",
     "Text",
     "TextList",
+    "as_int",
     "check_query",
     "is_text",
     "lenient",
@@ -34,7 +35,7 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -60,7 +61,7 @@ def _as_dict(value: Any) -> dict[str, Any] | None:
 
 
 Text = Annotated[str | None, BeforeValidator(_as_text)]
-Int = Annotated[int | None, BeforeValidator(_as_int)]
+Int = Annotated[int | None, BeforeValidator(as_int)]
 TextList = Annotated[list[str] | None, BeforeValidator(_as_text_list)]
 # dict[Any, Any]: its keys are not re-validated, so one that is not valid text passes.
 JsonObject = Annotated[dict[Any, Any] | None, BeforeValidator(_as_dict)]

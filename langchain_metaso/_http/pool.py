@@ -15,10 +15,14 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ConnectionPool"]
+__all__ = ["MAX_COOLDOWN", "ConnectionPool"]
+
+MAX_COOLDOWN = 120.0
+"""The longest a 429's ``Retry-After`` holds back an instance and its copies: one absurd
+value (``Retry-After: 1e9``) must not block them until the process restarts."""
 
 Key = tuple[Any, int]  # (transport, max_concurrency)
-SyncLanes = dict[Key, tuple[httpx.Client, threading.BoundedSemaphore]]
+SyncClients = dict[Key, tuple[httpx.Client, threading.BoundedSemaphore]]
 
 
 @functools.cache
@@ -29,15 +33,15 @@ def _tls() -> ssl.SSLContext:
 
 
 @dataclass
-class _LoopLanes:
+class _LoopClients:
     """One event loop's async clients, each with the semaphore that bounds its requests."""
 
-    lanes: dict[Key, tuple[httpx.AsyncClient, asyncio.Semaphore]] = field(default_factory=dict)
+    clients: dict[Key, tuple[httpx.AsyncClient, asyncio.Semaphore]] = field(default_factory=dict)
     closer: AsyncGenerator[None, None] | None = None
 
 
 async def _close_at_loop_shutdown(
-    state: _LoopLanes, forget: Callable[[], object]
+    state: _LoopClients, forget: Callable[[], object]
 ) -> AsyncGenerator[None, None]:
     """Close a loop's connections while that loop can still run the closing.
 
@@ -51,14 +55,14 @@ async def _close_at_loop_shutdown(
         forget()
         # The finished generator still points at the loop (its finalizer hook).
         state.closer = None
-        lanes, state.lanes = list(state.lanes.values()), {}
-        for client, _ in lanes:
+        clients, state.clients = list(state.clients.values()), {}
+        for client, _ in clients:
             await client.aclose()
 
 
-def _close_sync(lanes: SyncLanes) -> None:
-    clients = [client for client, _ in lanes.values()]
-    lanes.clear()
+def _close_sync(pairs: SyncClients) -> None:
+    clients = [client for client, _ in pairs.values()]
+    pairs.clear()
     for client in clients:
         client.close()
 
@@ -80,8 +84,8 @@ class ConnectionPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sync: SyncLanes = {}
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopLanes] = (
+        self._sync: SyncClients = {}
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary()
         )
         self._cooldown_until = 0.0
@@ -94,9 +98,11 @@ class ConnectionPool:
         return ConnectionPool, ()
 
     def cool_down(self, seconds: float) -> None:
-        """Hold every request of this pool back for ``seconds`` from now."""
+        """Hold every request of this pool back for ``seconds`` from now (at most
+        ``MAX_COOLDOWN``)."""
         with self._lock:
-            self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+            until = time.monotonic() + min(seconds, MAX_COOLDOWN)
+            self._cooldown_until = max(self._cooldown_until, until)
 
     def cooldown_left(self) -> float:
         """Seconds until requests may be sent again (0 when they may now)."""
@@ -108,22 +114,24 @@ class ConnectionPool:
             max_connections=max_concurrency, max_keepalive_connections=max_concurrency
         )
 
-    def sync_lane(
+    def sync_client(
         self, transport: Any, max_concurrency: int
     ) -> tuple[httpx.Client, threading.BoundedSemaphore]:
+        """The sync client of ``transport`` and the semaphore of its ``max_concurrency`` slots."""
         key = (transport, max_concurrency)
         with self._lock:
-            lane = self._sync.get(key)
-            if lane is None:
+            pair = self._sync.get(key)
+            if pair is None:
                 client = httpx.Client(
                     transport=transport, limits=self._limits(max_concurrency), verify=_tls()
                 )
-                lane = self._sync[key] = (client, threading.BoundedSemaphore(max_concurrency))
-            return lane
+                pair = self._sync[key] = (client, threading.BoundedSemaphore(max_concurrency))
+            return pair
 
-    async def async_lane(
+    async def async_client(
         self, transport: Any, max_concurrency: int
     ) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """``sync_client`` for the running event loop."""
         loop = asyncio.get_running_loop()
         key = (transport, max_concurrency)
         with self._lock:
@@ -134,17 +142,17 @@ class ConnectionPool:
                 # loop.close()) never ran their closer: let go of their clients.
                 for dead in [other for other in self._async if other.is_closed()]:
                     del self._async[dead]
-                state = self._async[loop] = _LoopLanes()
+                state = self._async[loop] = _LoopClients()
                 state.closer = _close_at_loop_shutdown(state, partial(self._async.pop, loop, None))
-            lane = state.lanes.get(key)
-            if lane is None:
+            pair = state.clients.get(key)
+            if pair is None:
                 client = httpx.AsyncClient(
                     transport=transport, limits=self._limits(max_concurrency), verify=_tls()
                 )
-                lane = state.lanes[key] = (client, asyncio.Semaphore(max_concurrency))
+                pair = state.clients[key] = (client, asyncio.Semaphore(max_concurrency))
         if first_in_loop and state.closer is not None:
             await anext(state.closer)  # registers it with the loop's shutdown
-        return lane
+        return pair
 
     def close(self) -> None:
         """Close the sync connections; async ones close with ``aclose``."""

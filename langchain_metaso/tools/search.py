@@ -6,11 +6,16 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from typing_extensions import Self
 
 from langchain_metaso.filters import Filtered, FilterSettings, SearchFilters
-from langchain_metaso.paged_search import SearchOutcome, arun_search, paged_search, run_search
+from langchain_metaso.paged_search import (
+    SearchOptions,
+    SearchOutcome,
+    arun_search,
+    paged_search,
+    run_search,
+)
 from langchain_metaso.scopes import Scope
 from langchain_metaso.search import (
     MAX_SIZE,
-    SearchOptions,
     SearchRequest,
     SearchResponse,
     SearchResult,
