@@ -51,7 +51,6 @@ from langchain_metaso import (
     MetasoServerError,
     MetasoTimeoutError,
 )
-from langchain_metaso._http.retry import MAX_BACKOFF
 from langchain_metaso.document_loaders import MetasoLoader
 from langchain_metaso.testing import Fault, MetasoEmulator
 from langchain_metaso.tools.answer import MetasoAnswerTool
