@@ -10,6 +10,7 @@ by ``max_response_bytes`` too, as they are part of the answer.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextlib
 import json
@@ -32,6 +33,7 @@ __all__ = [
     "DRAIN_SECONDS",
     "BodyReader",
     "EventReader",
+    "drain_async",
     "drain_sync",
     "time_left",
 ]
@@ -194,6 +196,17 @@ class EventReader(Generic[T]):
         if isinstance(spent, int | float) and spent >= 0:
             self.credits = float(spent)
         return item
+
+
+async def drain_async(raw: AsyncIterator[bytes]) -> None:
+    """``drain_sync`` on the running event loop."""
+    with contextlib.suppress(asyncio.TimeoutError, httpx.HTTPError):
+        await asyncio.wait_for(_exhaust(raw), DRAIN_SECONDS)
+
+
+async def _exhaust(raw: AsyncIterator[bytes]) -> None:
+    async for _ in raw:
+        pass
 
 
 def drain_sync(response: httpx.Response, raw: Iterator[bytes]) -> None:

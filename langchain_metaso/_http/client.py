@@ -12,13 +12,9 @@ answer are counted, decompressed and timed in ``body``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import hashlib
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import aclosing, closing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,19 +25,18 @@ from pydantic import SecretStr
 
 from langchain_metaso._http.body import (
     DEFAULT_MAX_RESPONSE_BYTES,
-    DRAIN_SECONDS,
     BodyReader,
     EventReader,
+    drain_async,
     drain_sync,
     time_left,
 )
 from langchain_metaso._http.call import ACCEPT, Call
-from langchain_metaso._http.failures import CallErrors, is_html
+from langchain_metaso._http.failures import CallErrors, Reply, is_html
 from langchain_metaso._http.pool import ConnectionPool
-from langchain_metaso._http.retry import RetryPolicy, parse_retry_after
-from langchain_metaso._http.single_flight import Abandoned, join
+from langchain_metaso._http.retry import RetryPolicy
+from langchain_metaso._http.single_flight import Abandoned, ain_time, in_time, join
 from langchain_metaso.cache import (
-    InMemoryCache,
     MetasoCache,
     acache_get,
     acache_set,
@@ -52,7 +47,7 @@ from langchain_metaso.cache import (
 from langchain_metaso.errors import MetasoError, MetasoRateLimitError
 from langchain_metaso.usage import CreditBudget, check_budget, credits_from, record_usage
 
-__all__ = ["MetasoClient", "Reply"]
+__all__ = ["MetasoClient"]
 
 logger = logging.getLogger("langchain_metaso")
 
@@ -60,21 +55,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 USER_AGENT = "langchain-metaso"
-# Sync cache calls that must finish within total_timeout run here, so that a cache that
-# does not answer (a Redis that accepts and never replies) is given up on, not waited for.
-_CACHE_THREADS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="metaso-cache")
-
-
-@dataclass
-class Reply:
-    """What one attempt came back with: the response (if a status line came), its body
-    (``None`` for an event stream still unread), and the transport's error, if any (after
-    the status line when ``response`` is set too)."""
-
-    response: httpx.Response | None = None
-    body: bytes | None = None
-    error: httpx.RequestError | None = None
-
 
 Step = tuple[float, httpx.Request]
 Attempts = Generator[Step, Reply, R]
@@ -121,10 +101,10 @@ class MetasoClient:
             return self._run(call, self._parsed, deadline)[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            hit = self._from_cache(call, self._in_time(deadline, cache_get, cache, key))
+            hit = self._from_cache(call, in_time(time_left(deadline), cache, cache_get, key))
             if hit is not None:
                 return hit
-            flight, leader = join(cache, self._flight_key(key))
+            flight, leader = join(cache, key, self.api_key)
             if not leader:
                 try:
                     return self._shared(call, flight.wait())
@@ -132,7 +112,7 @@ class MetasoClient:
                     continue
             with flight:
                 flight.answer, result = self._run(call, self._parsed, deadline)
-                self._in_time(deadline, cache_set, cache, key, flight.answer)
+                in_time(time_left(deadline), cache, cache_set, key, flight.answer)
                 return result
 
     async def arequest(self, call: Call[T]) -> T:
@@ -143,11 +123,11 @@ class MetasoClient:
             return (await self._arun(call, self._parsed, deadline))[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            entry = await self._ain_time(deadline, acache_get(cache, key))
+            entry = await ain_time(time_left(deadline), acache_get(cache, key))
             hit = self._from_cache(call, entry)
             if hit is not None:
                 return hit
-            flight, leader = join(cache, self._flight_key(key))
+            flight, leader = join(cache, key, self.api_key)
             if not leader:
                 try:
                     return self._shared(call, await flight.wait_async())
@@ -155,7 +135,7 @@ class MetasoClient:
                     continue
             with flight:
                 flight.answer, result = await self._arun(call, self._parsed, deadline)
-                await self._ain_time(deadline, acache_set(cache, key, flight.answer))
+                await ain_time(time_left(deadline), acache_set(cache, key, flight.answer))
                 return result
 
     def stream(self, call: Call[T]) -> Iterator[T]:
@@ -194,9 +174,7 @@ class MetasoClient:
                 chunk = await anext(raw, None)
                 for item in events.feed(chunk):
                     yield item
-            # So that the connection goes back to the pool; closed if it stays open.
-            with contextlib.suppress(asyncio.TimeoutError, httpx.HTTPError):
-                await asyncio.wait_for(_exhaust(raw), DRAIN_SECONDS)
+            await drain_async(raw)  # so the connection goes back to the pool
         except httpx.RequestError as exc:
             raise events.errors.connection(exc) from exc
         finally:
@@ -219,14 +197,14 @@ class MetasoClient:
             reply = Reply()
             try:
                 reply.response = client.send(request, stream=True)
-                if not _opened_stream(call, reply.response):
+                if not reply.opened(call):
                     with closing(reply.response):
-                        body = self._body(errors, reply.response, deadline)
+                        body = BodyReader(errors, reply.response, self.max_response_bytes, deadline)
                         reply.body = body.read(reply.response)
             except httpx.RequestError as exc:
                 reply.error = exc
             finally:
-                if reply.body is not None or reply.error is not None or reply.response is None:
+                if not reply.opened(call):
                     slots.release()  # an opened stream keeps it until closed
             try:
                 delay, request = attempts.send(reply)
@@ -259,7 +237,7 @@ class MetasoClient:
             except asyncio.TimeoutError:
                 reply.error = httpx.ReadTimeout("total_timeout passed while waiting")
             finally:
-                if reply.body is not None or reply.error is not None or reply.response is None:
+                if not reply.opened(call):
                     slots.release()
             try:
                 delay, request = attempts.send(reply)
@@ -276,9 +254,9 @@ class MetasoClient:
         reply: Reply,
     ) -> None:
         reply.response = await client.send(request, stream=True)
-        if not _opened_stream(call, reply.response):
+        if not reply.opened(call):
             async with aclosing(reply.response):
-                body = self._body(errors, reply.response, deadline)
+                body = BodyReader(errors, reply.response, self.max_response_bytes, deadline)
                 reply.body = await body.aread(reply.response)
 
     # --- everything below is shared by sync and async, and does no I/O ---
@@ -304,7 +282,7 @@ class MetasoClient:
     ) -> Attempts[R]:
         policy = self.policy
         check_budget(call.endpoint, self.budget)
-        content = _encode(call.body)
+        content = call.content()
         delay, attempt = 0.0, 0
         while True:
             delay = max(delay, self._cooldown(errors, deadline))
@@ -316,7 +294,7 @@ class MetasoClient:
                 if isinstance(exc, MetasoRateLimitError) and exc.retry_after:
                     self.pool.cool_down(exc.retry_after)  # for every copy, not just this call
                 wait = policy.retry_delay(exc, attempt)
-                if wait is None or _cut_off(reply):  # a 2xx may already be charged for
+                if wait is None or reply.cut_off:  # a 2xx may already be charged for
                     raise
                 if not policy.fits(wait, deadline):
                     raise errors.no_time_to_retry(exc) from exc
@@ -362,36 +340,10 @@ class MetasoClient:
             raise errors.cooling_down(left)
         return wait
 
-    def _body(self, errors: CallErrors, response: httpx.Response, deadline: Any) -> BodyReader:
-        return BodyReader(errors, response, self.max_response_bytes, deadline)
-
     def _events(self, call: Call[T], response: httpx.Response, deadline: Any) -> EventReader[T]:
         errors = self.errors(call)
-        body = self._body(errors, response, deadline)
+        body = BodyReader(errors, response, self.max_response_bytes, deadline)
         return EventReader(call, errors, body, BodyReader.charset(response))
-
-    def _flight_key(self, key: str) -> str:
-        # Only callers with the same key share a request (its answer, or its 401): the
-        # key is hashed, never kept in clear.
-        secret = self.api_key.get_secret_value().encode("utf-8", "surrogatepass")
-        return f"{hashlib.sha256(secret).hexdigest()[:32]} {key}"
-
-    def _in_time(self, deadline: float | None, op: Callable[..., R], *args: Any) -> R | None:
-        """A sync cache call, given up on (with a warning) once the call's time is up."""
-        if deadline is None or isinstance(self.cache, InMemoryCache):
-            return op(*args)
-        try:
-            return _CACHE_THREADS.submit(op, *args).result(timeout=time_left(deadline))
-        except concurrent.futures.TimeoutError:
-            logger.warning("Metaso cache: skipped, it did not answer within total_timeout")
-            return None
-
-    async def _ain_time(self, deadline: float | None, op: Any) -> Any:
-        try:
-            return await asyncio.wait_for(op, time_left(deadline))
-        except asyncio.TimeoutError:
-            logger.warning("Metaso cache: skipped, it did not answer within total_timeout")
-            return None
 
     def _record(self, call: Call[Any], credits: float | None) -> None:
         record_usage(call.endpoint, credits, budget=self.budget)
@@ -416,7 +368,7 @@ class MetasoClient:
 
     def _parsed(self, call: Call[T], errors: CallErrors, reply: Reply) -> tuple[Any, T]:
         """A whole answer, decoded and parsed; its credits recorded."""
-        response, body = _answered(errors, reply)
+        response, body = errors.answered(reply)
         if call.expect == "text":
             if is_html(response, body):  # not the reader's Markdown: a wrong base_url
                 raise errors.web_page()
@@ -432,49 +384,8 @@ class MetasoClient:
 
     def _opened(self, call: Call[Any], errors: CallErrors, reply: Reply) -> httpx.Response:
         """The response of a stream call, its body still unread, once it is an event stream."""
-        if reply.response is not None and reply.body is None and reply.error is None:
+        if reply.opened(call):
+            assert reply.response is not None
             return reply.response
-        response, body = _answered(errors, reply)
+        response, body = errors.answered(reply)
         raise errors.not_event_stream(response, body)
-
-
-def _answered(errors: CallErrors, reply: Reply) -> tuple[httpx.Response, bytes]:
-    """The response and its body, if it is a success; else the error it stands for."""
-    response = reply.response
-    if reply.error is not None:
-        status = None if response is None else response.status_code
-        raise errors.connection(reply.error, status=status) from reply.error
-    assert response is not None  # a reply has a response or an error
-    body = reply.body or b""
-    logger.debug("Metaso %s: HTTP %d from %s", errors.endpoint, response.status_code, errors.url)
-    if response.status_code >= 300:
-        raise errors.http_error(response, body, parse_retry_after(response))
-    return response, body
-
-
-def _cut_off(reply: Reply) -> bool:
-    """Whether a success's status line came, and then the body broke off."""
-    response = reply.response
-    return reply.error is not None and response is not None and response.status_code < 300
-
-
-def _opened_stream(call: Call[Any], response: httpx.Response) -> bool:
-    content_type = response.headers.get("content-type", "").lower()
-    return (
-        call.expect == "events"
-        and response.status_code < 300
-        and content_type.startswith("text/event-stream")
-    )
-
-
-async def _exhaust(chunks: AsyncIterator[bytes]) -> None:
-    async for _ in chunks:
-        pass
-
-
-def _encode(body: Mapping[str, Any]) -> bytes:
-    try:
-        # Unescaped Chinese is a third of the bytes of its \uXXXX form.
-        return json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: only its escaped form is valid UTF-8
-        return json.dumps(body).encode("ascii")

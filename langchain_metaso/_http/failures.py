@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from langchain_metaso._http.call import Call
+from langchain_metaso._http.retry import parse_retry_after
 from langchain_metaso._parsing import as_int
 from langchain_metaso.errors import (
     MetasoAPIError,
@@ -33,7 +35,7 @@ from langchain_metaso.errors import (
 )
 from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
 
-__all__ = ["WRONG_URL", "WRONG_URL_HINT", "CallErrors", "ErrorKind", "error_kind"]
+__all__ = ["WRONG_URL", "WRONG_URL_HINT", "CallErrors", "ErrorKind", "Reply", "error_kind"]
 
 EXCERPT_CHARS = 300
 # A page is never pasted into a message: it only says where we landed.
@@ -135,6 +137,36 @@ def error_kind(status: int, code: Any, message: str, *, html: bool = False) -> E
     return ErrorKind(MetasoAPIError)
 
 
+@dataclass
+class Reply:
+    """What one attempt came back with: the response (if a status line came), its body
+    (``None`` for an event stream still unread), and the transport's error, if any (after
+    the status line when ``response`` is set too)."""
+
+    response: httpx.Response | None = None
+    body: bytes | None = None
+    error: httpx.RequestError | None = None
+
+    def opened(self, call: Call[Any]) -> bool:
+        """Whether this is the event stream ``call`` asked for, its body still to be read
+        (it then keeps its concurrency slot until it is closed)."""
+        response = self.response
+        return (
+            call.expect == "events"
+            and self.error is None
+            and response is not None
+            and response.status_code < 300
+            and response.headers.get("content-type", "").lower().startswith("text/event-stream")
+        )
+
+    @property
+    def cut_off(self) -> bool:
+        """Whether a success's status line came, and then the body broke off: the server
+        may already have charged for it, so it is not sent again."""
+        response = self.response
+        return self.error is not None and response is not None and response.status_code < 300
+
+
 @dataclass(frozen=True)
 class CallErrors:
     """The typed errors of one call's failed answers: each names the endpoint and the URL,
@@ -145,6 +177,18 @@ class CallErrors:
     secret: str
     timeout: float
     total_timeout: float | None
+
+    def answered(self, reply: Reply) -> tuple[httpx.Response, bytes]:
+        """The response and its body, if it is a success; else the error it stands for."""
+        response = reply.response
+        if reply.error is not None:
+            status = None if response is None else response.status_code
+            raise self.connection(reply.error, status=status) from reply.error
+        assert response is not None  # a reply has a response or an error
+        body = reply.body or b""
+        if response.status_code >= 300:
+            raise self.http_error(response, body, parse_retry_after(response))
+        return response, body
 
     def connection(self, exc: httpx.RequestError, *, status: int | None = None) -> MetasoError:
         """A transport error; ``status`` when it came after the status line (then it is not

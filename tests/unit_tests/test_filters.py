@@ -303,6 +303,12 @@ SITES = SearchFilters(
 RECENT = SearchFilters(recency_days=7)
 
 
+def drop_reason(filters: SearchFilters, url: str | None, date_text: str | None) -> str | None:
+    """Why ``apply`` drops an item with this URL and date, or ``None`` if it keeps it."""
+    judged = filters.apply([None], today=TODAY, url=lambda _: url, date_text=lambda _: date_text)
+    return next(iter(judged.dropped), None)
+
+
 @pytest.mark.parametrize(
     ("filters", "url", "date_text", "expected"),
     [
@@ -336,12 +342,6 @@ RECENT = SearchFilters(recency_days=7)
         ),
     ],
 )
-def drop_reason(filters: SearchFilters, url: str | None, date_text: str | None) -> str | None:
-    """Why ``apply`` drops an item with this URL and date, or ``None`` if it keeps it."""
-    judged = filters.apply([None], today=TODAY, url=lambda _: url, date_text=lambda _: date_text)
-    return next(iter(judged.dropped), None)
-
-
 def test_drop_reason(
     filters: SearchFilters, url: str | None, date_text: str | None, expected: str | None
 ) -> None:
