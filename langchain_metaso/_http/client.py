@@ -33,7 +33,7 @@ from langchain_metaso._http.body import (
 )
 from langchain_metaso._http.call import ACCEPT, Call
 from langchain_metaso._http.failures import CallErrors, Reply, is_html
-from langchain_metaso._http.pool import ConnectionPool
+from langchain_metaso._http.pool import DEADLINE, ConnectionPool
 from langchain_metaso._http.retry import RetryPolicy
 from langchain_metaso._http.single_flight import Abandoned, ain_time, in_time, join
 from langchain_metaso.cache import (
@@ -157,7 +157,7 @@ class MetasoClient:
                 yield from events.feed(chunk)
             drain_sync(response, raw)  # so the connection goes back to the pool
         except httpx.RequestError as exc:
-            raise events.errors.connection(exc) from exc
+            raise events.errors.connection(exc, status=response.status_code) from exc
         finally:
             response.close()
             self.pool.sync_client(self.transport, self.max_concurrency)[1].release()
@@ -176,7 +176,7 @@ class MetasoClient:
                     yield item
             await drain_async(raw)  # so the connection goes back to the pool
         except httpx.RequestError as exc:
-            raise events.errors.connection(exc) from exc
+            raise events.errors.connection(exc, status=response.status_code) from exc
         finally:
             await response.aclose()
             (await self.pool.async_client(self.transport, self.max_concurrency))[1].release()
@@ -195,6 +195,7 @@ class MetasoClient:
             if not slots.acquire(timeout=time_left(deadline)):
                 raise errors.out_of_time("waiting for a free max_concurrency slot")
             reply = Reply()
+            bound = DEADLINE.set(deadline)
             try:
                 reply.response = client.send(request, stream=True)
                 if not reply.opened(call):
@@ -204,6 +205,7 @@ class MetasoClient:
             except httpx.RequestError as exc:
                 reply.error = exc
             finally:
+                DEADLINE.reset(bound)
                 if not reply.opened(call):
                     slots.release()  # an opened stream keeps it until closed
             try:

@@ -211,13 +211,20 @@ class CallErrors:
                 problem,
                 endpoint=self.endpoint,
                 url=self.url,
+                answered=status is not None,
                 advice=advice
                 or (
                     f"No answer in time ({limits}). Check the network and the base URL, "
                     "then retry, or raise these limits for a slow service."
                 ),
             )
-        return MetasoConnectionError(problem, endpoint=self.endpoint, url=self.url, advice=advice)
+        return MetasoConnectionError(
+            problem,
+            endpoint=self.endpoint,
+            url=self.url,
+            advice=advice,
+            answered=status is not None,
+        )
 
     def out_of_time(self, waited_for: str) -> MetasoTimeoutError:
         """The error of a call that ran out of ``total_timeout`` ``waited_for`` something."""

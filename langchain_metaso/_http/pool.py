@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import ssl
 import threading
@@ -13,9 +14,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import httpcore
 import httpx
 
-__all__ = ["MAX_COOLDOWN", "ConnectionPool"]
+__all__ = ["DEADLINE", "MAX_COOLDOWN", "ConnectionPool"]
+
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "metaso_deadline", default=None
+)
+"""The ``time.monotonic()`` by which the sync call in this context must be over: every
+socket read and write of the default transport waits at most until then, so that a server
+trickling its headers a byte at a time cannot hold a call past its ``total_timeout``
+(the async driver bounds the whole exchange instead)."""
 
 MAX_COOLDOWN = 120.0
 """The longest a 429's ``Retry-After`` holds back an instance and its copies: one absurd
@@ -30,6 +40,60 @@ def _tls() -> ssl.SSLContext:
     """One TLS context for every client: building one loads the CA bundle (~40 ms),
     which would otherwise be paid by every new event loop (each ``asyncio.run``)."""
     return httpx.create_ssl_context()
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every wait ends by ``DEADLINE``."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineStream(super().connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineStream(super().connect_unix_socket(*args, **kwargs))
+
+
+def _bounded(timeout: float | None) -> float | None:
+    deadline = DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("total_timeout passed while the answer was arriving")
+    return left if timeout is None else min(timeout, left)
+
+
+def _sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(limits=limits, verify=_tls())
+    # httpx takes no network backend of its own; its pool's is swapped for one that
+    # keeps to DEADLINE.
+    transport._pool._network_backend = _DeadlineBackend()
+    return transport
 
 
 @dataclass
@@ -60,6 +124,25 @@ async def _close_at_loop_shutdown(
             await client.aclose()
 
 
+# Closings scheduled for pools nobody holds any more: a task is only weakly kept by its loop.
+_CLOSING: set[asyncio.Future[None]] = set()
+
+
+def _close_async(
+    states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients],
+) -> None:
+    """Close a dropped pool's async clients on their loops (their sockets belong there)."""
+    for loop, state in list(states.items()):
+        if state.closer is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(_close_soon, state.closer)
+
+
+def _close_soon(closer: AsyncGenerator[None, None]) -> None:
+    task = asyncio.ensure_future(closer.aclose())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
 def _close_sync(pairs: SyncClients) -> None:
     clients = [client for client, _ in pairs.values()]
     pairs.clear()
@@ -76,7 +159,8 @@ class ConnectionPool:
     belong to the loop that opened them: a new ``asyncio.run`` gets fresh ones and
     closes them when it ends, a long-lived (Jupyter) loop keeps reusing its own.
     Copies made by ``copy.deepcopy`` and pickling start empty. A pool nobody holds any
-    more closes its sync connections (notebooks and scripts drop instances unclosed).
+    more closes its connections (notebooks and scripts drop instances unclosed): sync
+    ones at once, async ones on their loop.
 
     It also holds the cooldown its instances share: after a 429 with ``Retry-After``,
     none of them sends again before that time is up.
@@ -90,6 +174,7 @@ class ConnectionPool:
         )
         self._cooldown_until = 0.0
         weakref.finalize(self, _close_sync, self._sync)
+        weakref.finalize(self, _close_async, self._async)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionPool:
         return ConnectionPool()
@@ -122,8 +207,9 @@ class ConnectionPool:
         with self._lock:
             pair = self._sync.get(key)
             if pair is None:
+                limits = self._limits(max_concurrency)
                 client = httpx.Client(
-                    transport=transport, limits=self._limits(max_concurrency), verify=_tls()
+                    transport=transport or _sync_transport(limits), limits=limits, verify=_tls()
                 )
                 pair = self._sync[key] = (client, threading.BoundedSemaphore(max_concurrency))
             return pair
