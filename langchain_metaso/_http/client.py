@@ -101,7 +101,7 @@ class MetasoClient:
             return self._run(call, self._parsed, deadline)[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            hit = self._from_cache(call, in_time(time_left(deadline), cache, cache_get, key))
+            hit = self._from_cache(call, in_time(_cache_time(deadline), cache, cache_get, key))
             if hit is not None:
                 return hit
             flight, leader = join(cache, key, self.api_key)
@@ -112,7 +112,7 @@ class MetasoClient:
                     continue
             with flight:
                 flight.answer, result = self._run(call, self._parsed, deadline)
-                in_time(time_left(deadline), cache, cache_set, key, flight.answer)
+                in_time(_cache_time(deadline), cache, cache_set, key, flight.answer)
                 return result
 
     async def arequest(self, call: Call[T]) -> T:
@@ -123,7 +123,7 @@ class MetasoClient:
             return (await self._arun(call, self._parsed, deadline))[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            entry = await ain_time(time_left(deadline), acache_get(cache, key))
+            entry = await ain_time(_cache_time(deadline), acache_get(cache, key))
             hit = self._from_cache(call, entry)
             if hit is not None:
                 return hit
@@ -135,7 +135,7 @@ class MetasoClient:
                     continue
             with flight:
                 flight.answer, result = await self._arun(call, self._parsed, deadline)
-                await ain_time(time_left(deadline), acache_set(cache, key, flight.answer))
+                await ain_time(_cache_time(deadline), acache_set(cache, key, flight.answer))
                 return result
 
     def stream(self, call: Call[T]) -> Iterator[T]:
@@ -391,3 +391,8 @@ class MetasoClient:
             return reply.response
         response, body = errors.answered(reply)
         raise errors.not_event_stream(response, body)
+
+
+def _cache_time(deadline: float | None) -> float | None:
+    left = time_left(deadline)  # a quarter of it: a hung cache leaves time for the call
+    return None if left is None else left / 4
