@@ -20,6 +20,7 @@ class HostileServer:
         self.behave = behave
         self.release = threading.Event()
         self.closed_by_client = threading.Event()
+        self.arrived = threading.Event()  # set once a request has been read
         self.requests = 0
         self.connections = 0
         self._lock = threading.Lock()
@@ -47,6 +48,7 @@ class HostileServer:
                 while self._read_request(conn):
                     with self._lock:
                         self.requests += 1
+                    self.arrived.set()
                     self.behave(conn, self)
             except OSError:
                 pass

@@ -98,8 +98,7 @@ def test_a_call_that_gets_no_slot_in_time_fails_and_sends_nothing(hostile: Any) 
     settings = config(server.url, max_concurrency=1, total_timeout=None, timeout=30)
     first = threading.Thread(target=settings.client.request, args=(search(),))
     first.start()  # holds the one slot until the server is released
-    while server.requests < 1:  # the first request has arrived: its slot is taken
-        threading.Event().wait(0.005)
+    assert server.arrived.wait(30)  # the first request has arrived: its slot is taken
     later = settings.model_copy(update={"total_timeout": 0.3}).client
     with pytest.raises(MetasoTimeoutError, match="free max_concurrency slot"):
         later.request(search())
@@ -115,8 +114,7 @@ async def test_an_async_call_that_gets_no_slot_in_time_fails_and_sends_nothing(
     server = hostile(answers_when_released)
     settings = config(server.url, max_concurrency=1, total_timeout=None, timeout=30)
     first = asyncio.ensure_future(settings.client.arequest(search()))
-    while server.requests < 1:
-        await asyncio.sleep(0.005)
+    assert await asyncio.to_thread(server.arrived.wait, 30)
     later = settings.model_copy(update={"total_timeout": 0.3}).client
     with pytest.raises(MetasoTimeoutError, match="free max_concurrency slot"):
         await later.arequest(search())
