@@ -66,6 +66,7 @@ HINTS = {
     "returned an unusable answer": "MetasoResponseError",
     "Timeout": "MetasoTimeoutError",
     "could not reach": "MetasoConnectionError",
+    "did not get the whole answer": "MetasoConnectionError",
 }
 
 

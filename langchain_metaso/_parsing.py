@@ -20,6 +20,7 @@ __all__ = [
     "ScopeName",
     "Text",
     "TextList",
+    "as_int",
     "check_query",
     "is_text",
     "lenient",
@@ -36,7 +37,7 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -62,7 +63,7 @@ def _as_dict(value: Any) -> dict[str, Any] | None:
 
 
 Text = Annotated[str | None, BeforeValidator(_as_text)]
-Int = Annotated[int | None, BeforeValidator(_as_int)]
+Int = Annotated[int | None, BeforeValidator(as_int)]
 TextList = Annotated[list[str] | None, BeforeValidator(_as_text_list)]
 # dict[Any, Any]: its keys are not re-validated, so one that is not valid text passes.
 JsonObject = Annotated[dict[Any, Any] | None, BeforeValidator(_as_dict)]

@@ -28,6 +28,7 @@ from pydantic import (
 from typing_extensions import Self
 
 from langchain_metaso._http import ConnectionPool, MetasoClient
+from langchain_metaso._http.body import DEFAULT_MAX_RESPONSE_BYTES
 from langchain_metaso.cache import MetasoCache
 from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
 from langchain_metaso.usage import Budget, CreditBudget
@@ -142,7 +143,12 @@ class MetasoConfig(BaseModel):
     """First backoff in seconds; it doubles each retry (with jitter), unless the
     server's ``Retry-After`` says otherwise."""
     max_concurrency: int = Field(default=16, ge=1, le=1000)
-    """Requests in flight at once from this instance and its copies; more wait."""
+    """Requests in flight at once from this instance and its copies; more wait (within
+    ``total_timeout``)."""
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024)
+    """The largest answer read, counted after decompression (a stream's events too);
+    past it the call fails with ``MetasoResponseError``. The default, 32 MiB, is far above
+    any real answer."""
     transport: Any = Field(default=None, exclude=True, repr=False)
     """An ``httpx`` transport to send through instead of the network (e.g.
     ``MetasoEmulator().transport()`` for offline tests)."""
@@ -285,6 +291,7 @@ class MetasoConfig(BaseModel):
             rate_limiter=self.rate_limiter,
             total_timeout=self.total_timeout,
             budget=self._credit_budget(),
+            max_response_bytes=self.max_response_bytes,
         )
 
     def _credit_budget(self) -> Budget | None:

@@ -18,7 +18,7 @@ from langchain_metaso.config import MetasoConfig
 from langchain_metaso.errors import MetasoError
 from langchain_metaso.filters import FilterSettings
 from langchain_metaso.paged_search import (
-    SearchFlow,
+    PagedSearch,
     SearchOutcome,
     arun_search,
     paged_search,
@@ -211,7 +211,7 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
 
     # --- shared by both paths, no I/O ---
 
-    def _search(self) -> SearchFlow:
+    def _search(self) -> PagedSearch:
         assert self.query is not None  # the model validator guarantees it
         # Only the links are used: summaries would cost credits for nothing.
         request = SearchRequest(

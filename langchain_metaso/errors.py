@@ -210,15 +210,23 @@ class MetasoConnectionError(MetasoError):
 
     endpoint: str
     url: str
+    answered: bool
     advice = "Check the network and the base URL (METASO_BASE_URL), then retry."
 
     def __init__(
-        self, problem: str, *, endpoint: str, url: str = "", advice: str | None = None
+        self,
+        problem: str,
+        *,
+        endpoint: str,
+        url: str = "",
+        advice: str | None = None,
+        answered: bool = False,
     ) -> None:
-        self._keep((problem,), endpoint=endpoint, url=url, advice=advice)
+        self._keep((problem,), endpoint=endpoint, url=url, advice=advice, answered=answered)
+        # "Could not reach" only when nothing came back; else the answer broke off.
+        failed = "did not get the whole answer from" if answered else "could not reach"
         super().__init__(
-            f"Metaso {endpoint} could not reach {url or 'the server'}: {_sentence(problem)} "
-            f"{self.advice}"
+            f"Metaso {endpoint} {failed} {url or 'the server'}: {_sentence(problem)} {self.advice}"
         )
 
 

@@ -48,7 +48,6 @@ __all__ = [
     "host_of",
     "normalize_domain",
     "result_date",
-    "result_url",
 ]
 
 OUTSIDE = "outside the requested sites"
@@ -148,14 +147,10 @@ def domain_matches(host: str, domain: str) -> bool:
     return host == domain or host.endswith("." + domain)
 
 
-def result_url(item: object) -> str | None:
-    """The URL that stands for a search result's site: its ``link``, else its
-    ``image_url`` (image results have no link)."""
-    for name in ("link", "image_url"):
-        value = getattr(item, name, None)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
+def _url_of(item: object) -> str | None:
+    # A search result says which URL stands for it (``SearchResult.url``).
+    url = getattr(item, "url", None)
+    return url if isinstance(url, str) else None
 
 
 def result_date(item: object) -> str | None:
@@ -259,18 +254,11 @@ class FilterSettings(BaseModel):
                     )
         return self
 
-    def search_filters(self, **overrides: Any) -> SearchFilters:
-        """These settings as ``SearchFilters``, with each override that is not ``None`` in
-        its setting's place (a call's own values).
-
-        Raises:
-            pydantic.ValidationError: an override is not a valid value; the message names it.
-        """
+    def search_filters(self) -> SearchFilters:
+        """These settings as ``SearchFilters``."""
+        # Already validated as these settings: a hot path, once a call.
         settings = {name: getattr(self, name) for name in FilterSettings.model_fields}
-        given = {name: value for name, value in overrides.items() if value is not None}
-        if not given:  # already validated as these settings: a hot path, once a call
-            return SearchFilters.model_construct(**settings)
-        return SearchFilters(**{**settings, **given})
+        return SearchFilters.model_construct(**settings)
 
 
 class SearchFilters(FilterSettings):
@@ -300,17 +288,6 @@ class SearchFilters(FilterSettings):
             except OverflowError:  # more days than the calendar holds: every date passes
                 cutoffs.append(date.min)
         return max(cutoffs, default=None)
-
-    def drop_reason(self, url: str | None, date_text: str | None, *, today: date) -> str | None:
-        """Why a result with this URL and date would be dropped (``EXCLUDED``, ``OUTSIDE``,
-        ``"older than 2025-03-17"``, ``UNDATED``), or ``None`` if it is kept.
-
-        Args:
-            url: The result's link (for an image, its image URL; see ``result_url``).
-            date_text: The result's ``date`` as the API wrote it.
-            today: The day relative dates and ``recency_days`` count back from.
-        """
-        return self._judge(url, date_text, today, self.cutoff(today))
 
     def _judge(
         self, url: str | None, date_text: str | None, today: date, cutoff: date | None
@@ -342,7 +319,7 @@ class SearchFilters(FilterSettings):
         *,
         today: date,
         limit: int | None = None,
-        url: Callable[[T], str | None] = result_url,
+        url: Callable[[T], str | None] = _url_of,
         date_text: Callable[[T], str | None] = result_date,
     ) -> Filtered[T]:
         """The items that pass, in their order, and how many were dropped for each reason.
@@ -352,7 +329,7 @@ class SearchFilters(FilterSettings):
             today: The day relative dates and ``recency_days`` count back from.
             limit: Stop once this many pass; the items after are not judged (nor counted
                 as seen), so that ``Filtered.describe`` adds up.
-            url: Reads an item's URL (default: ``result_url``).
+            url: Reads an item's URL (default: its ``url``, as ``SearchResult.url``).
             date_text: Reads an item's date as written (default: ``result_date``).
         """
         cutoff = self.cutoff(today)

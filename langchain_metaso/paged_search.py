@@ -1,9 +1,9 @@
 """The search the tool, the retriever and the loader all run: one request, or, with site
-or date filters, up to three pages, as one sans-I/O flow.
+or date filters, up to three pages.
 
-``paged_search`` yields each ``SearchRequest`` to send and is sent back its
-``SearchResponse``; ``run_search`` and ``arun_search`` drive it and differ only in the
-line that sends. Without an active filter the flow is the one request asked for, exactly.
+``paged_search`` plans it (a ``PagedSearch``); ``run_search`` and ``arun_search`` loop
+over its pages, each sent through the client, and differ only in the line that sends.
+Without an active filter the plan is the one request asked for, exactly.
 Filters cost results, so with them further pages are fetched, at most ``MAX_REQUESTS``
 requests a call (each one costs credits):
 
@@ -20,17 +20,17 @@ start past ``total``, or ``MAX_REQUESTS`` were sent. Across its pages, a result 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from langchain_core.documents import Document
 
 from langchain_metaso._http import MetasoClient
 from langchain_metaso.dates import today_in_china
-from langchain_metaso.filters import Filtered, SearchFilters
+from langchain_metaso.filters import Filtered, FilterSettings, SearchFilters
 from langchain_metaso.search import (
     PAGE_SIZE,
+    RequestOptions,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -39,7 +39,8 @@ from langchain_metaso.search import (
 
 __all__ = [
     "MAX_REQUESTS",
-    "SearchFlow",
+    "PagedSearch",
+    "SearchOptions",
     "SearchOutcome",
     "arun_search",
     "paged_search",
@@ -50,6 +51,25 @@ logger = logging.getLogger("langchain_metaso")
 
 MAX_REQUESTS = 3
 """The most search requests one filtered call sends."""
+
+
+class SearchOptions(RequestOptions, FilterSettings):
+    """The defaults the tool and the retriever are configured with: what a search asks
+    for, and which of its results are kept (``FilterSettings``, applied by this client)."""
+
+    def search_request(
+        self, query: str, *, size: int, scope: str | None = None, page: int | None = None
+    ) -> SearchRequest:
+        """A validated request with these options; ``scope`` overrides the default."""
+        return SearchRequest(
+            query=query,
+            scope=scope or self.scope,
+            size=size,
+            page=page,
+            include_summary=self.include_summary,
+            include_raw_content=self.include_raw_content,
+            concise_snippet=self.concise_snippet,
+        )
 
 
 @dataclass(frozen=True)
@@ -77,12 +97,55 @@ class SearchOutcome:
         return self.response.to_documents(self.request, today=self.today)
 
 
-SearchFlow = Generator[SearchRequest, SearchResponse, SearchOutcome]
+@dataclass
+class PagedSearch:
+    """The pages of one search, and what was kept of those that came (see the module's
+    docstring). ``add`` each page's answer in turn, until it says to stop."""
+
+    request: SearchRequest
+    filters: SearchFilters
+    today: date
+    pages: list[SearchRequest]
+    kept: Filtered[SearchResult] = field(default_factory=lambda: Filtered([]))
+    seen: set[str] = field(default_factory=set)
+    answers: list[SearchResponse] = field(default_factory=list)
+
+    def add(self, page: SearchRequest, response: SearchResponse) -> bool:
+        """Keep what ``page``'s answer holds that passes; whether the search is done."""
+        self.answers.append(response)
+        request = self.request
+        asked, last = _span(page)
+        fresh = response.results[:asked]
+        if self.filters.active:
+            fresh = [result for result in fresh if _first_time(result, self.seen)]
+            limit = request.size - len(self.kept.kept)
+            self.kept += self.filters.apply(fresh, today=self.today, limit=limit)
+        else:  # no filter to apply: the one answer as it came (a hot path)
+            self.kept = Filtered(fresh[: request.size])
+        return (
+            len(self.kept.kept) >= request.size
+            or len(response.results) < asked
+            or (response.total is not None and last >= response.total)
+        )
+
+    def outcome(self) -> SearchOutcome:
+        """What the search kept, once its pages are in."""
+        first, kept, sent = self.answers[0], self.kept, len(self.answers)
+        if kept.dropped:
+            logger.info("Metaso search: %s (%d requests)", kept.describe(), sent)
+        if not self.filters.active and len(kept.kept) == len(first.results):
+            merged = first
+        else:
+            credits = [answer.credits for answer in self.answers if answer.credits is not None]
+            merged = first.model_copy(
+                update={"results": kept.kept, "credits": sum(credits) if credits else None}
+            )
+        return SearchOutcome(self.request, merged, kept, self.today, sent)
 
 
 def paged_search(
     request: SearchRequest, filters: SearchFilters, *, today: date | None = None
-) -> SearchFlow:
+) -> PagedSearch:
     """The search for ``request`` (``request.size`` results), keeping what ``filters`` pass.
 
     Args:
@@ -91,42 +154,24 @@ def paged_search(
         today: The day relative dates and ``recency_days`` count back from; default
             today in China.
     """
-    today = today or today_in_china()
-    kept: Filtered[SearchResult] = Filtered([])
-    seen: set[str] = set()
-    first: SearchResponse | None = None
-    credits: list[int] = []
-    sent = 0
-    paged = filters.active
-    for page in _plan(request, paged=paged):
-        response = yield page
-        sent += 1
-        first = first or response
-        if response.credits is not None:
-            credits.append(response.credits)
-        asked, last = _span(page)
-        fresh = response.results[:asked]
-        if paged:
-            fresh = [result for result in fresh if _first_time(result, seen)]
-            kept += filters.apply(fresh, today=today, limit=request.size - len(kept.kept))
-        else:  # no filter to apply: the one answer as it came (a hot path)
-            kept = Filtered(fresh[: request.size])
-        if (
-            len(kept.kept) >= request.size
-            or len(response.results) < asked
-            or (response.total is not None and last >= response.total)
-        ):
+    pages = _plan(request, paged=filters.active)
+    return PagedSearch(request, filters, today or today_in_china(), pages)
+
+
+def run_search(client: MetasoClient, search: PagedSearch) -> SearchOutcome:
+    """Send ``search``'s pages through ``client`` until it is done."""
+    for page in search.pages:
+        if search.add(page, client.request(search_call(page))):
             break
-    assert first is not None  # a plan holds at least one request
-    if kept.dropped:
-        logger.info("Metaso search: %s (%d requests)", kept.describe(), sent)
-    if not paged and len(kept.kept) == len(first.results):
-        merged = first
-    else:
-        merged = first.model_copy(
-            update={"results": kept.kept, "credits": sum(credits) if credits else None}
-        )
-    return SearchOutcome(request, merged, kept, today, sent)
+    return search.outcome()
+
+
+async def arun_search(client: MetasoClient, search: PagedSearch) -> SearchOutcome:
+    """``run_search`` on the running event loop."""
+    for page in search.pages:
+        if search.add(page, await client.arequest(search_call(page))):
+            break
+    return search.outcome()
 
 
 def _plan(request: SearchRequest, *, paged: bool) -> list[SearchRequest]:
@@ -158,25 +203,3 @@ def _first_time(result: SearchResult, seen: set[str]) -> bool:
         return False
     seen.add(url)
     return True
-
-
-def run_search(client: MetasoClient, flow: SearchFlow) -> SearchOutcome:
-    """Drive ``flow`` synchronously, each request through ``client``."""
-    try:
-        request = next(flow)
-        while True:
-            request = flow.send(client.request(search_call(request)))
-    except StopIteration as stop:
-        outcome: SearchOutcome = stop.value
-        return outcome
-
-
-async def arun_search(client: MetasoClient, flow: SearchFlow) -> SearchOutcome:
-    """Drive ``flow`` on the running event loop, each request through ``client``."""
-    try:
-        request = next(flow)
-        while True:
-            request = flow.send(await client.arequest(search_call(request)))
-    except StopIteration as stop:
-        outcome: SearchOutcome = stop.value
-        return outcome

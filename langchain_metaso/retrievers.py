@@ -15,8 +15,14 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from langchain_metaso.config import MetasoConfig, check_arguments
 from langchain_metaso.filters import FilterSettings
-from langchain_metaso.paged_search import SearchFlow, arun_search, paged_search, run_search
-from langchain_metaso.search import MAX_SIZE, RequestOptions, SearchOptions
+from langchain_metaso.paged_search import (
+    PagedSearch,
+    SearchOptions,
+    arun_search,
+    paged_search,
+    run_search,
+)
+from langchain_metaso.search import MAX_SIZE, RequestOptions
 
 __all__ = ["MetasoRetriever"]
 
@@ -129,7 +135,7 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         settings = self._for_call(overrides)
         return (await arun_search(settings.client, settings._flow(query))).to_documents()
 
-    def _flow(self, query: str) -> SearchFlow:
+    def _flow(self, query: str) -> PagedSearch:
         try:
             request = self.search_request(query, size=self.k, page=self.page)
         except ValidationError as exc:  # the query: the settings were checked already

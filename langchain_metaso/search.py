@@ -27,7 +27,6 @@ from langchain_metaso._parsing import (
     stable_id,
 )
 from langchain_metaso.dates import iso_date, today_in_china
-from langchain_metaso.filters import FilterSettings, result_url
 from langchain_metaso.scopes import SCOPES, Scope, result_key
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "RequestOptions",
     "Scope",
     "ScopeName",
-    "SearchOptions",
     "SearchRequest",
     "SearchResponse",
     "SearchResult",
@@ -62,25 +60,6 @@ class RequestOptions(BaseModel):
     """Ask for each page's full text (it then becomes ``page_content``)."""
     concise_snippet: bool | None = None
     """Ask for shorter snippets."""
-
-
-class SearchOptions(RequestOptions, FilterSettings):
-    """The defaults the tool and the retriever are configured with: what a search asks
-    for, and which of its results are kept (``FilterSettings``, applied by this client)."""
-
-    def search_request(
-        self, query: str, *, size: int, scope: str | None = None, page: int | None = None
-    ) -> SearchRequest:
-        """A validated request with these options; ``scope`` overrides the default."""
-        return SearchRequest(
-            query=query,
-            scope=scope or self.scope,
-            size=size,
-            page=page,
-            include_summary=self.include_summary,
-            include_raw_content=self.include_raw_content,
-            concise_snippet=self.concise_snippet,
-        )
 
 
 class SearchRequest(RequestOptions):
@@ -145,8 +124,12 @@ class SearchResult(BaseModel):
 
     @property
     def url(self) -> str | None:
-        """The URL that stands for the result: its ``link``, else (an image) its ``image_url``."""
-        return result_url(self)
+        """The URL that stands for the result (and its site, to the filters): its ``link``,
+        else (an image has no link) its ``image_url``."""
+        for value in (self.link, self.image_url):
+            if value and value.strip():
+                return value
+        return None
 
     def identity(self, url: str | None = None) -> str:
         """What tells this result apart from every other: its ``url`` (given, if the

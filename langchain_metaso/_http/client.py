@@ -1,35 +1,41 @@
 """``MetasoClient``: the driver of every request of every public class.
 
-Building a request, retrying, mapping errors and parsing the answer live here once, in
-``MetasoClient._exchange``, a generator that never does I/O itself: it yields
-``(delay, request, deadline)`` steps and is sent back each outcome. ``request`` (sync)
-and ``arequest`` (async) drive it and differ only in the lines that sleep and send;
-``stream`` and ``astream`` drive the same generator for a server-sent event stream.
-The retry policy is ``retry.RetryPolicy``; the error table is ``error_table``.
+Building a request, retrying and parsing the answer live here once, in
+``MetasoClient._attempts``, a generator that never does I/O itself: it yields
+``(delay, request)`` steps and is sent back each ``Reply``. ``_run`` (sync) and ``_arun``
+(async) drive it and differ only in the lines that wait and send; ``stream`` and
+``astream`` drive the same generator, then read the event stream. Failed answers become
+typed errors in ``failures``; the retry policy is ``retry.RetryPolicy``; the bytes of an
+answer are counted, decompressed and timed in ``body``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
-from contextlib import aclosing, closing, nullcontext
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from contextlib import aclosing, closing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 from langchain_core.rate_limiters import BaseRateLimiter
 from pydantic import SecretStr
 
+from langchain_metaso._http.body import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    BodyReader,
+    EventReader,
+    drain_async,
+    drain_sync,
+    time_left,
+)
 from langchain_metaso._http.call import ACCEPT, Call
-from langchain_metaso._http.error_table import meaning
-from langchain_metaso._http.pool import ConnectionPool
-from langchain_metaso._http.retry import RetryPolicy, parse_retry_after
-from langchain_metaso._http.single_flight import Abandoned, join
-from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder, aiter_events, iter_events
+from langchain_metaso._http.failures import CallErrors, Reply, is_html
+from langchain_metaso._http.pool import DEADLINE, ConnectionPool
+from langchain_metaso._http.retry import RetryPolicy
+from langchain_metaso._http.single_flight import Abandoned, ain_time, in_time, join
 from langchain_metaso.cache import (
     MetasoCache,
     acache_get,
@@ -38,14 +44,7 @@ from langchain_metaso.cache import (
     cache_key,
     cache_set,
 )
-from langchain_metaso.errors import (
-    MetasoAPIError,
-    MetasoConnectionError,
-    MetasoError,
-    MetasoRateLimitError,
-    MetasoResponseError,
-    MetasoTimeoutError,
-)
+from langchain_metaso.errors import MetasoError, MetasoRateLimitError
 from langchain_metaso.usage import Budget, areserve, credits_from, record_usage, reserve
 
 __all__ = ["MetasoClient"]
@@ -56,13 +55,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 USER_AGENT = "langchain-metaso"
-EXCERPT_CHARS = 300
 
-# What an attempt came back with: the response and its body (None while an event
-# stream is still unread), or the transport's error.
-Outcome = tuple[httpx.Response, bytes | None] | httpx.RequestError
-Step = tuple[float, httpx.Request, float | None]
-Flow = Generator[Step, Outcome | None, R]
+Step = tuple[float, httpx.Request]
+Attempts = Generator[Step, Reply, R]
+Read = Callable[[Call[T], CallErrors, Reply], R]  # a reply made a result, or an error
 
 
 @dataclass(frozen=True)
@@ -85,76 +81,62 @@ class MetasoClient:
     rate_limiter: BaseRateLimiter | None = None
     total_timeout: float | None = None
     budget: Budget | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    policy: RetryPolicy = field(init=False, repr=False)
 
-    @property
-    def policy(self) -> RetryPolicy:
-        """The retry policy of this client's calls."""
-        return RetryPolicy(
-            max_retries=self.max_retries,
-            backoff=self.retry_backoff,
-            timeout=self.timeout,
-            total_timeout=self.total_timeout,
-        )
+    def __post_init__(self) -> None:
+        policy = RetryPolicy(self.max_retries, self.retry_backoff, self.timeout, self.total_timeout)
+        object.__setattr__(self, "policy", policy)
 
     def request(self, call: Call[T]) -> T:
         """Run ``call`` synchronously, with retries; raise a ``MetasoError`` on failure.
 
         With a cache, an identical earlier answer is served from it, and an identical call
-        in flight is waited for rather than sent again.
+        (same key and base URL) in flight is waited for rather than sent again. A cache that
+        cannot answer within ``total_timeout`` is skipped, with a warning.
         """
+        deadline = self.policy.deadline(time.monotonic())
         cache = self.cache
         if cache is None or call.expect == "events":
-            return self._send(call)[1]
+            return self._send(call, deadline)[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            hit = self._from_cache(call, cache_get(cache, key))
+            hit = self._from_cache(call, in_time(_cache_time(deadline), cache, cache_get, key))
             if hit is not None:
                 return hit
-            flight, leader = join(cache, key)
+            flight, leader = join(cache, key, self.api_key)
             if not leader:
                 try:
                     return self._shared(call, flight.wait())
                 except Abandoned:
                     continue
             with flight:
-                flight.answer, result = self._send(call)
-                cache_set(cache, key, flight.answer)
+                flight.answer, result = self._send(call, deadline)
+                in_time(_cache_time(deadline), cache, cache_set, key, flight.answer)
                 return result
 
     async def arequest(self, call: Call[T]) -> T:
         """``request`` on the running event loop; the cache is read without blocking it."""
+        deadline = self.policy.deadline(time.monotonic())
         cache = self.cache
         if cache is None or call.expect == "events":
-            return (await self._asend(call))[1]
+            return (await self._asend(call, deadline))[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            hit = self._from_cache(call, await acache_get(cache, key))
+            entry = await ain_time(_cache_time(deadline), acache_get(cache, key))
+            hit = self._from_cache(call, entry)
             if hit is not None:
                 return hit
-            flight, leader = join(cache, key)
+            flight, leader = join(cache, key, self.api_key)
             if not leader:
                 try:
                     return self._shared(call, await flight.wait_async())
                 except Abandoned:
                     continue
             with flight:
-                flight.answer, result = await self._asend(call)
-                await acache_set(cache, key, flight.answer)
+                flight.answer, result = await self._asend(call, deadline)
+                await ain_time(_cache_time(deadline), acache_set(cache, key, flight.answer))
                 return result
-
-    def _send(self, call: Call[T]) -> tuple[Any, T]:
-        """Send ``call`` (no cache): its decoded answer and its parsed result."""
-        with reserve(call.endpoint, self.budget) as reservation:
-            answer: tuple[Any, T] = self._drive(self._exchange(call, self._interpret), stream=False)
-            reservation.settle(credits_from(answer[0]))
-            return answer
-
-    async def _asend(self, call: Call[T]) -> tuple[Any, T]:
-        async with areserve(call.endpoint, self.budget) as reservation:
-            flow: Flow[tuple[Any, T]] = self._exchange(call, self._interpret)
-            answer = await self._adrive(flow, stream=False)
-            await reservation.asettle(credits_from(answer[0]))
-            return answer
 
     def stream(self, call: Call[T]) -> Iterator[T]:
         """Send an ``"events"`` call; yield ``call.parse`` of each event's data, in order.
@@ -167,109 +149,174 @@ class MetasoClient:
         charged (budgets charge their expected price: streams report no credits), also
         when the caller stops reading early.
         """
-        _, slot = self.pool.sync_lane(self.transport, self.max_concurrency)
-        with reserve(call.endpoint, self.budget) as reservation, slot:
-            deadline = self.policy.deadline(time.monotonic())
-            response = self._drive(self._exchange(call, self._opened, deadline), stream=True)
-            tally = _Tally(deadline)
+        deadline = self.policy.deadline(time.monotonic())
+        with reserve(call.endpoint, self.budget) as reservation:
+            response = self._run(call, self._opened, deadline)  # holds a slot until closed
+            events = self._events(call, response, deadline)
+            raw = events.body.raw(response)
             try:
-                for event in iter_events(response.iter_lines(), self._decoder(call)):
-                    yield self._on_event(call, event, tally)
+                while not events.done:
+                    chunk = next(raw, None)
+                    yield from events.feed(chunk)
+                drain_sync(response, raw)  # so the connection goes back to the pool
             except httpx.RequestError as exc:
-                raise self._connection_error(call, exc) from exc
+                raise events.errors.connection(exc, status=response.status_code) from exc
             finally:
                 response.close()
-                reservation.settle(tally.credits)
+                self.pool.sync_client(self.transport, self.max_concurrency)[1].release()
+                reservation.settle(events.credits)
 
     async def astream(self, call: Call[T]) -> AsyncIterator[T]:
         """``stream`` on the running event loop."""
-        _, slot = await self.pool.async_lane(self.transport, self.max_concurrency)
-        async with areserve(call.endpoint, self.budget) as reservation, slot:
-            deadline = self.policy.deadline(time.monotonic())
-            flow = self._exchange(call, self._opened, deadline)
-            response = await self._adrive(flow, stream=True)
-            tally = _Tally(deadline)
+        deadline = self.policy.deadline(time.monotonic())
+        async with areserve(call.endpoint, self.budget) as reservation:
+            response = await self._arun(call, self._opened, deadline)
+            events = self._events(call, response, deadline)
+            raw = events.body.araw(response)
             try:
-                async for event in aiter_events(response.aiter_lines(), self._decoder(call)):
-                    yield self._on_event(call, event, tally)
+                while not events.done:
+                    chunk = await anext(raw, None)
+                    for item in events.feed(chunk):
+                        yield item
+                await drain_async(raw)  # so the connection goes back to the pool
             except httpx.RequestError as exc:
-                raise self._connection_error(call, exc) from exc
+                raise events.errors.connection(exc, status=response.status_code) from exc
             finally:
                 await response.aclose()
-                await reservation.asettle(tally.credits)
+                (await self.pool.async_client(self.transport, self.max_concurrency))[1].release()
+                await reservation.asettle(events.credits)
 
-    def _drive(self, flow: Flow[R], *, stream: bool) -> R:
-        client, slots = self.pool.sync_lane(self.transport, self.max_concurrency)
-        steps = _Steps(flow)
-        for delay, request, deadline in steps:
+    def _send(self, call: Call[T], deadline: float | None) -> tuple[Any, T]:
+        """Send ``call`` (no cache), its expected cost held on its budgets until answered:
+        its decoded answer and its parsed result."""
+        with reserve(call.endpoint, self.budget) as reservation:
+            answer = self._run(call, self._parsed, deadline)
+            reservation.settle(credits_from(answer[0]))
+            return answer
+
+    async def _asend(self, call: Call[T], deadline: float | None) -> tuple[Any, T]:
+        async with areserve(call.endpoint, self.budget) as reservation:
+            answer = await self._arun(call, self._parsed, deadline)
+            await reservation.asettle(credits_from(answer[0]))
+            return answer
+
+    def _run(self, call: Call[T], read: Read[T, R], deadline: float | None) -> R:
+        client, slots = self.pool.sync_client(self.transport, self.max_concurrency)
+        errors = self.errors(call)
+        attempts = self._attempts(call, errors, read, deadline)
+        delay, request = next(attempts)
+        while True:
             if delay:
                 time.sleep(delay)
             if self.rate_limiter is not None:
                 self.rate_limiter.acquire()
-            # A stream's caller already holds its slot, for as long as it reads.
-            with nullcontext() if stream else slots:
-                try:
-                    response = client.send(request, stream=True)
-                    body = None
-                    if not (stream and _is_event_stream(response)):
-                        with closing(response):
-                            body = [_in_time(deadline, c) for c in response.iter_bytes()]
-                    steps.outcome = _answer(response, body)
-                except httpx.RequestError as exc:
-                    steps.outcome = exc
-        return steps.result
+            if not slots.acquire(timeout=time_left(deadline)):
+                raise errors.out_of_time("waiting for a free max_concurrency slot")
+            reply = Reply()
+            bound = DEADLINE.set(deadline)
+            try:
+                reply.response = client.send(request, stream=True)
+                if not reply.opened(call):
+                    with closing(reply.response):
+                        body = BodyReader(errors, reply.response, self.max_response_bytes, deadline)
+                        reply.body = body.read(reply.response)
+            except httpx.RequestError as exc:
+                reply.error = exc
+            finally:
+                DEADLINE.reset(bound)
+                if not reply.opened(call):
+                    slots.release()  # an opened stream keeps it until closed
+            try:
+                delay, request = attempts.send(reply)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
 
-    async def _adrive(self, flow: Flow[R], *, stream: bool) -> R:
-        client, slots = await self.pool.async_lane(self.transport, self.max_concurrency)
-        steps = _Steps(flow)
-        for delay, request, deadline in steps:
+    async def _arun(self, call: Call[T], read: Read[T, R], deadline: float | None) -> R:
+        client, slots = await self.pool.async_client(self.transport, self.max_concurrency)
+        errors = self.errors(call)
+        attempts = self._attempts(call, errors, read, deadline)
+        delay, request = next(attempts)
+        while True:
             if delay:
                 await asyncio.sleep(delay)
             if self.rate_limiter is not None:
                 await self.rate_limiter.aacquire()
-            async with nullcontext() if stream else slots:
-                try:
-                    response = await client.send(request, stream=True)
-                    body = None
-                    if not (stream and _is_event_stream(response)):
-                        async with aclosing(response):
-                            body = [_in_time(deadline, c) async for c in response.aiter_bytes()]
-                    steps.outcome = _answer(response, body)
-                except httpx.RequestError as exc:
-                    steps.outcome = exc
-        return steps.result
+            try:
+                if slots.locked():
+                    await asyncio.wait_for(slots.acquire(), time_left(deadline))
+                else:
+                    await slots.acquire()
+            except asyncio.TimeoutError:
+                raise errors.out_of_time("waiting for a free max_concurrency slot") from None
+            reply = Reply()
+            try:  # within the deadline as a whole: headers trickled a byte at a time too
+                fetch = self._afetch(client, request, call, errors, deadline, reply)
+                await asyncio.wait_for(fetch, time_left(deadline))
+            except httpx.RequestError as exc:
+                reply.error = exc
+            except asyncio.TimeoutError:
+                reply.error = httpx.ReadTimeout("total_timeout passed while waiting")
+            finally:
+                if not reply.opened(call):
+                    slots.release()
+            try:
+                delay, request = attempts.send(reply)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    async def _afetch(
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        call: Call[Any],
+        errors: CallErrors,
+        deadline: float | None,
+        reply: Reply,
+    ) -> None:
+        reply.response = await client.send(request, stream=True)
+        if not reply.opened(call):
+            async with aclosing(reply.response):
+                body = BodyReader(errors, reply.response, self.max_response_bytes, deadline)
+                reply.body = await body.aread(reply.response)
 
     # --- everything below is shared by sync and async, and does no I/O ---
 
     def url(self, endpoint: str) -> str:
         return f"{self.base_url.rstrip('/')}/{endpoint}"
 
-    def _exchange(
+    def errors(self, call: Call[Any]) -> CallErrors:
+        return CallErrors(
+            call.endpoint,
+            self.url(call.endpoint),
+            self.api_key.get_secret_value(),
+            self.timeout,
+            self.total_timeout,
+        )
+
+    def _attempts(
         self,
-        call: Call[Any],
-        interpret: Callable[[Call[Any], Outcome], R],
-        deadline: float | None = None,
-    ) -> Flow[R]:
+        call: Call[T],
+        errors: CallErrors,
+        read: Read[T, R],
+        deadline: float | None,
+    ) -> Attempts[R]:
         policy = self.policy
-        if deadline is None:
-            deadline = policy.deadline(time.monotonic())
-        content = _encode(call.body)
+        content = call.content()
         delay, attempt = 0.0, 0
         while True:
-            delay = max(delay, self._cooldown(call, policy, deadline))
+            delay = max(delay, self._cooldown(errors, deadline))
             request = self._build(call, content, policy.attempt_timeout(deadline, delay))
-            outcome = yield delay, request, deadline
-            assert outcome is not None  # the drivers always send one back
+            reply = yield delay, request
             try:
-                return interpret(call, outcome)
+                return read(call, errors, reply)
             except MetasoError as exc:
                 if isinstance(exc, MetasoRateLimitError) and exc.retry_after:
                     self.pool.cool_down(exc.retry_after)  # for every copy, not just this call
                 wait = policy.retry_delay(exc, attempt)
-                if wait is None:
+                if wait is None or reply.cut_off:  # a 2xx may already be charged for
                     raise
                 if not policy.fits(wait, deadline):
-                    raise self._out_of_time(call, exc) from exc
+                    raise errors.no_time_to_retry(exc) from exc
                 delay = wait
                 attempt += 1
                 logger.info(
@@ -283,20 +330,22 @@ class MetasoClient:
     def _build(self, call: Call[Any], content: bytes, timeout: float) -> httpx.Request:
         return httpx.Request(
             "POST",
-            _parsed_url(self.url(call.endpoint)),
+            self.url(call.endpoint),
             headers={
                 "Authorization": f"Bearer {self.api_key.get_secret_value()}",
                 "Content-Type": "application/json",
                 "Accept": ACCEPT[call.expect],
+                # Only what ``body`` decompresses within max_response_bytes.
+                "Accept-Encoding": "gzip, deflate",
                 "User-Agent": USER_AGENT,
             },
             content=content,
-            # No pool timeout: waiting for a free connection is how max_concurrency
-            # queues requests, and each request ahead is bounded by its own timeout.
+            # No pool timeout: the slots bound the requests in flight, so a free
+            # connection is there for each one that holds a slot.
             extensions={"timeout": httpx.Timeout(timeout, pool=None).as_dict()},
         )
 
-    def _cooldown(self, call: Call[Any], policy: RetryPolicy, deadline: float | None) -> float:
+    def _cooldown(self, errors: CallErrors, deadline: float | None) -> float:
         """The wait before the next attempt that the shared cooldown imposes.
 
         Raises:
@@ -305,41 +354,20 @@ class MetasoClient:
         left = self.pool.cooldown_left()
         if not left:
             return 0.0
-        wait = policy.cooldown_wait(left, deadline)
+        wait = self.policy.cooldown_wait(left, deadline)
         if wait is None:
-            raise MetasoRateLimitError(
-                "not sent: an earlier request was answered HTTP 429 and the wait it asked "
-                "for is not over",
-                status_code=429,
-                endpoint=call.endpoint,
-                url=self.url(call.endpoint),
-                retry_after=round(left, 1),
-            )
+            raise errors.cooling_down(left)
         return wait
+
+    def _events(self, call: Call[T], response: httpx.Response, deadline: Any) -> EventReader[T]:
+        errors = self.errors(call)
+        body = BodyReader(errors, response, self.max_response_bytes, deadline)
+        return EventReader(call, errors, body, BodyReader.charset(response))
 
     def _shared(self, call: Call[T], answer: Any) -> T:
         """The result of an identical call's answer: it cost this call nothing."""
         record_usage(call.endpoint, None, cache_hit=True)
         return call.parse(answer)
-
-    def _interpret(self, call: Call[T], outcome: Outcome) -> tuple[Any, T]:
-        response, body = self._answered(call, outcome)
-        if call.expect == "text":
-            if _is_html(response, body):  # not the reader's Markdown: a wrong base_url
-                raise self._web_page(call)
-            decoded: Any = body.decode(response.encoding or "utf-8", errors="replace")
-        else:
-            decoded = self._decode_json(call, response, body)
-        try:
-            result = call.parse(decoded)
-        except ValueError as exc:
-            raise MetasoResponseError(
-                self._redact(str(exc)),
-                endpoint=call.endpoint,
-                body_excerpt=self._excerpt(body),
-                url=self.url(call.endpoint),
-            ) from exc
-        return decoded, result
 
     def _from_cache(self, call: Call[T], entry: Any) -> T | None:
         """The parsed cache entry of an identical earlier call, if there is one that parses."""
@@ -354,274 +382,30 @@ class MetasoClient:
         record_usage(call.endpoint, None, cache_hit=True)
         return result
 
-    def _opened(self, call: Call[Any], outcome: Outcome) -> httpx.Response:
-        """The response of a stream call, its body still unread, once it is an event stream."""
-        if isinstance(outcome, tuple) and outcome[1] is None and outcome[0].status_code < 300:
-            return outcome[0]
-        response, body = self._answered(call, outcome)
-        # Metaso reports bad parameters as HTTP 200 JSON, even to a stream request.
-        self._decode_json(call, response, body)
-        content_type = response.headers.get("content-type", "no content type")
-        raise MetasoResponseError(
-            f"expected a server-sent event stream (text/event-stream), got {content_type}",
-            endpoint=call.endpoint,
-            body_excerpt=self._excerpt(body),
-            url=self.url(call.endpoint),
-        )
-
-    def _answered(self, call: Call[Any], outcome: Outcome) -> tuple[httpx.Response, bytes]:
-        """The response and its body, if it is a success; else the error it stands for."""
-        if isinstance(outcome, httpx.RequestError):
-            raise self._connection_error(call, outcome) from outcome
-        response, body = outcome
-        status = response.status_code
-        logger.debug("Metaso %s: HTTP %d from %s", call.endpoint, status, self.url(call.endpoint))
-        if status >= 300:
-            raise self._http_error(call, response, body or b"")
-        return response, body or b""
-
-    def _connection_error(self, call: Call[Any], exc: httpx.RequestError) -> MetasoError:
-        problem = self._redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        url = self.url(call.endpoint)
-        if not isinstance(exc, httpx.TransportError):  # e.g. a body that fails to decompress
-            return MetasoResponseError(problem, endpoint=call.endpoint, url=url)
-        if isinstance(exc, httpx.TimeoutException):
-            limits = f"timeout={self.timeout:g} s for each step of an attempt"
-            if self.total_timeout is not None:
-                limits += f", total_timeout={self.total_timeout:g} s for the whole call"
-            return MetasoTimeoutError(
-                problem,
-                endpoint=call.endpoint,
-                url=url,
-                advice=(
-                    f"No answer in time ({limits}). Check the network and the base URL, "
-                    "then retry, or raise these limits for a slow service."
-                ),
-            )
-        return MetasoConnectionError(problem, endpoint=call.endpoint, url=url)
-
-    def _out_of_time(self, call: Call[Any], last: MetasoError) -> MetasoTimeoutError:
-        """The error of a call whose next retry could not finish within total_timeout."""
-        return MetasoTimeoutError(
-            f"{type(last).__name__}, and no time left for another attempt within "
-            f"total_timeout={self.total_timeout:g} s: {last}",
-            endpoint=call.endpoint,
-            url=self.url(call.endpoint),
-            advice="Raise total_timeout (None for no bound) or retry later.",
-        )
-
-    def _decoder(self, call: Call[Any]) -> SSEDecoder:
-        return SSEDecoder(call.endpoint, excerpt=self._shorten)
-
-    def _on_event(self, call: Call[T], event: ServerSentEvent, tally: _Tally) -> T:
-        """One event of a stream, parsed; its credits counted; the deadline checked."""
-        _check_deadline(tally.deadline)
-        tally.credits = credits_from(event.data) or tally.credits
-        return self._parse_event(call, event)
-
-    def _parse_event(self, call: Call[T], event: ServerSentEvent) -> T:
-        # A server that fails once the stream has started can only say so in an event.
-        if isinstance(event.data, dict) and _is_error(event.data):
-            raise self._api_error(call, 200, event.data)
+    def _parsed(self, call: Call[T], errors: CallErrors, reply: Reply) -> tuple[Any, T]:
+        """A whole answer, decoded and parsed."""
+        response, body = errors.answered(reply)
+        if call.expect == "text":
+            if is_html(response, body):  # not the reader's Markdown: a wrong base_url
+                raise errors.web_page()
+            decoded: Any = body.decode(BodyReader.charset(response), errors="replace")
+        else:
+            decoded = errors.json_payload(response, body)
         try:
-            return call.parse(event.data)
+            result = call.parse(decoded)
         except ValueError as exc:
-            raise MetasoResponseError(
-                self._redact(str(exc)),
-                endpoint=call.endpoint,
-                body_excerpt=self._shorten(json.dumps(event.data, ensure_ascii=False)),
-            ) from exc
+            raise errors.unusable(exc, errors.excerpt(body)) from exc
+        return decoded, result
 
-    def _decode_json(self, call: Call[Any], response: httpx.Response, body: bytes) -> Any:
-        url = self.url(call.endpoint)
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
-            if _is_html(response, body):
-                raise self._web_page(call) from exc
-            content_type = response.headers.get("content-type", "no content type")
-            raise MetasoResponseError(
-                f"the body is not JSON ({content_type})",
-                endpoint=call.endpoint,
-                body_excerpt=self._excerpt(body),
-                url=url,
-            ) from exc
-        if not isinstance(payload, dict):
-            raise MetasoResponseError(
-                f"expected a JSON object, got {type(payload).__name__}",
-                endpoint=call.endpoint,
-                body_excerpt=self._excerpt(body),
-                url=url,
-            )
-        if _is_error(payload):
-            raise self._api_error(call, response.status_code, payload)
-        return payload
-
-    def _web_page(self, call: Call[Any]) -> MetasoResponseError:
-        """A web page where an answer was expected: ``base_url`` is not the API."""
-        # The page is never pasted into the message: it only says where we landed.
-        return MetasoResponseError(
-            "an HTML page, not an answer of the Metaso API",
-            endpoint=call.endpoint,
-            url=self.url(call.endpoint),
-            fails_every_request=True,
-        )
-
-    def _http_error(self, call: Call[Any], response: httpx.Response, body: bytes) -> MetasoError:
-        if response.is_redirect:
-            location = response.headers.get("location", "elsewhere")
-            return MetasoAPIError(
-                self._redact(f"redirected to {location}"),
-                status_code=response.status_code,
-                endpoint=call.endpoint,
-                url=self.url(call.endpoint),
-                hint="Set base_url (or METASO_BASE_URL) to the address it redirects to.",
-                fails_every_request=True,
-            )
-        html = _is_html(response, body)
-        payload: Any = None
-        if not html:
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError):
-                payload = None
-        if not isinstance(payload, dict):
-            text = "" if html else self._excerpt(body)
-            payload = {"message": text or response.reason_phrase}
-        return self._api_error(
-            call,
-            response.status_code,
-            payload,
-            retry_after=parse_retry_after(response),
-            html=html,
-        )
-
-    def _api_error(
-        self,
-        call: Call[Any],
-        status: int,
-        payload: dict[str, Any],
-        *,
-        retry_after: float | None = None,
-        html: bool = False,
-    ) -> MetasoAPIError:
-        error = payload.get("error")
-        source = error if isinstance(error, dict) else payload
-        message = next(
-            (
-                str(source[key])
-                for key in ("errMsg", "message", "msg", "detail", "error")
-                if isinstance(source.get(key), str | int) and str(source[key])
-            ),
-            "",
-        )
-        if html:
-            # A web page is never pasted into the message: it only says where we landed.
-            message = f"an HTML page, not an answer of the Metaso API ({message or 'no text'})"
-        code = next(
-            (
-                source[key]
-                for key in ("errCode", "err_code", "code")
-                if isinstance(source.get(key), str | int)
-            ),
-            None,
-        )
-        # Cut short: a provider may echo the whole request (a 10,000-character query).
-        message = self._shorten(message)
-        found = meaning(status, code, message, html=html)
-        return found.error(
-            message,
-            status_code=status,
-            endpoint=call.endpoint,
-            url=self.url(call.endpoint),
-            code=code,
-            retry_after=retry_after,
-            hint=found.hint,
-            fails_every_request=found.fails_every_request,
-        )
-
-    def _excerpt(self, body: bytes) -> str:
-        return self._shorten(body[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace"))
-
-    def _shorten(self, text: str) -> str:
-        text = self._redact(text)
-        return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
-
-    def _redact(self, text: str) -> str:
-        secret = self.api_key.get_secret_value()
-        return text.replace(secret, "***") if secret else text
+    def _opened(self, call: Call[Any], errors: CallErrors, reply: Reply) -> httpx.Response:
+        """The response of a stream call, its body still unread, once it is an event stream."""
+        if reply.opened(call):
+            assert reply.response is not None
+            return reply.response
+        response, body = errors.answered(reply)
+        raise errors.not_event_stream(response, body)
 
 
-def _check_deadline(deadline: float | None) -> None:
-    if deadline is not None and time.monotonic() > deadline:
-        # The drivers turn a transport error into the call's MetasoTimeoutError.
-        raise httpx.ReadTimeout("total_timeout passed while the answer was arriving")
-
-
-def _in_time(deadline: float | None, chunk: bytes) -> bytes:
-    """``chunk``, read before the deadline: a body is read chunk by chunk, so that a
-    server trickling bytes cannot hold a call past its total_timeout."""
-    _check_deadline(deadline)
-    return chunk
-
-
-def _answer(response: httpx.Response, chunks: list[bytes] | None) -> Outcome:
-    """A response and its body, or ``None`` for an event stream still to be read."""
-    return response, None if chunks is None else b"".join(chunks)
-
-
-class _Steps(Generic[R]):
-    """The steps of an exchange, for a driver to loop over: it sets ``outcome`` after
-    each step, which the next one is sent; ``result`` is the exchange's, once done."""
-
-    def __init__(self, flow: Flow[R]) -> None:
-        self._flow = flow
-        self.outcome: Outcome | None = None
-
-    def __iter__(self) -> Iterator[Step]:
-        try:
-            while True:
-                yield self._flow.send(self.outcome)
-        except StopIteration as stop:
-            self.result: R = stop.value
-
-
-@dataclass
-class _Tally:
-    """What a stream's reader keeps: its deadline and the credits the stream reported."""
-
-    deadline: float | None
-    credits: float | None = None
-
-
-def _is_error(payload: dict[str, Any]) -> bool:
-    """Whether a JSON answer is an error: Metaso's business errors (``errCode``) and
-    302.AI's envelope come with HTTP 200 too."""
-    code = payload.get("errCode", payload.get("err_code"))
-    return code not in (None, 0, "0") or isinstance(payload.get("error"), dict)
-
-
-def _is_event_stream(response: httpx.Response) -> bool:
-    content_type = response.headers.get("content-type", "").lower()
-    return response.status_code < 300 and content_type.startswith("text/event-stream")
-
-
-def _is_html(response: httpx.Response, body: bytes) -> bool:
-    """Whether the body is a web page (a typo in base_url, a proxy's error page)."""
-    content_type = response.headers.get("content-type", "").lower()
-    start = body[:64].lstrip().lower()
-    return "html" in content_type or start.startswith((b"<!doctype html", b"<html"))
-
-
-@functools.lru_cache(maxsize=64)
-def _parsed_url(url: str) -> httpx.URL:
-    # Parsing a URL is half the cost of building a request; a client calls a few, often.
-    return httpx.URL(url)
-
-
-def _encode(body: Mapping[str, Any]) -> bytes:
-    try:
-        # Unescaped Chinese is a third of the bytes of its \uXXXX form.
-        return json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: only its escaped form is valid UTF-8
-        return json.dumps(body).encode("ascii")
+def _cache_time(deadline: float | None) -> float | None:
+    left = time_left(deadline)  # a quarter of it: a hung cache leaves time for the call
+    return None if left is None else left / 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import ssl
 import threading
@@ -13,12 +14,25 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import httpcore
 import httpx
 
-__all__ = ["ConnectionPool"]
+__all__ = ["DEADLINE", "MAX_COOLDOWN", "ConnectionPool"]
+
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "metaso_deadline", default=None
+)
+"""The ``time.monotonic()`` by which the sync call in this context must be over: every
+socket read and write of the default transport waits at most until then, so that a server
+trickling its headers a byte at a time cannot hold a call past its ``total_timeout``
+(the async driver bounds the whole exchange instead)."""
+
+MAX_COOLDOWN = 120.0
+"""The longest a 429's ``Retry-After`` holds back an instance and its copies: one absurd
+value (``Retry-After: 1e9``) must not block them until the process restarts."""
 
 Key = tuple[Any, int]  # (transport, max_concurrency)
-SyncLanes = dict[Key, tuple[httpx.Client, threading.BoundedSemaphore]]
+SyncClients = dict[Key, tuple[httpx.Client, threading.BoundedSemaphore]]
 
 
 @functools.cache
@@ -28,16 +42,70 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every wait ends by ``DEADLINE``."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _bounded(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _bounded(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineStream(super().connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _DeadlineStream(super().connect_unix_socket(*args, **kwargs))
+
+
+def _bounded(timeout: float | None) -> float | None:
+    deadline = DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("total_timeout passed while the answer was arriving")
+    return left if timeout is None else min(timeout, left)
+
+
+def _sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(limits=limits, verify=_tls())
+    # httpx takes no network backend of its own; its pool's is swapped for one that
+    # keeps to DEADLINE.
+    transport._pool._network_backend = _DeadlineBackend()
+    return transport
+
+
 @dataclass
-class _LoopLanes:
+class _LoopClients:
     """One event loop's async clients, each with the semaphore that bounds its requests."""
 
-    lanes: dict[Key, tuple[httpx.AsyncClient, asyncio.Semaphore]] = field(default_factory=dict)
+    clients: dict[Key, tuple[httpx.AsyncClient, asyncio.Semaphore]] = field(default_factory=dict)
     closer: AsyncGenerator[None, None] | None = None
 
 
 async def _close_at_loop_shutdown(
-    state: _LoopLanes, forget: Callable[[], object]
+    state: _LoopClients, forget: Callable[[], object]
 ) -> AsyncGenerator[None, None]:
     """Close a loop's connections while that loop can still run the closing.
 
@@ -51,14 +119,33 @@ async def _close_at_loop_shutdown(
         forget()
         # The finished generator still points at the loop (its finalizer hook).
         state.closer = None
-        lanes, state.lanes = list(state.lanes.values()), {}
-        for client, _ in lanes:
+        clients, state.clients = list(state.clients.values()), {}
+        for client, _ in clients:
             await client.aclose()
 
 
-def _close_sync(lanes: SyncLanes) -> None:
-    clients = [client for client, _ in lanes.values()]
-    lanes.clear()
+# Closings scheduled for pools nobody holds any more: a task is only weakly kept by its loop.
+_CLOSING: set[asyncio.Future[None]] = set()
+
+
+def _close_async(
+    states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients],
+) -> None:
+    """Close a dropped pool's async clients on their loops (their sockets belong there)."""
+    for loop, state in list(states.items()):
+        if state.closer is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(_close_soon, state.closer)
+
+
+def _close_soon(closer: AsyncGenerator[None, None]) -> None:
+    task = asyncio.ensure_future(closer.aclose())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
+def _close_sync(pairs: SyncClients) -> None:
+    clients = [client for client, _ in pairs.values()]
+    pairs.clear()
     for client in clients:
         client.close()
 
@@ -72,7 +159,8 @@ class ConnectionPool:
     belong to the loop that opened them: a new ``asyncio.run`` gets fresh ones and
     closes them when it ends, a long-lived (Jupyter) loop keeps reusing its own.
     Copies made by ``copy.deepcopy`` and pickling start empty. A pool nobody holds any
-    more closes its sync connections (notebooks and scripts drop instances unclosed).
+    more closes its connections (notebooks and scripts drop instances unclosed): sync
+    ones at once, async ones on their loop.
 
     It also holds the cooldown its instances share: after a 429 with ``Retry-After``,
     none of them sends again before that time is up.
@@ -80,12 +168,13 @@ class ConnectionPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sync: SyncLanes = {}
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopLanes] = (
+        self._sync: SyncClients = {}
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary()
         )
         self._cooldown_until = 0.0
         weakref.finalize(self, _close_sync, self._sync)
+        weakref.finalize(self, _close_async, self._async)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionPool:
         return ConnectionPool()
@@ -94,9 +183,11 @@ class ConnectionPool:
         return ConnectionPool, ()
 
     def cool_down(self, seconds: float) -> None:
-        """Hold every request of this pool back for ``seconds`` from now."""
+        """Hold every request of this pool back for ``seconds`` from now (at most
+        ``MAX_COOLDOWN``)."""
         with self._lock:
-            self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+            until = time.monotonic() + min(seconds, MAX_COOLDOWN)
+            self._cooldown_until = max(self._cooldown_until, until)
 
     def cooldown_left(self) -> float:
         """Seconds until requests may be sent again (0 when they may now)."""
@@ -108,22 +199,25 @@ class ConnectionPool:
             max_connections=max_concurrency, max_keepalive_connections=max_concurrency
         )
 
-    def sync_lane(
+    def sync_client(
         self, transport: Any, max_concurrency: int
     ) -> tuple[httpx.Client, threading.BoundedSemaphore]:
+        """The sync client of ``transport`` and the semaphore of its ``max_concurrency`` slots."""
         key = (transport, max_concurrency)
         with self._lock:
-            lane = self._sync.get(key)
-            if lane is None:
+            pair = self._sync.get(key)
+            if pair is None:
+                limits = self._limits(max_concurrency)
                 client = httpx.Client(
-                    transport=transport, limits=self._limits(max_concurrency), verify=_tls()
+                    transport=transport or _sync_transport(limits), limits=limits, verify=_tls()
                 )
-                lane = self._sync[key] = (client, threading.BoundedSemaphore(max_concurrency))
-            return lane
+                pair = self._sync[key] = (client, threading.BoundedSemaphore(max_concurrency))
+            return pair
 
-    async def async_lane(
+    async def async_client(
         self, transport: Any, max_concurrency: int
     ) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """``sync_client`` for the running event loop."""
         loop = asyncio.get_running_loop()
         key = (transport, max_concurrency)
         with self._lock:
@@ -134,17 +228,17 @@ class ConnectionPool:
                 # loop.close()) never ran their closer: let go of their clients.
                 for dead in [other for other in self._async if other.is_closed()]:
                     del self._async[dead]
-                state = self._async[loop] = _LoopLanes()
+                state = self._async[loop] = _LoopClients()
                 state.closer = _close_at_loop_shutdown(state, partial(self._async.pop, loop, None))
-            lane = state.lanes.get(key)
-            if lane is None:
+            pair = state.clients.get(key)
+            if pair is None:
                 client = httpx.AsyncClient(
                     transport=transport, limits=self._limits(max_concurrency), verify=_tls()
                 )
-                lane = state.lanes[key] = (client, asyncio.Semaphore(max_concurrency))
+                pair = state.clients[key] = (client, asyncio.Semaphore(max_concurrency))
         if first_in_loop and state.closer is not None:
             await anext(state.closer)  # registers it with the loop's shutdown
-        return lane
+        return pair
 
     def close(self) -> None:
         """Close the sync connections; async ones close with ``aclose``."""

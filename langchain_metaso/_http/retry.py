@@ -1,7 +1,7 @@
 """The retry policy, in one place: may a failed attempt be retried, and after how long.
 
 Transient failures are retried: the errors whose class says so (a connection failure or
-timeout, HTTP 429, HTTP 5xx, and the provider codes that ``error_table`` maps to those
+timeout, HTTP 429, HTTP 5xx, and the provider codes that ``failures`` maps to those
 classes). A server's ``Retry-After`` sets the wait; otherwise the backoff doubles from
 ``retry_backoff`` with jitter. Nothing waits longer than ``MAX_RETRY_AFTER`` inside a
 call, and with ``total_timeout`` no retry starts that could not finish in time.
@@ -10,6 +10,7 @@ call, and with ``total_timeout`` no retry starts that could not finish in time.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -94,14 +95,17 @@ class RetryPolicy:
 
 
 def parse_retry_after(response: httpx.Response) -> float | None:
-    """The response's ``Retry-After`` in seconds (a number or an HTTP date), if any."""
+    """The response's ``Retry-After`` in seconds (a number or an HTTP date), if any; a
+    value that is no finite number (``inf``, ``1e400``, ``nan``) is taken for none."""
     raw = response.headers.get("retry-after")
     if raw is None:
         return None
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):

@@ -1,18 +1,36 @@
-"""One request for identical calls: while a call is in flight, an identical one waits for it.
+"""The cache in front of a call: one request for identical calls (while a call is in
+flight, an identical one waits for it), and cache calls bounded by the call's deadline.
 
 "Identical" means the same cache key (endpoint, base URL, answer format and body) on the
-same cache object, so it spans an instance, its copies and every instance sharing its
-cache, in this process; without a cache nothing is shared. Followers get the leader's
-decoded answer, or its error; only the leader spends credits.
+same cache object and the same API key, so it spans an instance, its copies and every
+instance sharing its cache and key, in this process; without a cache nothing is shared.
+Followers get the leader's decoded answer, or their own copy of its error; only the
+leader spends credits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import copy
+import hashlib
+import logging
 import threading
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-__all__ = ["Abandoned", "Flight", "join"]
+from pydantic import SecretStr
+
+from langchain_metaso.cache import InMemoryCache, MetasoCache
+
+__all__ = ["Abandoned", "Flight", "ain_time", "in_time", "join"]
+
+logger = logging.getLogger("langchain_metaso")
+R = TypeVar("R")
+# Sync cache calls that must finish within total_timeout run here, so that a cache that
+# does not answer (a Redis that accepts and never replies) is given up on, not waited for.
+_CACHE_THREADS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="metaso-cache")
+_SKIPPED = "Metaso cache: skipped, it did not answer within total_timeout"
 
 _lock = threading.Lock()
 _flights: dict[tuple[int, str], Flight] = {}
@@ -64,7 +82,9 @@ class Flight:
 
     def _outcome(self) -> Any:
         if isinstance(self._error, Exception):
-            raise self._error
+            # Each follower raises its own copy: one shared object's traceback would grow
+            # with every follower that raised it.
+            raise _copy(self._error) from self._error.__cause__
         if self._error is not None:
             raise Abandoned
         return self.answer
@@ -75,13 +95,43 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def join(cache: object, key: str) -> tuple[Flight, bool]:
-    """The flight of ``key`` on ``cache``, and whether the caller leads it (a new one)
-    or follows it (one already in the air)."""
-    slot = (id(cache), key)
+def _copy(error: Exception) -> Exception:
+    try:
+        return copy.copy(error)
+    except Exception:  # an exception that cannot be rebuilt: the shared one it is
+        return error
+
+
+def join(cache: object, key: str, api_key: SecretStr) -> tuple[Flight, bool]:
+    """The flight of ``key`` on ``cache`` for ``api_key``, and whether the caller leads it
+    (a new one) or follows it (one already in the air). Callers with different keys never
+    share a request (one's 401 is not another's); the key is hashed, never kept."""
+    secret = api_key.get_secret_value().encode("utf-8", "surrogatepass")
+    slot = (id(cache), f"{hashlib.sha256(secret).hexdigest()[:32]} {key}")
     with _lock:
         flight = _flights.get(slot)
         if flight is not None:
             return flight, False
         flight = _flights[slot] = Flight(slot)
         return flight, True
+
+
+def in_time(left: float | None, cache: MetasoCache, op: Callable[..., R], *args: Any) -> R | None:
+    """``op(cache, *args)``, a sync cache call, given up on (with a warning) after ``left``
+    seconds, what the call has left; an in-process cache never blocks: called directly."""
+    if left is None or isinstance(cache, InMemoryCache):
+        return op(cache, *args)
+    try:
+        return _CACHE_THREADS.submit(op, cache, *args).result(timeout=left)
+    except concurrent.futures.TimeoutError:
+        logger.warning(_SKIPPED)
+        return None
+
+
+async def ain_time(left: float | None, op: Awaitable[R]) -> R | None:
+    """An async cache call, given up on (with a warning) after ``left`` seconds."""
+    try:
+        return await asyncio.wait_for(op, left)
+    except asyncio.TimeoutError:
+        logger.warning(_SKIPPED)
+        return None

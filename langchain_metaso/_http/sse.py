@@ -1,6 +1,7 @@
 """A server-sent events (``text/event-stream``) parser: pure, fed one line at a time.
 
-It does no I/O, so the sync and async streaming drivers of the HTTP core share it whole.
+It does no I/O, so the sync and async streams of the HTTP core share it whole (through
+``body.EventReader``).
 It follows the WHATWG rules (``field: value`` lines, ``:`` comments, a blank line ends
 an event, multi-line ``data`` joined by ``\\n``) and the OpenAI convention the Metaso chat
 stream uses: each event's data is JSON, and ``data: [DONE]`` ends the stream.
@@ -9,13 +10,13 @@ stream uses: each event's data is JSON, and ``data: [DONE]`` ends the stream.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_metaso.errors import MetasoResponseError
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "aiter_events", "iter_events"]
+__all__ = ["SSEDecoder", "ServerSentEvent"]
 
 DONE = "[DONE]"
 
@@ -82,11 +83,6 @@ class SSEDecoder:
         # "retry" and unknown fields only matter to a reconnecting browser.
         return None
 
-    def events(self, line: str) -> tuple[ServerSentEvent, ...]:
-        """``feed`` as a tuple of the events ``line`` completes (none or one)."""
-        event = self.feed(line)
-        return () if event is None else (event,)
-
     def finish(self) -> None:
         """Mark the end of input.
 
@@ -118,24 +114,3 @@ class SSEDecoder:
                 body_excerpt=self._excerpt(data),
             ) from exc
         return ServerSentEvent(payload, event or "message", event_id)
-
-
-def iter_events(lines: Iterable[str], decoder: SSEDecoder) -> Iterator[ServerSentEvent]:
-    """The events of ``lines`` in order, up to ``[DONE]``; then checks the stream ended well."""
-    for line in lines:
-        yield from decoder.events(line)
-        if decoder.done:
-            return
-    decoder.finish()
-
-
-async def aiter_events(
-    lines: AsyncIterable[str], decoder: SSEDecoder
-) -> AsyncIterator[ServerSentEvent]:
-    """:func:`iter_events` for an async source of lines."""
-    async for line in lines:
-        for event in decoder.events(line):
-            yield event
-        if decoder.done:
-            return
-    decoder.finish()

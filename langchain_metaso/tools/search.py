@@ -11,12 +11,17 @@ from typing_extensions import Self
 
 from langchain_metaso.dates import today_in_china
 from langchain_metaso.filters import Filtered, FilterSettings, SearchFilters
-from langchain_metaso.paged_search import SearchOutcome, arun_search, paged_search, run_search
+from langchain_metaso.paged_search import (
+    SearchOptions,
+    SearchOutcome,
+    arun_search,
+    paged_search,
+    run_search,
+)
 from langchain_metaso.scopes import Scope, describe_scope, describe_scopes
 from langchain_metaso.search import (
     MAX_SIZE,
     PAGE_SIZE,
-    SearchOptions,
     SearchRequest,
     SearchResponse,
     SearchResult,

@@ -14,6 +14,7 @@ import pytest
 from langchain_core.messages import ToolMessage
 from redis_support import redis_server, redis_server_binary
 
+import langchain_metaso._http.body as body_module
 import langchain_metaso._http.client as client_module
 import langchain_metaso._http.pool as pool_module
 import langchain_metaso._http.retry as retry_module
@@ -248,7 +249,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     fake_time = _SleepRecorder(time, fake.sleep)
     fake_time.monotonic = fake.monotonic  # type: ignore[attr-defined]
-    for module in (client_module, retry_module, pool_module):
+    for module in (client_module, retry_module, pool_module, body_module):
         monkeypatch.setattr(module, "time", fake_time)
     monkeypatch.setattr(client_module, "asyncio", _SleepRecorder(asyncio, fake.asleep))
     return fake

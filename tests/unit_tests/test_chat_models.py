@@ -451,7 +451,7 @@ def test_server_errors_are_typed_and_never_show_the_key(
 def test_leaving_a_stream_early_leaves_the_instance_usable(make: Make) -> None:
     chat = make(ChatMetaso, max_concurrency=1)
     client = chat.client
-    _, slot = client.pool.sync_lane(client.transport, 1)
+    _, slot = client.pool.sync_client(client.transport, 1)
     chunks = chat.stream(QUESTION)
     next(chunks)
     assert not slot.acquire(blocking=False)  # the open stream holds the only slot
@@ -488,7 +488,7 @@ def test_a_stream_cancelled_while_it_waits_frees_its_slot_at_once() -> None:
 
     async def run() -> tuple[bool, bool, str]:
         client = chat.client
-        _, slot = await client.pool.async_lane(client.transport, 1)
+        _, slot = await client.pool.async_client(client.transport, 1)
         first = asyncio.Event()
 
         async def read() -> None:

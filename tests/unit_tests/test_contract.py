@@ -6,7 +6,7 @@ it: served over a socket by the emulator, searched by the tool and the retriever
 checked in what the model reads (the tool's text) and what the program gets (the
 ``Document``s, the parsed answer), and the chat stream through the server-sent events parser
 (issue 11.1). The 302.AI error table of ``errors_302ai.json`` is checked code by code in
-``test_http_error_table.py``.
+``test_http_failures.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from langchain_metaso import (
     SearchResponse,
 )
 from langchain_metaso._http import Call
-from langchain_metaso._http.sse import SSEDecoder, iter_events
+from langchain_metaso._http.sse import SSEDecoder
 from langchain_metaso.chat import Answer
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.filters import SearchFilters
@@ -247,7 +247,9 @@ def check_chunks(chunks: list[Any]) -> None:
 
 def test_chat_stream_is_read_by_the_event_parser() -> None:
     decoder = SSEDecoder("chat/completions")
-    check_chunks([event.data for event in iter_events(STREAM.splitlines(True), decoder)])
+    found = [decoder.feed(line) for line in STREAM.splitlines(True)]
+    decoder.finish()
+    check_chunks([event.data for event in found if event is not None])
     assert decoder.done
 
 

@@ -25,7 +25,6 @@ from langchain_metaso.filters import (
     host_of,
     normalize_domain,
     result_date,
-    result_url,
 )
 
 TODAY = date(2025, 3, 31)
@@ -266,8 +265,8 @@ def test_an_included_site_that_is_excluded_is_rejected() -> None:
         SearchFilters(include_domains=["news.a.com"], exclude_domains=["a.com"])
     # The other way round is a real request: a site but one of its parts.
     filters = SearchFilters(include_domains=["a.com"], exclude_domains=["news.a.com"])
-    assert filters.drop_reason("https://www.a.com/", None, today=TODAY) is None
-    assert filters.drop_reason("https://news.a.com/", None, today=TODAY) == EXCLUDED
+    assert drop_reason(filters, "https://www.a.com/", None) is None
+    assert drop_reason(filters, "https://news.a.com/", None) == EXCLUDED
 
 
 def test_filters_are_frozen_and_strict() -> None:
@@ -302,6 +301,12 @@ SITES = SearchFilters(
     include_domains=["example.com", "gov.cn"], exclude_domains=["ads.example.com"]
 )
 RECENT = SearchFilters(recency_days=7)
+
+
+def drop_reason(filters: SearchFilters, url: str | None, date_text: str | None) -> str | None:
+    """Why ``apply`` drops an item with this URL and date, or ``None`` if it keeps it."""
+    judged = filters.apply([None], today=TODAY, url=lambda _: url, date_text=lambda _: date_text)
+    return next(iter(judged.dropped), None)
 
 
 @pytest.mark.parametrize(
@@ -340,7 +345,7 @@ RECENT = SearchFilters(recency_days=7)
 def test_drop_reason(
     filters: SearchFilters, url: str | None, date_text: str | None, expected: str | None
 ) -> None:
-    assert filters.drop_reason(url, date_text, today=TODAY) == expected
+    assert drop_reason(filters, url, date_text) == expected
 
 
 # --- apply, on the package's own results -----------------------------------------------
@@ -392,7 +397,7 @@ def test_image_results_are_judged_by_where_the_image_lives() -> None:
     image = SearchResult.model_validate(
         {"title": "断桥残雪", "imageUrl": "https://img.example.cn/a.jpg", "position": 1}
     )
-    assert result_url(image) == "https://img.example.cn/a.jpg"
+    assert image.url == "https://img.example.cn/a.jpg"
     excluded = SearchFilters(exclude_domains=["example.cn"]).apply([image], today=TODAY)
     assert excluded.dropped == {EXCLUDED: 1}
     # A site filter keeps an image only if the file itself lives on the site.
@@ -404,13 +409,14 @@ def test_the_link_wins_over_the_image_url() -> None:
     video = SearchResult.model_validate(
         {"link": "https://v.a.com/1", "imageUrl": "https://cdn.b.com/1.jpg"}
     )
-    assert result_url(video) == "https://v.a.com/1"
+    assert video.url == "https://v.a.com/1"
 
 
 def test_result_readers_tolerate_missing_and_odd_fields() -> None:
-    assert result_url(object()) is None
+    # Something without a URL has no site: never from an included site.
+    assert not SearchFilters(include_domains=["a.com"]).apply([object()], today=TODAY).kept
     assert result_date(object()) is None
-    assert result_url(SearchResult.model_validate({"link": "  "})) is None
+    assert SearchResult.model_validate({"link": "  "}).url is None
     assert result_date(SearchResult.model_validate({"date": "2023-06-01"})) == "2023-06-01"
 
 
@@ -450,9 +456,9 @@ def test_apply_accounts_for_every_item_it_judges(
     # Every item is judged, unless the limit was reached first.
     assert outcome.seen == len(items) or len(outcome.kept) == limit
     assert limit is None or len(outcome.kept) <= limit
-    assert all(filters.drop_reason(r.link, r.date, today=TODAY) is None for r in outcome.kept)
+    assert all(drop_reason(filters, r.link, r.date) is None for r in outcome.kept)
     judged = items[: outcome.seen]
-    expected = [r for r in judged if filters.drop_reason(r.link, r.date, today=TODAY) is None]
+    expected = [r for r in judged if drop_reason(filters, r.link, r.date) is None]
     assert outcome.kept == expected
 
 
@@ -538,25 +544,17 @@ def test_narrowed_rejects_sites_in_no_common() -> None:
 # --- settings carried by the searching classes -------------------------------------------------
 
 
-def test_search_filters_take_each_override_that_is_set() -> None:
+def test_search_filters_are_the_settings() -> None:
     own = SearchFilters(include_domains=["a.com"], recency_days=7, keep_undated=False)
     assert own.search_filters() == own
-    assert own.search_filters(include_domains=None, recency_days=None) == own
-    call = own.search_filters(include_domains=["b.com"], published_after="2025-01-01")
-    assert call == SearchFilters(
-        include_domains=["b.com"],
-        recency_days=7,
-        published_after=date(2025, 1, 1),
-        keep_undated=False,
-    )
-    assert own.search_filters(include_domains=[]).include_domains is None
+    assert SearchFilters(include_domains=[]).search_filters().include_domains is None
 
 
 def test_search_filters_reject_what_is_no_filter() -> None:
     with pytest.raises(ValidationError, match="size"):
-        SearchFilters().search_filters(size=3)
+        SearchFilters(size=3)  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="at least 1"):
-        SearchFilters().search_filters(recency_days=0)
+        SearchFilters(recency_days=0)
 
 
 # --- published_before --------------------------------------------------------------------------
@@ -565,12 +563,12 @@ def test_search_filters_reject_what_is_no_filter() -> None:
 def test_published_before_keeps_results_up_to_that_day() -> None:
     filters = SearchFilters(published_before="2025-03-01")
     assert filters.active
-    assert filters.drop_reason(None, "2025-03-01", today=TODAY) is None
-    assert filters.drop_reason(None, "2025-03-02", today=TODAY) == "newer than 2025-03-01"
-    assert filters.drop_reason(None, None, today=TODAY) is None  # undated, kept by default
+    assert drop_reason(filters, None, "2025-03-01") is None
+    assert drop_reason(filters, None, "2025-03-02") == "newer than 2025-03-01"
+    assert drop_reason(filters, None, None) is None  # undated, kept by default
     window = SearchFilters(published_after="2025-01-01", published_before="2025-03-01")
-    assert window.drop_reason(None, "2024-12-31", today=TODAY) == "older than 2025-01-01"
-    assert window.drop_reason(None, "2025-02-01", today=TODAY) is None
+    assert drop_reason(window, None, "2024-12-31") == "older than 2025-01-01"
+    assert drop_reason(window, None, "2025-02-01") is None
     assert describe(1, 3, {"newer than 2025-03-01": 2}) == "1 of 3 kept: 2 newer than 2025-03-01"
 
 

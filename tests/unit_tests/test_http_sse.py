@@ -1,18 +1,41 @@
-"""The server-sent events parser (``_http/sse.py``); the HTTP core's stream methods that use
-it are tested in ``test_http_client.py``."""
+"""The server-sent events parser (``_http/sse.py``) and the reader that feeds it the lines
+of an answer's chunks (``_http/body.py``'s ``EventReader``); the HTTP core's stream
+methods that use them are tested in ``test_http_client.py``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder, aiter_events, iter_events
+from langchain_metaso._http import Call
+from langchain_metaso._http.body import BodyReader, EventReader
+from langchain_metaso._http.failures import CallErrors
+from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder
 from langchain_metaso.errors import MetasoResponseError
+
+
+def iter_events(lines: Iterator[str] | list[str], decoder: SSEDecoder) -> Iterator[ServerSentEvent]:
+    """The events of ``lines`` in order, up to ``[DONE]``; then the end checked."""
+    for line in lines:
+        event = decoder.feed(line)
+        if event is not None:
+            yield event
+        if decoder.done:
+            return
+    decoder.finish()
+
+
+def event_reader(limit: int = 1 << 20) -> EventReader[Any]:
+    call: Call[Any] = Call("x", {}, parse=lambda data: data, expect="events")
+    errors = CallErrors("x", "http://test/x", "secret", 1.0, None)
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"})
+    return EventReader(call, errors, BodyReader(errors, response, limit, None), "utf-8")
 
 
 def events(lines: list[str]) -> list[ServerSentEvent]:
@@ -109,23 +132,30 @@ def test_stream_that_ends_without_done_is_a_response_error() -> None:
     assert events(["data: [DONE]"]) == []
 
 
-@pytest.mark.asyncio
-async def test_async_lines_give_the_same_events() -> None:
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+def test_chunks_split_anywhere_give_the_same_events(size: int) -> None:
     lines = [": ping", 'data: {"n": 1}', "", 'data: {"n":', "data: 2}", "", "data: [DONE]", "x"]
+    text = "\r\n".join(lines).encode()
+    reader = event_reader()
+    got: list[Any] = []
+    for start in range(0, len(text), size):
+        got += reader.feed(text[start : start + size])
+        if reader.done:
+            break
+    assert got == [event.data for event in events(lines)] == [{"n": 1}, {"n": 2}]
 
-    async def source() -> AsyncIterator[str]:
-        for line in lines:
-            yield line
-
-    got = [event async for event in aiter_events(source(), SSEDecoder("x"))]
-    assert got == events(lines)
-    assert [event.data for event in got] == [{"n": 1}, {"n": 2}]
-
-    async def cut_short() -> AsyncIterator[str]:
-        yield 'data: {"n": 1}'
-
+    cut_short = event_reader()
+    assert cut_short.feed(b'data: {"n": 1}\n\n') == [{"n": 1}]
     with pytest.raises(MetasoResponseError):
-        _ = [event async for event in aiter_events(cut_short(), SSEDecoder("x"))]
+        cut_short.feed(None)
+
+
+def test_a_line_that_never_ends_is_bounded_by_max_response_bytes() -> None:
+    reader = event_reader(limit=4096)
+    for _ in range(4):
+        assert reader.feed(b"data: " + b"x" * 1000) == []  # no newline, ever
+    with pytest.raises(MetasoResponseError, match="max_response_bytes=4096"):
+        reader.feed(b"x" * 1000)
 
 
 json_values = st.recursive(

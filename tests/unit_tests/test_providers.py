@@ -4,7 +4,7 @@ that tells their keys apart wherever a key or a URL may be wrong."""
 from __future__ import annotations
 
 from langchain_metaso import DEFAULT_BASE_URL, METASO_CN_BASE_URL, MetasoAuthenticationError
-from langchain_metaso._http.error_table import WRONG_URL_HINT
+from langchain_metaso._http.failures import WRONG_URL_HINT
 from langchain_metaso.providers import PROVIDERS_HINT
 
 

@@ -1,4 +1,4 @@
-"""How a failed answer maps to a typed error (``_http/error_table.py``): 302.AI's err_codes
+"""How a failed answer maps to a typed error (``_http/failures.py``): 302.AI's err_codes
 first, then the status, then the provider's words; what is retried, and what fails every
 request.
 
@@ -23,7 +23,7 @@ from langchain_metaso import (
     MetasoRetriever,
     MetasoServerError,
 )
-from langchain_metaso._http.error_table import PROVIDER_CODES, meaning
+from langchain_metaso._http.failures import PROVIDER_CODES, error_kind
 from langchain_metaso.testing import Fault, MetasoEmulator
 
 ERRORS_302AI = fixture("errors_302ai.json")
@@ -72,8 +72,8 @@ def test_302ai_codes_decide_whatever_the_status(
 
 
 def test_a_code_sent_as_text_is_read_as_a_number(make: Make, emulator: MetasoEmulator) -> None:
-    assert meaning(200, "-10004", "").error is MetasoInsufficientCreditsError
-    assert meaning(200, "not a code", "").error is MetasoAPIError
+    assert error_kind(200, "-10004", "").error is MetasoInsufficientCreditsError
+    assert error_kind(200, "not a code", "").error is MetasoAPIError
     emulator.script(Fault.status(200, body={"error": {"err_code": "-10004", "message": "x"}}))
     with pytest.raises(MetasoInsufficientCreditsError):
         make(MetasoRetriever).invoke("q")

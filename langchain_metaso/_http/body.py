@@ -1,0 +1,239 @@
+"""Reading an answer's bytes within bounds: ``max_response_bytes`` (counted after
+decompression, which is done here chunk by chunk so that a gzip bomb never expands past
+the bound), ``total_timeout`` (checked at every chunk, so that a server trickling bytes or
+sending keep-alive comments cannot hold a call past it), and a charset that is text.
+
+``EventReader`` turns the chunks of an event stream into parsed items: lines, then
+server-sent events (``sse``), then ``Call.parse``; one event and one line are bounded
+by ``max_response_bytes`` too, as they are part of the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import re
+import socket
+import threading
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from langchain_metaso._http.call import Call
+from langchain_metaso._http.failures import CallErrors, is_error
+from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder
+
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DRAIN_SECONDS",
+    "BodyReader",
+    "EventReader",
+    "drain_async",
+    "drain_sync",
+    "time_left",
+]
+
+T = TypeVar("T")
+
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Far above any real answer (a search of 100 results with raw content is a few MiB)."""
+DRAIN_SECONDS = 0.5
+"""How long a finished stream waits for the rest of its response, so that its connection
+goes back to the pool; a server that keeps it open longer has it closed."""
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+async def _once(chunk: bytes) -> AsyncIterator[bytes]:
+    yield chunk
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (0 once passed), ``None`` without one."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+class BodyReader:
+    """Decodes the raw chunks of one response: decompressed within the bound, counted,
+    and each read before the deadline."""
+
+    def __init__(
+        self,
+        errors: CallErrors,
+        response: httpx.Response,
+        limit: int,
+        deadline: float | None,
+    ) -> None:
+        self.errors = errors
+        self.limit = limit
+        self.deadline = deadline
+        self._left = limit
+        self._read = response.is_stream_consumed  # built in memory: already decoded
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if self._read:
+            encoding = "identity"
+        # 47: a gzip or zlib header, detected; deflate is sent with a zlib header or none.
+        wbits = {"identity": None, "": None, "gzip": 47, "x-gzip": 47, "deflate": 47}
+        if encoding not in wbits:
+            raise httpx.DecodingError(f"unsupported content-encoding {encoding!r}")
+        self._raw_deflate = encoding == "deflate"
+        bits = wbits[encoding]
+        self._zlib = None if bits is None else zlib.decompressobj(bits)
+
+    def decode(self, raw: bytes) -> bytes:
+        """One raw chunk as bytes of the answer.
+
+        Raises:
+            httpx.ReadTimeout: ``total_timeout`` has passed.
+            httpx.DecodingError: the chunk does not decompress.
+            MetasoResponseError: the answer is past ``max_response_bytes``.
+        """
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise httpx.ReadTimeout("total_timeout passed while the answer was arriving")
+        data = raw if self._zlib is None else self._inflate(raw)
+        self._left -= len(data)
+        if self._left < 0:
+            raise self.errors.too_large(self.limit)
+        return data
+
+    def raw(self, response: httpx.Response) -> Iterator[bytes]:
+        """The response's raw chunks, to ``decode`` one by one."""
+        return iter((response.content,)) if self._read else response.iter_raw()
+
+    def araw(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        return _once(response.content) if self._read else response.aiter_raw()
+
+    def read(self, response: httpx.Response) -> bytes:
+        """The whole body, decoded."""
+        return b"".join(map(self.decode, self.raw(response)))
+
+    async def aread(self, response: httpx.Response) -> bytes:
+        return b"".join([self.decode(chunk) async for chunk in self.araw(response)])
+
+    def _inflate(self, raw: bytes) -> bytes:
+        assert self._zlib is not None
+        try:
+            # At most one byte past what is left: enough to know the bound is passed,
+            # without expanding a bomb.
+            data = self._zlib.decompress(raw, self._left + 1)
+        except zlib.error as exc:
+            if not self._raw_deflate:
+                raise httpx.DecodingError(f"{exc}") from exc
+            self._raw_deflate, self._zlib = False, zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._inflate(raw)
+        self._raw_deflate = False
+        if self._zlib.unconsumed_tail:
+            raise self.errors.too_large(self.limit)
+        return data
+
+    @staticmethod
+    def charset(response: httpx.Response) -> str:
+        """The response's charset if it is a text encoding, else UTF-8 (``rot13``,
+        ``base64`` and unknown names are no way to read text)."""
+        name = response.charset_encoding
+        try:
+            info = codecs.lookup(name or "utf-8")
+        except LookupError:
+            return "utf-8"
+        return info.name if getattr(info, "_is_text_encoding", True) else "utf-8"
+
+
+class EventReader(Generic[T]):
+    """The items of an event stream, fed its raw chunks in turn (``None`` at its end)."""
+
+    def __init__(self, call: Call[T], errors: CallErrors, body: BodyReader, charset: str) -> None:
+        self.call = call
+        self.errors = errors
+        self.body = body
+        self.credits: float | None = None
+        self._text = codecs.getincrementaldecoder(charset)(errors="replace")
+        self._sse = SSEDecoder(call.endpoint, excerpt=errors.shorten)
+        self._pending = ""
+
+    @property
+    def done(self) -> bool:
+        """Whether ``data: [DONE]`` came."""
+        return self._sse.done
+
+    def feed(self, raw: bytes | None) -> list[T]:
+        """The items the chunk completes; at the end (``None``), checks the stream ended
+        with ``[DONE]``."""
+        if raw is None:
+            lines = [self._pending + self._text.decode(b"", final=True)]
+            self._pending = ""
+        else:
+            text = self._pending + self._text.decode(self.body.decode(raw))
+            # A "\r" at the end may be the first half of "\r\n": wait for what follows.
+            keep = text.endswith("\r")
+            lines = _LINE_END.split(text[:-1] if keep else text)
+            self._pending = lines.pop() + ("\r" if keep else "")
+        items = []
+        for line in lines:
+            event = self._sse.feed(line)
+            if event is not None:
+                items.append(self._item(event))
+            if self._sse.done:
+                return items
+        if raw is None:
+            self._sse.finish()
+        return items
+
+    def _item(self, event: ServerSentEvent) -> T:
+        # A server that fails once the stream has started can only say so in an event.
+        if isinstance(event.data, dict) and is_error(event.data):
+            raise self.errors.api_error(200, event.data)
+        try:
+            item = self.call.parse(event.data)
+        except ValueError as exc:
+            shown = self.errors.shorten(json.dumps(event.data, ensure_ascii=False))
+            raise self.errors.unusable(exc, shown) from exc
+        spent = getattr(item, "credits", None)  # read off the parsed item, not parsed again
+        if isinstance(spent, int | float) and spent >= 0:
+            self.credits = float(spent)
+        return item
+
+
+async def drain_async(raw: AsyncIterator[bytes]) -> None:
+    """``drain_sync`` on the running event loop."""
+    with contextlib.suppress(asyncio.TimeoutError, httpx.HTTPError):
+        await asyncio.wait_for(_exhaust(raw), DRAIN_SECONDS)
+
+
+async def _exhaust(raw: AsyncIterator[bytes]) -> None:
+    async for _ in raw:
+        pass
+
+
+def drain_sync(response: httpx.Response, raw: Iterator[bytes]) -> None:
+    """Read what is left of a finished stream's response, for at most ``DRAIN_SECONDS``,
+    so that its connection can go back to the pool; past that the socket is shut, which
+    ends the read and the connection."""
+    network = response.extensions.get("network_stream")
+    sock: Any = None if network is None else network.get_extra_info("socket")
+    if not isinstance(sock, socket.socket):
+        return  # an in-process transport: closing the response is all there is to do
+    lock, finished = threading.Lock(), [False]
+
+    def cut() -> None:
+        with lock:
+            if not finished[0]:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(DRAIN_SECONDS, cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        for _ in raw:
+            pass
+    except httpx.HTTPError:
+        pass
+    finally:
+        with lock:
+            finished[0] = True
+        timer.cancel()
