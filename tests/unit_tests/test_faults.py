@@ -57,8 +57,11 @@ from langchain_metaso.tools.answer import MetasoAnswerTool
 from langchain_metaso.tools.reader import MetasoReaderTool
 
 TEXT = "秘塔 可靠性"
-# Small, so the matrix runs fast; the read timeout still far above a loopback answer.
-TIMEOUT = 0.15
+# Far above a loopback answer on a loaded machine: an attempt that timed out before it
+# reached the server would go uncounted. Only the read-timeout case, which waits for it
+# on every attempt, uses the short one, so the matrix still runs fast.
+TIMEOUT = 10.0
+SHORT_TIMEOUT = 0.15
 BACKOFF = 0.005
 MAX_RETRIES = 2
 RETRY_AFTER = 0.05
@@ -388,6 +391,8 @@ class Transient:
     """The Retry-After the fault sends, which replaces the backoff."""
     transport: bool = False
     """The failure is a transport error, chained as the typed error's ``__cause__``."""
+    timeout: float = TIMEOUT
+    """The client's timeout: short where the fault is waiting for it."""
 
     def arrange(self, server: Harness, times: int) -> None:
         if self.fault is None:
@@ -430,7 +435,14 @@ TRANSIENT = [
     Transient(
         "connection dropped", Fault.drop, MetasoConnectionError, NETWORK_HINT, transport=True
     ),
-    Transient("read timeout", Fault.timeout, MetasoTimeoutError, NETWORK_HINT, transport=True),
+    Transient(
+        "read timeout",
+        Fault.timeout,
+        MetasoTimeoutError,
+        NETWORK_HINT,
+        transport=True,
+        timeout=SHORT_TIMEOUT,
+    ),
 ]
 
 
@@ -442,7 +454,7 @@ def transient(request: pytest.FixtureRequest) -> Transient:
 def test_transient_faults_then_success(
     server: Harness, caller: Caller, mode: str, transient: Transient
 ) -> None:
-    instance = server.instance(caller, transient.base_url(server))
+    instance = server.instance(caller, transient.base_url(server), timeout=transient.timeout)
     transient.arrange(server, MAX_RETRIES)
 
     started = time.monotonic()
@@ -460,7 +472,7 @@ def test_transient_faults_then_success(
 def test_transient_faults_forever(
     server: Harness, caller: Caller, mode: str, transient: Transient
 ) -> None:
-    instance = server.instance(caller, transient.base_url(server))
+    instance = server.instance(caller, transient.base_url(server), timeout=transient.timeout)
     # More faults than attempts: one retry too many would meet a fault, not a success.
     transient.arrange(server, MAX_RETRIES + 2)
 
