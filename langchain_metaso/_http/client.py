@@ -1,12 +1,9 @@
 """``MetasoClient``: the driver of every request of every public class.
 
-Building a request, retrying and parsing the answer live here once, in
-``MetasoClient._attempts``, a generator that never does I/O itself: it yields
-``(delay, request)`` steps and is sent back each ``Reply``. ``_run`` (sync) and ``_arun``
-(async) drive it and differ only in the lines that wait and send; ``stream`` and
-``astream`` drive the same generator, then read the event stream. Failed answers become
-typed errors in ``failures``; the retry policy is ``retry.RetryPolicy``; the bytes of an
-answer are counted, decompressed and timed in ``body``.
+``MetasoClient._attempts`` builds each attempt's request and reads its ``Reply``, with
+retries, never doing I/O itself; ``_run`` (sync) and ``_arun`` (async) drive it and differ
+only in the lines that wait and send. Failed answers become typed errors in ``failures``;
+an answer's bytes are counted, decompressed and timed in ``body``.
 """
 
 from __future__ import annotations
@@ -101,7 +98,7 @@ class MetasoClient:
             return self._send(call, deadline)[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            hit = self._from_cache(call, in_time(_cache_time(deadline), cache, cache_get, key))
+            hit = self._from_cache(call, in_time(deadline, cache, cache_get, key))
             if hit is not None:
                 return hit
             flight, leader = join(cache, key, self.api_key)
@@ -112,7 +109,7 @@ class MetasoClient:
                     continue
             with flight:
                 flight.answer, result = self._send(call, deadline)
-                in_time(_cache_time(deadline), cache, cache_set, key, flight.answer)
+                in_time(deadline, cache, cache_set, key, flight.answer)
                 return result
 
     async def arequest(self, call: Call[T]) -> T:
@@ -123,7 +120,7 @@ class MetasoClient:
             return (await self._asend(call, deadline))[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            entry = await ain_time(_cache_time(deadline), acache_get(cache, key))
+            entry = await ain_time(deadline, acache_get(cache, key))
             hit = self._from_cache(call, entry)
             if hit is not None:
                 return hit
@@ -135,7 +132,7 @@ class MetasoClient:
                     continue
             with flight:
                 flight.answer, result = await self._asend(call, deadline)
-                await ain_time(_cache_time(deadline), acache_set(cache, key, flight.answer))
+                await ain_time(deadline, acache_set(cache, key, flight.answer))
                 return result
 
     def stream(self, call: Call[T]) -> Iterator[T]:
@@ -346,11 +343,7 @@ class MetasoClient:
         )
 
     def _cooldown(self, errors: CallErrors, deadline: float | None) -> float:
-        """The wait before the next attempt that the shared cooldown imposes.
-
-        Raises:
-            MetasoRateLimitError: the cooldown lasts longer than a call should wait.
-        """
+        """The wait the shared cooldown imposes; ``MetasoRateLimitError`` if too long."""
         left = self.pool.cooldown_left()
         if not left:
             return 0.0
@@ -404,8 +397,3 @@ class MetasoClient:
             return reply.response
         response, body = errors.answered(reply)
         raise errors.not_event_stream(response, body)
-
-
-def _cache_time(deadline: float | None) -> float | None:
-    left = time_left(deadline)  # a quarter of it: a hung cache leaves time for the call
-    return None if left is None else left / 4

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
+from langchain_metaso._http.body import time_left
 from langchain_metaso.cache import InMemoryCache, MetasoCache
 
 __all__ = ["Abandoned", "Flight", "ain_time", "in_time", "join"]
@@ -116,9 +117,13 @@ def join(cache: object, key: str, api_key: SecretStr) -> tuple[Flight, bool]:
         return flight, True
 
 
-def in_time(left: float | None, cache: MetasoCache, op: Callable[..., R], *args: Any) -> R | None:
-    """``op(cache, *args)``, a sync cache call, given up on (with a warning) after ``left``
-    seconds, what the call has left; an in-process cache never blocks: called directly."""
+def in_time(
+    deadline: float | None, cache: MetasoCache, op: Callable[..., R], *args: Any
+) -> R | None:
+    """``op(cache, *args)``, a sync cache call, given up on (with a warning) once it takes
+    a quarter of what the call has left before ``deadline``, so a hung cache leaves time
+    for the call itself; an in-process cache never blocks: called directly."""
+    left = _cache_time(deadline)
     if left is None or isinstance(cache, InMemoryCache):
         return op(cache, *args)
     try:
@@ -128,10 +133,15 @@ def in_time(left: float | None, cache: MetasoCache, op: Callable[..., R], *args:
         return None
 
 
-async def ain_time(left: float | None, op: Awaitable[R]) -> R | None:
-    """An async cache call, given up on (with a warning) after ``left`` seconds."""
+async def ain_time(deadline: float | None, op: Awaitable[R]) -> R | None:
+    """``in_time`` for an async cache call."""
     try:
-        return await asyncio.wait_for(op, left)
+        return await asyncio.wait_for(op, _cache_time(deadline))
     except asyncio.TimeoutError:
         logger.warning(_SKIPPED)
         return None
+
+
+def _cache_time(deadline: float | None) -> float | None:
+    left = time_left(deadline)
+    return None if left is None else left / 4
