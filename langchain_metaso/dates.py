@@ -50,58 +50,22 @@ _MONTH = (
     r"\b(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
 )
-_CHINESE_DIGITS = {
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
+_CHINESE_DIGITS = {**dict(zip("一二三四五六七八九", range(1, 10), strict=True)), "两": 2}
 _WORD_DAYS = {
-    "刚刚": 0,
-    "刚才": 0,
-    "今天": 0,
-    "今日": 0,
-    "昨天": 1,
-    "昨日": 1,
+    **dict.fromkeys(("刚刚", "刚才", "今天", "今日", "just now", "today"), 0),
+    **dict.fromkeys(("昨天", "昨日", "yesterday"), 1),
     "前天": 2,
     "大前天": 3,
-    "just now": 0,
-    "today": 0,
-    "yesterday": 1,
 }
+# Every unit the two relative-age patterns below match, singular (plurals lose their s).
 _UNITS = {
-    "秒": "second",
-    "秒钟": "second",
-    "分": "minute",
-    "分钟": "minute",
-    "小时": "hour",
-    "钟头": "hour",
-    "天": "day",
-    "日": "day",
-    "周": "week",
-    "星期": "week",
-    "礼拜": "week",
-    "月": "month",
-    "年": "year",
-    "sec": "second",
-    "second": "second",
-    "min": "minute",
-    "minute": "minute",
-    "hr": "hour",
-    "hour": "hour",
-    "day": "day",
-    "wk": "week",
-    "week": "week",
-    "mo": "month",
-    "month": "month",
-    "yr": "year",
-    "year": "year",
+    **dict.fromkeys(("秒", "秒钟", "sec", "second"), "second"),
+    **dict.fromkeys(("分", "分钟", "min", "minute"), "minute"),
+    **dict.fromkeys(("小时", "钟头", "hr", "hour"), "hour"),
+    **dict.fromkeys(("天", "日", "day"), "day"),
+    **dict.fromkeys(("周", "星期", "礼拜", "wk", "week"), "week"),
+    **dict.fromkeys(("月", "mo", "month"), "month"),
+    **dict.fromkeys(("年", "yr", "year"), "year"),
 }
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 _UNIT_MONTHS = {"month": 1, "year": 12}
@@ -235,14 +199,8 @@ _FORMS: tuple[tuple[re.Pattern[str], _Reader], ...] = (
 
 
 def parse_date(text: str | None, *, today: date) -> date | None:
-    """The day that ``text`` gives, or ``None`` if it gives none that can be read.
-
-    Reads the forms the API and the pages it finds write: ``2025年03月17日``,
-    ``2025-03-17``, ``2025/3/17``, ``2025.03.17``, ``20250317``, ISO datetimes,
-    ``Mar 17, 2025``, ``17 March 2025``, ``3月17日``, and relative ages in Chinese and English
-    (``刚刚``, ``今天``, ``昨天``, ``前天``, ``3天前``, ``5小时前``, ``2周前``, ``3个月前``,
-    ``1年前``, ``yesterday``, ``3 days ago``). See the module's docstring for what partial,
-    ambiguous and relative dates read as. Never raises.
+    """The day that ``text`` gives (the forms and rules of the module's docstring), or
+    ``None`` if it gives none that can be read. Never raises.
 
     Args:
         text: The date as written, e.g. a result's ``date`` field.
