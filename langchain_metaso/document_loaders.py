@@ -69,9 +69,8 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         keep_undated:
             Which search results to read (sites, dates), only with ``query``; applied
             by this client, with up to 3 search requests (see ``FilterSettings``).
-        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
-            Connection settings, shared by every class of the package;
-            ``max_concurrency`` also bounds the pages read at once by ``alazy_load``.
+        max_concurrency:
+            Also bounds the pages read at once by ``alazy_load``.
 
     Instantiate:
         .. code-block:: python
@@ -94,20 +93,14 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     a web link are skipped, and each document's metadata also holds the ``query``.
     """
 
+    # The class docstring says what each field is.
     urls: list[str] | None = None
-    """The pages to read, in order."""
     query: str | None = None
-    """Search this and read the top ``k`` results instead."""
     k: int = Field(default=5, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
-    """Search results to read, with ``query``; also accepted as ``size``."""
     scope: ScopeName = "webpage"
-    """Where to search, with ``query``."""
     strict: bool = False
-    """Raise on the first page that fails, instead of recording it and going on."""
     reader_format: ReaderFormat = "json"
-    """``json`` (with title, author, date, credits) or ``text`` (Markdown only)."""
     show_progress: bool = False
-    """Show a tqdm progress bar over the pages as they are read (``pip install tqdm``)."""
 
     _failures: list[tuple[str, MetasoError]] = PrivateAttr(default_factory=list)
 
