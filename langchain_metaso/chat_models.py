@@ -54,8 +54,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     and cites its sources.
 
     Setup:
-        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
-        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
+        See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args — completion params:
         model: str
@@ -129,9 +128,6 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
 
     Serialize:
         ``langchain_core.load.dumps(chat)``: the key as a secret (``METASO_API_KEY``).
-
-    Not offered by the API:
-        ``bind_tools`` and ``with_structured_output`` raise ``NotImplementedError``.
 
     Errors are the package's typed ``MetasoError``s. Failures before the answer starts
     are retried; a stream that breaks once it has started raises (never a silently
