@@ -163,12 +163,10 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     def lazy_load(self) -> Iterator[Document]:
         """Read the pages one after another, yielding each ``Document`` as it comes."""
         self._failures = []
-        urls = (
-            self.urls
-            if self.urls is not None
-            else self._links(run_search(self.client, self._search()))
-        )
         client = self.client
+        urls = self.urls
+        if urls is None:
+            urls = self._links(run_search(client, self._search()))
         for url in self._progress(urls, len(urls)):
             try:
                 page = client.request(self._call(url))
@@ -180,12 +178,10 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     async def alazy_load(self) -> AsyncIterator[Document]:
         """Read up to ``max_concurrency`` pages at once; yield them in input order."""
         self._failures = []
-        urls = (
-            self.urls
-            if self.urls is not None
-            else self._links(await arun_search(self.client, self._search()))
-        )
         client = self.client
+        urls = self.urls
+        if urls is None:
+            urls = self._links(await arun_search(client, self._search()))
         # The client lets max_concurrency of these run at once; the others wait their turn.
         tasks = [asyncio.ensure_future(client.arequest(self._call(url))) for url in urls]
         try:
@@ -201,8 +197,6 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    # --- shared by both paths, no I/O ---
 
     def _search(self) -> SearchFlow:
         assert self.query is not None  # the model validator guarantees it
