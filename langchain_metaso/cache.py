@@ -200,25 +200,12 @@ _SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]+")  # what file stores and Redis tools
 
 
 class MetasoStoreCache:
-    """A cache over any LangChain ``ByteStore``, so answers are shared by every process
-    (and machine) that uses the same store: Redis, files, or any other LangChain store.
+    """A cache over any LangChain ``ByteStore`` (Redis, files...), shared by every process
+    and machine that uses the same store; README "Many machines" shows it in use.
 
-    Entries are JSON (never pickles) holding the answer and its expiry, so a store with no
-    expiry of its own works, and a new release of this package reads the entries of an
-    old one or treats them as misses: an entry that cannot be read is a miss, an expired
-    one is a miss and is deleted. Store keys are short and safe for files and Redis:
-    ``{namespace}/{endpoint}/{hash of the request}``.
-
-    Setup:
-        .. code-block:: python
-
-            from langchain_core.stores import InMemoryByteStore
-            from langchain_metaso import MetasoSearchTool, MetasoStoreCache
-
-            cache = MetasoStoreCache(InMemoryByteStore(), ttl=3600)
-            # or, shared by every worker: pip install "langchain-metaso[redis]"
-            cache = MetasoStoreCache.from_redis_url("redis://localhost:6379/0", ttl=3600)
-            tool = MetasoSearchTool(cache=cache)
+    Entries are JSON (never pickles) holding the answer and its expiry: one that cannot be
+    read (another release's format) is a miss, an expired one a miss that is deleted.
+    Store keys are ``{namespace}/{endpoint}/{hash of the request}``.
 
     Args:
         store: Where entries go: any ``BaseStore[str, bytes]``.

@@ -41,28 +41,12 @@ return taken
 
 
 class RedisRateLimiter(BaseRateLimiter):
-    """LangChain's ``InMemoryRateLimiter``, with its bucket in Redis: every process
-    (and machine) using the same ``redis_url`` and ``key`` shares one request rate.
+    """LangChain's ``InMemoryRateLimiter``, with its token bucket in Redis: every process
+    and machine using the same ``redis_url`` and ``key`` shares one request rate (README
+    "Many machines"; ``pip install "langchain-metaso[redis]"``).
 
-    A token bucket: ``requests_per_second`` tokens flow in, up to ``max_bucket_size``
-    (the burst allowed after a quiet spell); each request takes one. Taking is one atomic
-    Lua script on Redis's clock (Redis 5 or later). If Redis cannot be reached, the
-    request goes ahead and a warning is logged: the limit is a courtesy to the provider,
-    whose 429s are still retried, not a reason to fail the search.
-
-    Setup:
-        .. code-block:: bash
-
-            pip install "langchain-metaso[redis]"
-
-    Example:
-        .. code-block:: python
-
-            from langchain_metaso import MetasoSearchTool
-            from langchain_metaso.rate_limiters import RedisRateLimiter
-
-            limiter = RedisRateLimiter("redis://localhost:6379/0", requests_per_second=5)
-            tool = MetasoSearchTool(rate_limiter=limiter)  # in every worker process
+    If Redis cannot be reached, the request goes ahead and a warning is logged: the limit
+    is a courtesy to the provider, whose 429s are still retried, not a reason to fail.
 
     Args:
         redis_url: The Redis server, e.g. ``redis://localhost:6379/0``.

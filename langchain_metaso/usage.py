@@ -190,24 +190,12 @@ HOLD_LEASE = 600.0  # seconds: the hold of a worker that died mid-call lapses af
 
 class RedisCreditBudget:
     """A credit budget kept in Redis: every process and machine using the same
-    ``redis_url`` and ``key`` spends from it, by the rule of ``CreditBudget``, reserved
-    atomically (one Lua script, Redis 5 or later). Accepted wherever a budget is
-    (``credit_budget=``, ``metaso_usage(credit_budget=...)``). The price each endpoint last
-    cost is kept beside ``spent``, so every worker expects what any worker saw; the hold of
-    a worker that died mid-call lapses after 10 minutes.
+    ``redis_url`` and ``key`` spends from it, by the rule of ``CreditBudget`` (README "Many
+    machines"). The hold of a worker that died mid-call lapses after 10 minutes.
 
     A budget that cannot be checked is not a budget: when Redis cannot be reached, a call
-    is refused before it is sent, with ``MetasoConnectionError`` (``RedisRateLimiter``
-    lets it go). It pickles as its URL and settings; a copy in a worker reconnects.
-
-    Example:
-        .. code-block:: python
-
-            from langchain_metaso import MetasoRetriever, RedisCreditBudget
-
-            budget = RedisCreditBudget("redis://localhost:6379/0", credits=1000)
-            retriever = MetasoRetriever(credit_budget=budget)  # in every worker
-            print(budget.spent, budget.remaining)
+    is refused before it is sent, with ``MetasoConnectionError``. It pickles as its URL and
+    settings; a copy in a worker reconnects.
 
     Args:
         redis_url: The Redis server, e.g. ``redis://localhost:6379/0``.
@@ -344,15 +332,6 @@ def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[Metaso
             ``RedisCreditBudget`` shared by every worker). A call that would start once
             spent and in-flight credits reach it raises ``MetasoBudgetExceededError``
             without being sent (an agent's tool gets an error message instead).
-
-    Example:
-        .. code-block:: python
-
-            from langchain_metaso import MetasoSearchTool, metaso_usage
-
-            with metaso_usage(credit_budget=100) as usage:
-                agent.invoke({"messages": [("user", "...")]})
-            print(usage.credits, usage.requests, usage.cache_hits)
     """
     usage = MetasoUsage(credit_budget)
     token = _active.set((*_active.get(), usage))
