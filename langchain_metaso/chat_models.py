@@ -177,15 +177,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         # Also LangChain's cache key: a different API or endpoint answers differently.
-        return {
-            "model": self.model,
-            "scope": self.scope,
-            "concise_snippet": self.concise_snippet,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "base_url": self.base_url,
-            "chat_path": self.chat_path,
-        }
+        return {name: getattr(self, name) for name in (*_PER_CALL, "base_url", "chat_path")}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
