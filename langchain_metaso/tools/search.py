@@ -132,7 +132,9 @@ def _entry(result: SearchResult, index: int) -> list[str]:
         result.date,
         _duration(result.duration),
         ", ".join(result.authors or ()),
-        _pixels(result.image_width, result.image_height),
+        f"{result.image_width}x{result.image_height} pixels"
+        if result.image_width and result.image_height
+        else None,
     ]
     if any(details):
         lines.append(" | ".join(part for part in details if part))
@@ -161,10 +163,6 @@ def _duration(value: str | None) -> str | None:
     minutes, seconds = divmod(rest, 60)
     clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
     return f"duration {clock}"
-
-
-def _pixels(width: int | None, height: int | None) -> str | None:
-    return f"{width}x{height} pixels" if width and height else None
 
 
 class MetasoSearchTool(SearchOptions, MetasoTool):
