@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from typing import Any
@@ -78,7 +77,6 @@ class RedisRateLimiter(BaseRateLimiter):
         self.check_every_n_seconds = check_every_n_seconds
         self.key = key
         self.connection = RedisConnection(redis_url, **redis_options)
-        self._script = self.connection.client.register_script(_BUCKET_SCRIPT)
 
     def acquire(self, *, blocking: bool = True) -> bool:
         """Take a token; if none is left, wait for one (``blocking``) or return False."""
@@ -102,23 +100,14 @@ class RedisRateLimiter(BaseRateLimiter):
 
     def _take(self) -> bool:
         try:
-            taken = self._script(
-                keys=[self.key], args=[self.requests_per_second, self.max_bucket_size]
-            )
+            # A Script is only the source and its hash, made each call: a limiter holding
+            # one (and so a client) could not be pickled as plainly as its settings.
+            script = self.connection.client.register_script(_BUCKET_SCRIPT)
+            taken = script(keys=[self.key], args=[self.requests_per_second, self.max_bucket_size])
             return bool(taken)
         except Exception as exc:  # an unreachable limiter must not fail the search
             logger.warning("Metaso rate limiter: Redis failed (%s); not limiting", exc)
             return True
-
-    def __reduce__(self) -> Any:
-        settings = {
-            "requests_per_second": self.requests_per_second,
-            "max_bucket_size": self.max_bucket_size,
-            "check_every_n_seconds": self.check_every_n_seconds,
-            "key": self.key,
-            **self.connection.options,
-        }
-        return functools.partial(RedisRateLimiter, **settings), (self.connection.url,)
 
     def __repr__(self) -> str:
         return (

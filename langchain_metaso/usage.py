@@ -8,7 +8,6 @@ those held by calls in flight are below the limit.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import threading
@@ -218,7 +217,6 @@ class RedisCreditBudget:
         self.limit = credits
         self.key = key
         self.connection = RedisConnection(redis_url, **redis_options)
-        self._script = self.connection.client.register_script(_RESERVE_SCRIPT)
 
     @property
     def spent(self) -> float:
@@ -235,7 +233,9 @@ class RedisCreditBudget:
         hold_id = uuid.uuid4().hex
         keys = [self.key, f"{self.key}/held"]
         args = [self.limit, endpoint, _expected(endpoint), hold_id, HOLD_LEASE]
-        allowed, amount = self._redis(endpoint, self._script, keys=keys, args=args)
+        # A Script made each call (source and hash): the budget pickles as its settings.
+        script = self.connection.client.register_script(_RESERVE_SCRIPT)
+        allowed, amount = self._redis(endpoint, script, keys=keys, args=args)
         if not int(allowed):
             raise MetasoBudgetExceededError(
                 budget=self.limit, used=float(amount), endpoint=endpoint
@@ -279,10 +279,6 @@ class RedisCreditBudget:
         return self
 
     __copy__ = __deepcopy__
-
-    def __reduce__(self) -> Any:
-        settings = {"credits": self.limit, "key": self.key, **self.connection.options}
-        return functools.partial(RedisCreditBudget, **settings), (self.connection.url,)
 
     def __repr__(self) -> str:
         return f"RedisCreditBudget({self.connection!r}, credits={self.limit:g}, key={self.key!r})"
