@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisByteStore", "RedisConnection", "masked_url"]
 
-REDIS_EXTRA = 'pip install "langchain-metaso[redis]"'
-
 # A cache or limiter waiting forever on an unreachable Redis would hang every search.
 _DEFAULT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
@@ -38,11 +36,10 @@ def masked_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
-    pairs = parts.query.split("&") if parts.query else []
-    names = [pair.split("=", 1)[0] for pair in pairs]
+    pairs = [pair.partition("=") for pair in parts.query.split("&")] if parts.query else []
     query = "&".join(
-        f"{name}=***" if unquote_plus(name) == "password" else pair
-        for name, pair in zip(names, pairs, strict=True)
+        f"{name}=***" if unquote_plus(name) == "password" else "".join((name, eq, value))
+        for name, eq, value in pairs
     )
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
@@ -62,7 +59,9 @@ class RedisConnection:
         try:
             import redis
         except ImportError as exc:
-            raise ImportError(f"Redis support needs redis-py: {REDIS_EXTRA}") from exc
+            raise ImportError(
+                'Redis support needs redis-py: pip install "langchain-metaso[redis]"'
+            ) from exc
         self.url = url
         # Bytes in, bytes out: the cache's entries are UTF-8 that Redis must not decode.
         self.options = {**_DEFAULT_OPTIONS, **options, "decode_responses": False}

@@ -1,19 +1,9 @@
-"""An opt-in cache of API answers: every call costs credits, a repeated one need not.
-
-Pass ``cache=InMemoryCache()`` (one process), ``cache=MetasoStoreCache(store)`` (any
-LangChain ``ByteStore``) or ``cache=MetasoStoreCache.from_redis_url(url)`` (shared by
-every process and machine using that Redis), or anything with the two methods of
-``MetasoCache``, to any public class. What is cached is the decoded answer of a
-successful call (a JSON object or text), under a key made of the endpoint, the base URL,
-the answer format and the request body: never the API key. Errors are not cached.
-
-The trade-off: a hit is free and instant but as old as the entry, so keep ``ttl`` short
-for news and fresh facts, and long for stable questions (papers, documents).
+"""An opt-in cache of API answers (README: "Repeated calls, concurrency and rate limits").
 
 The HTTP core reaches a cache only through ``cache_get``/``cache_set`` and their async
-twins ``acache_get``/``acache_set``: they use a cache's own ``aget``/``aset`` when it has
-them, run a sync-only cache off the event loop, and log a failing backend and go on
-without it.
+twins: they use a cache's own ``aget``/``aset`` when it has them, run a sync-only cache off
+the event loop, and log a failing backend and go on without it. Keys hold the request,
+never the API key; errors are never cached.
 """
 
 from __future__ import annotations
@@ -65,11 +55,8 @@ class MetasoCache(Protocol):
 
 @runtime_checkable
 class MetasoAsyncCache(MetasoCache, Protocol):
-    """A cache with native async methods too.
-
-    A protocol of its own, because settings typed ``MetasoCache`` check it with
-    ``isinstance``: a sync-only cache must still pass.
-    """
+    """A cache with native async methods too (a protocol of its own: settings typed
+    ``MetasoCache`` check it with ``isinstance``, which a sync-only cache must pass)."""
 
     async def aget(self, key: str) -> Any | None:
         """``get`` without blocking the event loop."""
@@ -213,25 +200,12 @@ _SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]+")  # what file stores and Redis tools
 
 
 class MetasoStoreCache:
-    """A cache over any LangChain ``ByteStore``, so answers are shared by every process
-    (and machine) that uses the same store: Redis, files, or any other LangChain store.
+    """A cache over any LangChain ``ByteStore`` (Redis, files...), shared by every process
+    and machine that uses the same store; README "Many machines" shows it in use.
 
-    Entries are JSON (never pickles) holding the answer and its expiry, so a store with no
-    expiry of its own works, and a new release of this package reads the entries of an
-    old one or treats them as misses: an entry that cannot be read is a miss, an expired
-    one is a miss and is deleted. Store keys are short and safe for files and Redis:
-    ``{namespace}/{endpoint}/{hash of the request}``.
-
-    Setup:
-        .. code-block:: python
-
-            from langchain_core.stores import InMemoryByteStore
-            from langchain_metaso import MetasoSearchTool, MetasoStoreCache
-
-            cache = MetasoStoreCache(InMemoryByteStore(), ttl=3600)
-            # or, shared by every worker: pip install "langchain-metaso[redis]"
-            cache = MetasoStoreCache.from_redis_url("redis://localhost:6379/0", ttl=3600)
-            tool = MetasoSearchTool(cache=cache)
+    Entries are JSON (never pickles) holding the answer and its expiry: one that cannot be
+    read (another release's format) is a miss, an expired one a miss that is deleted.
+    Store keys are ``{namespace}/{endpoint}/{hash of the request}``.
 
     Args:
         store: Where entries go: any ``BaseStore[str, bytes]``.
@@ -267,17 +241,10 @@ class MetasoStoreCache:
         namespace: str = "metaso",
         **redis_options: Any,
     ) -> MetasoStoreCache:
-        """A cache on the Redis server at ``url``, which also expires the keys itself.
-
-        Needs redis-py: ``pip install "langchain-metaso[redis]"``.
-
-        Args:
-            url: e.g. ``redis://localhost:6379/0``.
-            ttl: Seconds an entry is served, and kept by Redis.
-            namespace: Prefix of every key.
-            **redis_options: Passed to ``redis.Redis.from_url``; socket timeouts default
-                to 2 s, so an unreachable Redis slows a search down, never hangs it.
-        """
+        """A cache on the Redis server at ``url`` (e.g. ``redis://localhost:6379/0``),
+        which also drops entries after ``ttl``; ``redis_options`` go to
+        ``redis.Redis.from_url`` (socket timeouts default to 2 s: an unreachable Redis slows
+        a search down, never hangs it). Needs ``pip install "langchain-metaso[redis]"``."""
         from langchain_metaso._redis import RedisByteStore, RedisConnection
 
         store = RedisByteStore(RedisConnection(url, **redis_options), ttl=ttl)
@@ -333,12 +300,11 @@ class MetasoStoreCache:
         if not isinstance(entry, dict) or entry.get("format") != _ENTRY_FORMAT:
             return None, False
         expires = entry.get("expires")
-        if expires is None:
-            return entry.get("value"), False
-        if isinstance(expires, bool) or not isinstance(expires, int | float):
-            return None, False
-        if not expires > self._clock():  # NaN included
-            return None, True
+        if expires is not None:
+            if isinstance(expires, bool) or not isinstance(expires, int | float):
+                return None, False
+            if not expires > self._clock():  # NaN included
+                return None, True
         return entry.get("value"), False
 
     def __repr__(self) -> str:

@@ -54,8 +54,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     and cites its sources.
 
     Setup:
-        ``pip install -U langchain-metaso`` and set ``METASO_API_KEY`` (for a metaso.cn
-        key also ``METASO_BASE_URL``); ``MetasoConfig`` lists every connection setting.
+        See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args — completion params:
         model: str
@@ -130,38 +129,23 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     Serialize:
         ``langchain_core.load.dumps(chat)``: the key as a secret (``METASO_API_KEY``).
 
-    Not offered by the API:
-        ``bind_tools`` and ``with_structured_output`` raise ``NotImplementedError``.
-
     Errors are the package's typed ``MetasoError``s. Failures before the answer starts
     are retried; a stream that breaks once it has started raises (never a silently
     shortened answer).
     """
 
+    # The class docstring says what each field is.
     model: ModelName = "fast"
-    """``fast``, ``fast_thinking``, ``ds-r1``, or any newer model's name."""
     scope: Scope = "webpage"
-    """Where the sources come from; a call may pass its own."""
     concise_snippet: bool | None = None
-    """Ask for shorter source snippets."""
     stop: list[str] | None = None
-    """Stop sequences, applied to the text here (the API takes none)."""
     temperature: float | None = None
-    """Sent as ``temperature`` when set; not documented by Metaso."""
     max_tokens: int | None = Field(default=None, ge=1)
-    """Sent as ``max_tokens`` when set; not documented by Metaso."""
     streaming: bool = False
-    """Whether ``invoke`` streams underneath."""
-    chat_path: ChatPath = CHAT_PATH
-    """The chat endpoint under ``base_url``: configurable because 302.AI documents it
-    without its path."""
+    chat_path: ChatPath = CHAT_PATH  # configurable: 302.AI documents it without its path
     timeout: float = Field(default=120.0, gt=0)
-    """Seconds each step of an attempt may take; a non-streamed answer comes in one
-    step, once the model has finished."""
     total_timeout: float | None = Field(default=300.0, gt=0)
-    """Seconds a whole call may take, retries and waits included; ``None`` for no bound."""
     cache: BaseCache | bool | None = Field(default=None, exclude=True)  # type: ignore[assignment]
-    """LangChain's cache of chat answers (a ``BaseCache``, or ``True`` for the global one)."""
 
     @field_validator("cache", mode="before")
     @classmethod
@@ -193,15 +177,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         # Also LangChain's cache key: a different API or endpoint answers differently.
-        return {
-            "model": self.model,
-            "scope": self.scope,
-            "concise_snippet": self.concise_snippet,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "base_url": self.base_url,
-            "chat_path": self.chat_path,
-        }
+        return {name: getattr(self, name) for name in (*_PER_CALL, "base_url", "chat_path")}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
@@ -222,11 +198,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Not offered: Metaso's chat endpoint does not call tools.
-
-        Raises:
-            NotImplementedError: always.
-        """
+        """Not offered (raises ``NotImplementedError``): the API does not call tools."""
         raise NotImplementedError(
             "ChatMetaso cannot bind tools: Metaso's chat endpoint does not call tools. "
             "Give MetasoSearchTool or MetasoAnswerTool to an agent whose model does."
@@ -235,11 +207,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     def with_structured_output(
         self, schema: dict[str, Any] | type, *, include_raw: bool = False, **kwargs: Any
     ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
-        """Not offered: Metaso's chat endpoint has no tool calling, JSON mode or schema.
-
-        Raises:
-            NotImplementedError: always.
-        """
+        """Not offered (raises ``NotImplementedError``): the API has no JSON mode or schema."""
         raise NotImplementedError(
             "ChatMetaso has no structured output: Metaso's chat endpoint offers no tool "
             "calling, JSON mode or response schema. Pass its answer to a model that does."
@@ -301,12 +269,8 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         yield ChatGenerationChunk(message=_last_chunk(stream))
 
     def _request(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AnswerRequest:
-        """The API request for ``messages``, with the call's overrides; checked before I/O.
-
-        Raises:
-            ValueError: a message the API cannot take (blank, not valid text, of a kind it
-                does not know), an argument it does not know, or an invalid value.
-        """
+        """The API request for ``messages``, with the call's overrides; a ``ValueError``
+        before any I/O for a message, argument or value the API cannot take."""
         options = {name: value for name, value in kwargs.items() if name != "stream"}
         unknown = sorted(set(options) - set(_PER_CALL))
         if unknown:
@@ -342,27 +306,18 @@ _ROLES: dict[type[BaseMessage], str] = {
     HumanMessage: "user",
     AIMessage: "assistant",
 }
-_CHAT_ROLES = ("system", "user", "assistant")
-# Content blocks with text in them; reasoning is the model's own and is not sent back.
-_TEXT_BLOCKS = ("text",)
-_UNSENT_BLOCKS = ("reasoning", "thinking")
-# Where the reasoning and the text sit among a chunk's blocks, so that chunks merge into
-# one block of each (by index) whatever order they arrive in.
-_REASONING_INDEX, _TEXT_INDEX = 0, 1
 
 
 def _convert_message_to_dict(message: BaseMessage) -> dict[str, Any]:
-    """``message`` as one of the API's ``messages``: ``{"role", "content"}`` (and ``name``).
-
-    Raises:
-        ValueError: a message the chat endpoint cannot take, saying which and why.
-    """
+    """``message`` as one of the API's ``messages``: ``{"role", "content"}`` (and ``name``);
+    a ``ValueError`` saying which and why if the chat endpoint cannot take it."""
     role = _role(message)
     if isinstance(message, AIMessage) and message.tool_calls:
         raise _cannot_send("an AI message with tool calls")
     for block in message.content if isinstance(message.content, list) else ():
         kind = block.get("type") if isinstance(block, dict) else "text"
-        if kind not in (*_TEXT_BLOCKS, *_UNSENT_BLOCKS):
+        # Reasoning is the model's own: it is not sent back, and is no reason to refuse.
+        if kind not in ("text", "reasoning", "thinking"):
             raise _cannot_send(f"a {kind!r} content block (in a {message.type} message)")
     text = message.text
     # An earlier answer may be empty (cut at a stop sequence); a question may not.
@@ -381,7 +336,7 @@ def _convert_message_to_dict(message: BaseMessage) -> dict[str, Any]:
 
 def _role(message: BaseMessage) -> str:
     role = next((role for cls, role in _ROLES.items() if isinstance(message, cls)), None)
-    if role is None and isinstance(message, ChatMessage) and message.role in _CHAT_ROLES:
+    if role is None and isinstance(message, ChatMessage) and message.role in _ROLES.values():
         role = message.role
     if role is None:
         raise _cannot_send(f"a {type(message).__name__} (role {message.type!r})")
@@ -540,7 +495,7 @@ def _usage_metadata(usage: TokenUsage | None) -> UsageMetadata | None:
         "output_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens if total is None else total,
     }
-    metadata = cast("UsageMetadata", counts)
+    metadata = cast("UsageMetadata", counts)  # cast(): see below
     if usage.reasoning_tokens is not None:
         metadata["output_token_details"] = {"reasoning": usage.reasoning_tokens}
     return metadata
@@ -551,18 +506,10 @@ def _usage_metadata(usage: TokenUsage | None) -> UsageMetadata | None:
 
 
 def _content_blocks(message: AIMessage) -> list[types.ContentBlock]:
-    """The standard blocks of a message or chunk of ours: a ``reasoning`` block (from
-    ``additional_kwargs["reasoning_content"]``), then a ``text`` block whose
-    ``annotations`` are one ``citation`` a source, in the order the ``[[n]]`` marks
-    count them.
-
-    Chunks' blocks carry an ``index``, so that summed chunks (and LangChain's streaming
-    of standard blocks) merge them into one block of each kind.
-
-    Raises:
-        NotImplementedError: content that is not text (not ours); LangChain then reads
-            it its own way.
-    """
+    """The standard blocks of a message or chunk of ours: a ``reasoning`` block, then a
+    ``text`` block whose ``annotations`` are one ``citation`` a source, in the order the
+    ``[[n]]`` marks count them. ``NotImplementedError`` for content that is not text (not
+    ours): LangChain then reads it its own way."""
     if not isinstance(message.content, str):
         raise NotImplementedError("only text content comes from the Metaso chat endpoint")
     chunk = isinstance(message, AIMessageChunk)
@@ -571,7 +518,8 @@ def _content_blocks(message: AIMessage) -> list[types.ContentBlock]:
     if isinstance(reasoning, str) and reasoning:
         thought = cast("types.ReasoningContentBlock", {"type": "reasoning", "reasoning": reasoning})
         if chunk:
-            thought["index"] = _REASONING_INDEX
+            # A fixed index a kind: summed chunks merge into one block of each kind.
+            thought["index"] = 0
         blocks.append(thought)
     sources = message.response_metadata.get("citations")
     annotations = [_citation(source) for source in sources or () if isinstance(source, dict)]
@@ -580,7 +528,7 @@ def _content_blocks(message: AIMessage) -> list[types.ContentBlock]:
         if annotations:
             text["annotations"] = list(annotations)
         if chunk:
-            text["index"] = _TEXT_INDEX
+            text["index"] = 1
         blocks.append(text)
     return blocks
 

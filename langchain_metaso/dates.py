@@ -50,58 +50,22 @@ _MONTH = (
     r"\b(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
 )
-_CHINESE_DIGITS = {
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
+_CHINESE_DIGITS = {**dict(zip("一二三四五六七八九", range(1, 10), strict=True)), "两": 2}
 _WORD_DAYS = {
-    "刚刚": 0,
-    "刚才": 0,
-    "今天": 0,
-    "今日": 0,
-    "昨天": 1,
-    "昨日": 1,
+    **dict.fromkeys(("刚刚", "刚才", "今天", "今日", "just now", "today"), 0),
+    **dict.fromkeys(("昨天", "昨日", "yesterday"), 1),
     "前天": 2,
     "大前天": 3,
-    "just now": 0,
-    "today": 0,
-    "yesterday": 1,
 }
+# Every unit the two relative-age patterns below match, singular (plurals lose their s).
 _UNITS = {
-    "秒": "second",
-    "秒钟": "second",
-    "分": "minute",
-    "分钟": "minute",
-    "小时": "hour",
-    "钟头": "hour",
-    "天": "day",
-    "日": "day",
-    "周": "week",
-    "星期": "week",
-    "礼拜": "week",
-    "月": "month",
-    "年": "year",
-    "sec": "second",
-    "second": "second",
-    "min": "minute",
-    "minute": "minute",
-    "hr": "hour",
-    "hour": "hour",
-    "day": "day",
-    "wk": "week",
-    "week": "week",
-    "mo": "month",
-    "month": "month",
-    "yr": "year",
-    "year": "year",
+    **dict.fromkeys(("秒", "秒钟", "sec", "second"), "second"),
+    **dict.fromkeys(("分", "分钟", "min", "minute"), "minute"),
+    **dict.fromkeys(("小时", "钟头", "hr", "hour"), "hour"),
+    **dict.fromkeys(("天", "日", "day"), "day"),
+    **dict.fromkeys(("周", "星期", "礼拜", "wk", "week"), "week"),
+    **dict.fromkeys(("月", "mo", "month"), "month"),
+    **dict.fromkeys(("年", "yr", "year"), "year"),
 }
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 _UNIT_MONTHS = {"month": 1, "year": 12}
@@ -173,76 +137,52 @@ def _months_before(day: date, months: int) -> date:
     return date(year, month0 + 1, min(day.day, last))
 
 
-_FORMS: tuple[tuple[re.Pattern[str], _Reader], ...] = (
-    # 2025年03月17日, 2025年3月7号, 2025 年 3 月 7 日
-    (
-        re.compile(r"(?<!\d)(?P<y>\d{4})\s*年\s*(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})(?!\d)"),
-        _ymd,
-    ),
-    # 2025-03-17, 2025/3/17, 2025.03.17, and the date of 2025-03-17T08:00:00Z
-    (
-        re.compile(r"(?<!\d)(?P<y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?!\d)"),
-        _ymd,
-    ),
-    # 20250317, only as the whole text: inside a text eight digits are too often not a date
-    (re.compile(r"\A(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})\Z"), _ymd),
-    # Mar 17, 2025; March 17th, 2025
-    (
-        re.compile(
-            _MONTH + r"\s*(?P<d>\d{1,2})(?:st|nd|rd|th)?\b,?\s*(?P<y>\d{4})(?!\d)", re.IGNORECASE
-        ),
-        _english,
-    ),
-    # 17 March 2025; 17th of March, 2025; Mon, 17 Mar 2025 08:00:00 GMT
-    (
-        re.compile(
+# Case matters to none (month names, "ago"); the Chinese forms have no letters.
+_FORMS: tuple[tuple[re.Pattern[str], _Reader], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), reader)
+    for pattern, reader in [
+        # 2025年03月17日, 2025年3月7号, 2025 年 3 月 7 日
+        (r"(?<!\d)(?P<y>\d{4})\s*年\s*(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})(?!\d)", _ymd),
+        # 2025-03-17, 2025/3/17, 2025.03.17, and the date of 2025-03-17T08:00:00Z
+        (r"(?<!\d)(?P<y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?!\d)", _ymd),
+        # 20250317, only as the whole text: inside a text eight digits are too often not a date
+        (r"\A(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})\Z", _ymd),
+        # Mar 17, 2025; March 17th, 2025
+        (_MONTH + r"\s*(?P<d>\d{1,2})(?:st|nd|rd|th)?\b,?\s*(?P<y>\d{4})(?!\d)", _english),
+        # 17 March 2025; 17th of March, 2025; Mon, 17 Mar 2025 08:00:00 GMT
+        (
             r"(?<!\d)(?P<d>\d{1,2})(?:st|nd|rd|th)?\s*(?:of\s+)?"
             + _MONTH
             + r",?\s*(?P<y>\d{4})(?!\d)",
-            re.IGNORECASE,
+            _english,
         ),
-        _english,
-    ),
-    # 3月17日, with no year
-    (re.compile(r"(?<![\d年])(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]"), _month_day),
-    # 今天, 昨天, 前天, 刚刚, yesterday
-    (
-        re.compile(
+        # 3月17日, with no year
+        (r"(?<![\d年])(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]", _month_day),
+        # 今天, 昨天, 前天, 刚刚, yesterday
+        (
             r"(?P<word>大前天|前天|昨天|昨日|今天|今日|刚刚|刚才"
             r"|\bjust now\b|\btoday\b|\byesterday\b)",
-            re.IGNORECASE,
+            _word,
         ),
-        _word,
-    ),
-    # 3天前, 5小时前, 三个月前, 半年前; not after 年: 2025年3月前 is "before March 2025"
-    (
-        re.compile(
+        # 3天前, 5小时前, 三个月前, 半年前; not after 年: 2025年3月前 is "before March 2025"
+        (
             r"(?<![\d年])(?P<n>\d{1,5}|[一二两三四五六七八九十]{1,3}|半)\s*个?\s*"
-            r"(?P<unit>秒钟?|分钟?|小时|钟头|天|日|周|星期|礼拜|月|年)\s*[之以]?前"
+            r"(?P<unit>秒钟?|分钟?|小时|钟头|天|日|周|星期|礼拜|月|年)\s*[之以]?前",
+            _ago,
         ),
-        _ago,
-    ),
-    # 3 days ago, an hour ago, 5 mins ago
-    (
-        re.compile(
-            r"\b(?P<n>\d{1,5}|an?|one)\s*(?P<unit>secs?|seconds?|mins?|minutes?|hrs?|hours?|days?"
-            r"|wks?|weeks?|mos?|months?|yrs?|years?)\s+ago\b",
-            re.IGNORECASE,
+        # 3 days ago, an hour ago, 5 mins ago
+        (
+            r"\b(?P<n>\d{1,5}|an?|one)\s*(?P<unit>secs?|seconds?|mins?|minutes?|hrs?|hours?"
+            r"|days?|wks?|weeks?|mos?|months?|yrs?|years?)\s+ago\b",
+            _ago,
         ),
-        _ago,
-    ),
+    ]
 )
 
 
 def parse_date(text: str | None, *, today: date) -> date | None:
-    """The day that ``text`` gives, or ``None`` if it gives none that can be read.
-
-    Reads the forms the API and the pages it finds write: ``2025年03月17日``,
-    ``2025-03-17``, ``2025/3/17``, ``2025.03.17``, ``20250317``, ISO datetimes,
-    ``Mar 17, 2025``, ``17 March 2025``, ``3月17日``, and relative ages in Chinese and English
-    (``刚刚``, ``今天``, ``昨天``, ``前天``, ``3天前``, ``5小时前``, ``2周前``, ``3个月前``,
-    ``1年前``, ``yesterday``, ``3 days ago``). See the module's docstring for what partial,
-    ambiguous and relative dates read as. Never raises.
+    """The day that ``text`` gives (the forms and rules of the module's docstring), or
+    ``None`` if it gives none that can be read. Never raises.
 
     Args:
         text: The date as written, e.g. a result's ``date`` field.

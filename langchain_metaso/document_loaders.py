@@ -69,9 +69,8 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         keep_undated:
             Which search results to read (sites, dates), only with ``query``; applied
             by this client, with up to 3 search requests (see ``FilterSettings``).
-        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
-            Connection settings, shared by every class of the package;
-            ``max_concurrency`` also bounds the pages read at once by ``alazy_load``.
+        max_concurrency:
+            Also bounds the pages read at once by ``alazy_load``.
 
     Instantiate:
         .. code-block:: python
@@ -94,20 +93,14 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     a web link are skipped, and each document's metadata also holds the ``query``.
     """
 
+    # The class docstring says what each field is.
     urls: list[str] | None = None
-    """The pages to read, in order."""
     query: str | None = None
-    """Search this and read the top ``k`` results instead."""
     k: int = Field(default=5, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
-    """Search results to read, with ``query``; also accepted as ``size``."""
     scope: ScopeName = "webpage"
-    """Where to search, with ``query``."""
     strict: bool = False
-    """Raise on the first page that fails, instead of recording it and going on."""
     reader_format: ReaderFormat = "json"
-    """``json`` (with title, author, date, credits) or ``text`` (Markdown only)."""
     show_progress: bool = False
-    """Show a tqdm progress bar over the pages as they are read (``pip install tqdm``)."""
 
     _failures: list[tuple[str, MetasoError]] = PrivateAttr(default_factory=list)
 
@@ -170,12 +163,10 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     def lazy_load(self) -> Iterator[Document]:
         """Read the pages one after another, yielding each ``Document`` as it comes."""
         self._failures = []
-        urls = (
-            self.urls
-            if self.urls is not None
-            else self._links(run_search(self.client, self._search()))
-        )
         client = self.client
+        urls = self.urls
+        if urls is None:
+            urls = self._links(run_search(client, self._search()))
         for url in self._progress(urls, len(urls)):
             try:
                 page = client.request(self._call(url))
@@ -187,12 +178,10 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
     async def alazy_load(self) -> AsyncIterator[Document]:
         """Read up to ``max_concurrency`` pages at once; yield them in input order."""
         self._failures = []
-        urls = (
-            self.urls
-            if self.urls is not None
-            else self._links(await arun_search(self.client, self._search()))
-        )
         client = self.client
+        urls = self.urls
+        if urls is None:
+            urls = self._links(await arun_search(client, self._search()))
         # The client lets max_concurrency of these run at once; the others wait their turn.
         tasks = [asyncio.ensure_future(client.arequest(self._call(url))) for url in urls]
         try:
@@ -208,8 +197,6 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    # --- shared by both paths, no I/O ---
 
     def _search(self) -> PagedSearch:
         assert self.query is not None  # the model validator guarantees it

@@ -29,14 +29,11 @@ __all__ = [
 ]
 
 
-_SENTENCE_ENDS = (".", "!", "?", "…", "。", "！", "？")
-
-
 def _sentence(text: str) -> str:
     """``text`` ended as a sentence: a full stop is added unless it has its own (a
     provider's ``参数错误。`` must not read ``参数错误。.``)."""
     text = text.rstrip()
-    return text if text.endswith(_SENTENCE_ENDS) else text + "."
+    return text if text.endswith((".", "!", "?", "…", "。", "！", "？")) else text + "."
 
 
 class MetasoError(ToolException):

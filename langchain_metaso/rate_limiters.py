@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from typing import Any
@@ -41,28 +40,12 @@ return taken
 
 
 class RedisRateLimiter(BaseRateLimiter):
-    """LangChain's ``InMemoryRateLimiter``, with its bucket in Redis: every process
-    (and machine) using the same ``redis_url`` and ``key`` shares one request rate.
+    """LangChain's ``InMemoryRateLimiter``, with its token bucket in Redis: every process
+    and machine using the same ``redis_url`` and ``key`` shares one request rate (README
+    "Many machines"; ``pip install "langchain-metaso[redis]"``).
 
-    A token bucket: ``requests_per_second`` tokens flow in, up to ``max_bucket_size``
-    (the burst allowed after a quiet spell); each request takes one. Taking is one atomic
-    Lua script on Redis's clock (Redis 5 or later). If Redis cannot be reached, the
-    request goes ahead and a warning is logged: the limit is a courtesy to the provider,
-    whose 429s are still retried, not a reason to fail the search.
-
-    Setup:
-        .. code-block:: bash
-
-            pip install "langchain-metaso[redis]"
-
-    Example:
-        .. code-block:: python
-
-            from langchain_metaso import MetasoSearchTool
-            from langchain_metaso.rate_limiters import RedisRateLimiter
-
-            limiter = RedisRateLimiter("redis://localhost:6379/0", requests_per_second=5)
-            tool = MetasoSearchTool(rate_limiter=limiter)  # in every worker process
+    If Redis cannot be reached, the request goes ahead and a warning is logged: the limit
+    is a courtesy to the provider, whose 429s are still retried, not a reason to fail.
 
     Args:
         redis_url: The Redis server, e.g. ``redis://localhost:6379/0``.
@@ -94,7 +77,6 @@ class RedisRateLimiter(BaseRateLimiter):
         self.check_every_n_seconds = check_every_n_seconds
         self.key = key
         self.connection = RedisConnection(redis_url, **redis_options)
-        self._script = self.connection.client.register_script(_BUCKET_SCRIPT)
 
     def acquire(self, *, blocking: bool = True) -> bool:
         """Take a token; if none is left, wait for one (``blocking``) or return False."""
@@ -118,23 +100,14 @@ class RedisRateLimiter(BaseRateLimiter):
 
     def _take(self) -> bool:
         try:
-            taken = self._script(
-                keys=[self.key], args=[self.requests_per_second, self.max_bucket_size]
-            )
+            # A Script is only the source and its hash, made each call: a limiter holding
+            # one (and so a client) could not be pickled as plainly as its settings.
+            script = self.connection.client.register_script(_BUCKET_SCRIPT)
+            taken = script(keys=[self.key], args=[self.requests_per_second, self.max_bucket_size])
             return bool(taken)
         except Exception as exc:  # an unreachable limiter must not fail the search
             logger.warning("Metaso rate limiter: Redis failed (%s); not limiting", exc)
             return True
-
-    def __reduce__(self) -> Any:
-        settings = {
-            "requests_per_second": self.requests_per_second,
-            "max_bucket_size": self.max_bucket_size,
-            "check_every_n_seconds": self.check_every_n_seconds,
-            "key": self.key,
-            **self.connection.options,
-        }
-        return functools.partial(RedisRateLimiter, **settings), (self.connection.url,)
 
     def __repr__(self) -> str:
         return (

@@ -54,11 +54,10 @@ def normalize_scope(value: object) -> object:
 
 def describe_scopes(default: str = "webpage") -> str:
     """The scopes as a model should read them, e.g. for an argument's description."""
-    parts = []
-    for scope in SCOPES:
-        note = f"{_DESCRIPTIONS[scope]}, default" if scope == default else _DESCRIPTIONS[scope]
-        parts.append(f"'{scope}' ({note})")
-    return ", ".join(parts)
+    return ", ".join(
+        f"'{scope}' ({_DESCRIPTIONS[scope]}{', default' if scope == default else ''})"
+        for scope in SCOPES
+    )
 
 
 def describe_scope(scope: str) -> str:

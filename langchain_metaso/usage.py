@@ -1,30 +1,13 @@
 """What calls cost: credits, requests and cache hits, counted where you ask, with budgets.
 
-``with metaso_usage() as usage:`` counts every call made inside the block, like
-LangChain's ``get_usage_metadata_callback``; ``metaso_usage(credit_budget=N)`` also
-refuses, before sending, a call that would go past the budget. A ``CreditBudget`` does the
-same for one instance and its copies (``credit_budget=``), a ``RedisCreditBudget`` for
-every process and machine that uses one Redis.
-
-The tracker follows the context (``contextvars``): asyncio tasks started inside the block
-count, and so do threads started with a copy of the context, as LangChain's ``batch``,
-``asyncio.to_thread`` and ``contextvars.copy_context().run`` do. A plain
-``threading.Thread`` or ``ThreadPoolExecutor.submit`` starts with an empty context: its
-calls are not counted unless the function runs in ``contextvars.copy_context().run``.
-
-Every budget follows one rule, however many calls run at once: a call may start only
-while the credits spent plus those held by calls in flight are below the limit. Each call
-the HTTP core sends holds its expected cost (``reserve``): the last price the budget saw
-for the endpoint, else ``EXPECTED_CREDITS``. On the answer the hold becomes what the answer
-reports, or stays as the charge when it reports none (a chat stream, the reader's text); a
-call that fails before an answer is charged nothing. With a limit of 10 and calls of 3, at
-most four calls start (at 0, 3, 6 and 9 committed). Cache hits are free (``record_usage``).
+README's "What a run cost" says how ``metaso_usage`` follows the context and how a budget
+holds, however many calls run at once: a call may start only while the credits spent plus
+those held by calls in flight are below the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import threading
@@ -100,15 +83,14 @@ class Budget(Protocol):
     limit: float
 
     def reserve(self, endpoint: str) -> Any:
-        """Hold the expected cost of a call to ``endpoint`` and return the hold; raise
-        ``MetasoBudgetExceededError`` if spent and held credits already reach ``limit``."""
+        """Hold a call's expected cost and return the hold, or raise
+        ``MetasoBudgetExceededError`` if spent and held credits reach ``limit``."""
 
     def settle(self, hold: Any, credits: float | None) -> None:
-        """Charge the answered call of ``hold`` the ``credits`` its answer reported, or
-        (``None``: it reported none) what was held."""
+        """Charge the answered call its ``credits``, or what was held (``None``)."""
 
     def release(self, hold: Any) -> None:
-        """Drop ``hold``: the call was not charged (it failed before an answer)."""
+        """Drop ``hold``: the call failed before an answer and is not charged."""
 
 
 class CreditBudget:
@@ -162,11 +144,10 @@ class CreditBudget:
         with self._lock:
             self.held -= hold[1]
 
-    def __copy__(self) -> CreditBudget:
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> CreditBudget:
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> CreditBudget:
-        return self
+    __copy__ = __deepcopy__
 
     # A lock cannot be pickled: an unpickled copy gets its own, and none of the holds of
     # the calls in flight here.
@@ -208,24 +189,12 @@ HOLD_LEASE = 600.0  # seconds: the hold of a worker that died mid-call lapses af
 
 class RedisCreditBudget:
     """A credit budget kept in Redis: every process and machine using the same
-    ``redis_url`` and ``key`` spends from it, by the rule of ``CreditBudget``, reserved
-    atomically (one Lua script, Redis 5 or later). Accepted wherever a budget is
-    (``credit_budget=``, ``metaso_usage(credit_budget=...)``). The price each endpoint last
-    cost is kept beside ``spent``, so every worker expects what any worker saw; the hold of
-    a worker that died mid-call lapses after 10 minutes.
+    ``redis_url`` and ``key`` spends from it, by the rule of ``CreditBudget`` (README "Many
+    machines"). The hold of a worker that died mid-call lapses after 10 minutes.
 
     A budget that cannot be checked is not a budget: when Redis cannot be reached, a call
-    is refused before it is sent, with ``MetasoConnectionError`` (``RedisRateLimiter``
-    lets it go). It pickles as its URL and settings; a copy in a worker reconnects.
-
-    Example:
-        .. code-block:: python
-
-            from langchain_metaso import MetasoRetriever, RedisCreditBudget
-
-            budget = RedisCreditBudget("redis://localhost:6379/0", credits=1000)
-            retriever = MetasoRetriever(credit_budget=budget)  # in every worker
-            print(budget.spent, budget.remaining)
+    is refused before it is sent, with ``MetasoConnectionError``. It pickles as its URL and
+    settings; a copy in a worker reconnects.
 
     Args:
         redis_url: The Redis server, e.g. ``redis://localhost:6379/0``.
@@ -248,7 +217,6 @@ class RedisCreditBudget:
         self.limit = credits
         self.key = key
         self.connection = RedisConnection(redis_url, **redis_options)
-        self._script = self.connection.client.register_script(_RESERVE_SCRIPT)
 
     @property
     def spent(self) -> float:
@@ -265,7 +233,9 @@ class RedisCreditBudget:
         hold_id = uuid.uuid4().hex
         keys = [self.key, f"{self.key}/held"]
         args = [self.limit, endpoint, _expected(endpoint), hold_id, HOLD_LEASE]
-        allowed, amount = self._redis(endpoint, self._script, keys=keys, args=args)
+        # A Script made each call (source and hash): the budget pickles as its settings.
+        script = self.connection.client.register_script(_RESERVE_SCRIPT)
+        allowed, amount = self._redis(endpoint, script, keys=keys, args=args)
         if not int(allowed):
             raise MetasoBudgetExceededError(
                 budget=self.limit, used=float(amount), endpoint=endpoint
@@ -305,15 +275,10 @@ class RedisCreditBudget:
         except Exception as exc:
             logger.warning("Metaso credit budget: Redis failed (%s); a call went uncounted", exc)
 
-    def __copy__(self) -> RedisCreditBudget:
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> RedisCreditBudget:
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> RedisCreditBudget:
-        return self
-
-    def __reduce__(self) -> Any:
-        settings = {"credits": self.limit, "key": self.key, **self.connection.options}
-        return functools.partial(RedisCreditBudget, **settings), (self.connection.url,)
+    __copy__ = __deepcopy__
 
     def __repr__(self) -> str:
         return f"RedisCreditBudget({self.connection!r}, credits={self.limit:g}, key={self.key!r})"
@@ -363,15 +328,6 @@ def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[Metaso
             ``RedisCreditBudget`` shared by every worker). A call that would start once
             spent and in-flight credits reach it raises ``MetasoBudgetExceededError``
             without being sent (an agent's tool gets an error message instead).
-
-    Example:
-        .. code-block:: python
-
-            from langchain_metaso import MetasoSearchTool, metaso_usage
-
-            with metaso_usage(credit_budget=100) as usage:
-                agent.invoke({"messages": [("user", "...")]})
-            print(usage.credits, usage.requests, usage.cache_hits)
     """
     usage = MetasoUsage(credit_budget)
     token = _active.set((*_active.get(), usage))
@@ -444,11 +400,8 @@ def reserve(endpoint: str, budget: Budget | None = None) -> Iterator[Reservation
             answer = send(call)
             reservation.settle(credits_from(answer))
 
-    Leaving the block without ``settle`` releases the holds: nothing was charged.
-
-    Raises:
-        MetasoBudgetExceededError: a budget's spent and held credits reach its limit;
-            nothing is held then.
+    Leaving the block without ``settle`` releases the holds: nothing was charged. Raises
+    ``MetasoBudgetExceededError`` (holding nothing) if a budget is spent.
     """
     reservation = Reservation(endpoint, _applying(budget))
     try:
@@ -471,13 +424,7 @@ async def areserve(endpoint: str, budget: Budget | None = None) -> AsyncIterator
 
 def record_usage(endpoint: str, credits: float | None, *, cache_hit: bool = False) -> None:
     """Count one call in every ``metaso_usage`` block it was made in, without a budget:
-    the HTTP core counts cache hits (free) with it; ``Reservation.settle`` counts requests.
-
-    Args:
-        endpoint: The endpoint called, e.g. ``"search"``.
-        credits: What the answer says it cost (``credits_from``), ``None`` if it does not say.
-        cache_hit: Whether the cache answered (then nothing was spent).
-    """
+    the HTTP core counts cache hits (free) with it; ``Reservation.settle`` counts requests."""
     for usage in _active.get():
         usage._record(endpoint, credits, cache_hit)
 
@@ -485,13 +432,10 @@ def record_usage(endpoint: str, credits: float | None, *, cache_hit: bool = Fals
 def credits_from(answer: Any) -> float | None:
     """The ``credits`` a decoded answer reports, or ``None`` if it reports none usable."""
     credits = answer.get("credits") if isinstance(answer, dict) else None
-    if isinstance(credits, str):
-        try:
-            credits = float(credits)
-        except ValueError:
-            return None
-    if isinstance(credits, bool) or not isinstance(credits, int | float):
+    if isinstance(credits, bool) or not isinstance(credits, str | int | float):
         return None
-    if not (math.isfinite(credits) and credits >= 0):
+    try:
+        value = float(credits)
+    except ValueError:
         return None
-    return float(credits)
+    return value if math.isfinite(value) and value >= 0 else None

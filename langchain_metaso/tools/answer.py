@@ -53,8 +53,6 @@ class MetasoAnswerTool(MetasoTool):
             Ask for shorter source snippets.
         chat_path: str
             The chat endpoint under ``base_url`` (default ``chat/completions``).
-        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
-            Connection settings, shared by every class of the package.
 
     Instantiate:
         .. code-block:: python
@@ -77,8 +75,6 @@ class MetasoAnswerTool(MetasoTool):
             )
             message.content    # the answer, marks [[n]] shown as [n], then "Sources:"
             message.artifact   # list[Document], one a source, metadata["citation"] = n
-
-    Failures: as for every ``MetasoTool``, an error ``ToolMessage`` for the model.
     """
 
     name: str = "metaso_answer"
@@ -89,17 +85,12 @@ class MetasoAnswerTool(MetasoTool):
     )
     args_schema: type[BaseModel] = MetasoAnswerInput
 
+    # The class docstring says what each field is.
     model: ChatModel = "fast"
-    """``fast``, ``fast_thinking`` or ``ds-r1``."""
     scope: Scope = "webpage"
-    """Default scope of the sources; a call may pass its own."""
     answer_format: AnswerFormat = "simple"
-    """The answer shape asked for; both are understood."""
     concise_snippet: bool | None = None
-    """Ask for shorter source snippets."""
-    chat_path: ChatPath = CHAT_PATH
-    """The chat endpoint under ``base_url``: configurable because 302.AI documents it
-    without its path."""
+    chat_path: ChatPath = CHAT_PATH  # configurable: 302.AI documents it without its path
 
     def _notes(self) -> dict[str, tuple[str, int | None]]:
         return {"scope": (f"Where to look: {describe_scopes(self.scope)}.", None)}

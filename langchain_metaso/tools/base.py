@@ -165,13 +165,10 @@ def call_schema(
 
 class MetasoTool(MetasoConfig, BaseTool):
     """What every Metaso tool shares: the settings, a compact answer for the model with
-    the full data as the artifact, and failures handed back to the agent as an error
-    ``ToolMessage`` it can act on rather than as an exception.
-
-    Failures (bad arguments, a wrong key, rate limits, timeouts) come back as an
-    error ``ToolMessage`` whose text tells the model what to do; with
-    ``handle_tool_error=False`` they raise the typed error of ``langchain_metaso.errors``
-    (each is a ``ToolException``).
+    the full data as the artifact, and failures (bad arguments, a wrong key, rate limits,
+    timeouts) handed back as an error ``ToolMessage`` whose text tells the model what to
+    do; with ``handle_tool_error=False`` they raise the typed error of
+    ``langchain_metaso.errors`` (each is a ``ToolException``).
 
     A tool says what it does in ``_exchange``; ``args_schema`` (a class default) is
     the whole set of call arguments, whose first is always the model's to give. The

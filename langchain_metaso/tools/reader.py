@@ -38,8 +38,6 @@ class MetasoReaderTool(MetasoTool):
         reader_format: str
             ``"json"`` (default): the page with title, author, date and credits;
             ``"text"``: Markdown only (title from its first heading).
-        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
-            Connection settings, shared by every class of the package.
 
     Instantiate:
         .. code-block:: python
@@ -59,10 +57,8 @@ class MetasoReaderTool(MetasoTool):
             message.artifact   # the whole page as a Document (source, title, author, ...)
             reader.invoke(call)  # the Markdown alone: "# The article's title\\n\\n..."
 
-    Only ``http`` and ``https`` URLs are read: anything else, like any failure (a wrong
-    key, a timeout), comes back as an error ``ToolMessage`` saying what to do, before
-    any request for a bad URL; with ``handle_tool_error=False`` failures of the API
-    raise the typed error of ``langchain_metaso.errors``.
+    Only ``http`` and ``https`` URLs are read: another comes back, before any request, as
+    an error ``ToolMessage``, as failures do (see ``MetasoTool``).
     """
 
     name: str = "metaso_reader"
@@ -74,9 +70,7 @@ class MetasoReaderTool(MetasoTool):
     args_schema: type[BaseModel] = MetasoReaderInput
 
     max_chars: int | None = Field(default=8000, ge=1)
-    """Longest text for the model; ``None`` never cuts."""
     reader_format: ReaderFormat = "json"
-    """``json`` (with title, author, date, credits) or ``text`` (Markdown only)."""
 
     def _exchange(self, url: str) -> Exchange[ReaderPage]:
         call = reader_call(ReaderRequest(url=url, format=self.reader_format))

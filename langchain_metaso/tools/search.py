@@ -137,7 +137,9 @@ def _entry(result: SearchResult, index: int) -> list[str]:
         result.date,
         _duration(result.duration),
         ", ".join(result.authors or ()),
-        _pixels(result.image_width, result.image_height),
+        f"{result.image_width}x{result.image_height} pixels"
+        if result.image_width and result.image_height
+        else None,
     ]
     if any(details):
         lines.append(" | ".join(part for part in details if part))
@@ -168,10 +170,6 @@ def _duration(value: str | None) -> str | None:
     return f"duration {clock}"
 
 
-def _pixels(width: int | None, height: int | None) -> str | None:
-    return f"{width}x{height} pixels" if width and height else None
-
-
 class MetasoSearchTool(SearchOptions, MetasoTool):
     """Metaso (秘塔) AI search as an agent tool.
 
@@ -183,7 +181,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             Default scope of a call: ``webpage``, ``document``, ``scholar``,
             ``podcast``, ``video`` or ``image``.
         size: int
-            Default number of results (1-100).
+            Default number of results (1-100; also accepted as ``max_results``).
         page: int | None
             Default result page (the API's pages hold 10 results; ``size`` is
             then not sent, as the API takes one or the other).
@@ -207,8 +205,6 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         published_before, keep_undated:
             Which results to keep (sites, dates), applied by this client, with up to
             3 requests a call; see ``FilterSettings``.
-        metaso_api_key, base_url, timeout, max_retries, max_concurrency:
-            Connection settings, shared by every class of the package.
 
     Instantiate:
         .. code-block:: python
@@ -248,11 +244,8 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
     size: int = Field(
         default=10, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("size", "max_results")
     )
-    """Default number of results of a call (also accepted as ``max_results``)."""
     page: int | None = Field(default=None, ge=1)
-    """Default result page of a call."""
     max_size: int | None = Field(default=None, ge=1, le=MAX_SIZE)
-    """The most results a model may ask for; ``None``: 20, or ``size`` if larger."""
 
     @model_validator(mode="after")
     def _size_within_max_size(self) -> Self:
