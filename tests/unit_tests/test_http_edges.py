@@ -364,8 +364,15 @@ def test_async_instances_dropped_unclosed_leave_no_resource_warning(
             gc.collect()
 
     gc.collect()  # what earlier tests left is not this test's to count
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
-        asyncio.run(main())
-        gc.collect()
+    # Instances are dropped where the test says (gc.collect() inside the loop), not where an
+    # automatic collection happens to fall: one falling while asyncio.run shuts the loop down
+    # races the loop's own closing of its connections (a known limit, see the README).
+    gc.disable()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            asyncio.run(main())
+            gc.collect()
+    finally:
+        gc.enable()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
