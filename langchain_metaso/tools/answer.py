@@ -16,7 +16,7 @@ from langchain_metaso.chat import (
     chat_call,
 )
 from langchain_metaso.scopes import Scope, describe_scope, describe_scopes
-from langchain_metaso.tools.base import Exchange, MetasoTool, QueryInput
+from langchain_metaso.tools.base import MetasoTool, QueryInput, ToolCallPlan
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
 
@@ -104,7 +104,7 @@ class MetasoAnswerTool(MetasoTool):
             "sources listed. Strongest on Chinese-language sources."
         )
 
-    def _exchange(self, query: str, scope: Scope | None = None) -> Exchange[Answer]:
+    def _plan_call(self, query: str, scope: Scope | None = None) -> ToolCallPlan[Answer]:
         request = AnswerRequest(
             query=query,
             model=self.model,
@@ -116,4 +116,4 @@ class MetasoAnswerTool(MetasoTool):
         def answer(reply: Answer) -> tuple[str, list[Document]]:
             return reply.content(), reply.to_documents(query=query)
 
-        return Exchange.of_call(chat_call(request, self.chat_path), answer)
+        return ToolCallPlan.of_call(chat_call(request, self.chat_path), answer)

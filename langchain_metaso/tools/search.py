@@ -27,9 +27,9 @@ from langchain_metaso.search import (
     SearchResult,
 )
 from langchain_metaso.tools.base import (
-    Exchange,
     MetasoTool,
     QueryInput,
+    ToolCallPlan,
     explain_invalid_arguments,
 )
 
@@ -282,7 +282,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             "URL, date and summary."
         )
 
-    def _exchange(
+    def _plan_call(
         self,
         query: str,
         scope: Scope | None = None,
@@ -291,7 +291,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         include_domains: list[str] | None = None,
         exclude_domains: list[str] | None = None,
         recency_days: int | None = None,
-    ) -> Exchange[SearchOutcome]:
+    ) -> ToolCallPlan[SearchOutcome]:
         limit = self.size_limit
         request = self.search_request(
             query, scope=scope, size=min(size or self.size, limit), page=page or self.page
@@ -324,7 +324,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             )
             return text + cut, outcome.to_documents()
 
-        return Exchange(
+        return ToolCallPlan(
             lambda client: run_search(client, paged_search(request, filters)),
             lambda client: arun_search(client, paged_search(request, filters)),
             answer,
