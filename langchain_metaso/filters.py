@@ -358,14 +358,14 @@ class SearchFilters(FilterSettings):
         return SearchFilters(
             include_domains=_common_sites(self.include_domains, other.include_domains),
             exclude_domains=(self.exclude_domains or ()) + (other.exclude_domains or ()),
-            recency_days=_set_one(min, self.recency_days, other.recency_days),
-            published_after=_set_one(max, self.published_after, other.published_after),
-            published_before=_set_one(min, self.published_before, other.published_before),
+            recency_days=_pick_given(min, self.recency_days, other.recency_days),
+            published_after=_pick_given(max, self.published_after, other.published_after),
+            published_before=_pick_given(min, self.published_before, other.published_before),
             keep_undated=self.keep_undated and other.keep_undated,
         )
 
 
-def _set_one(pick: Callable[..., Any], *values: Any) -> Any:
+def _pick_given(pick: Callable[..., Any], *values: Any) -> Any:
     """``pick`` (``min`` or ``max``) of the values that are set; ``None`` if none is."""
     return pick((value for value in values if value is not None), default=None)
 

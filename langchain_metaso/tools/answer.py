@@ -92,7 +92,7 @@ class MetasoAnswerTool(MetasoTool):
     concise_snippet: bool | None = None
     chat_path: ChatPath = CHAT_PATH  # configurable: 302.AI documents it without its path
 
-    def _notes(self) -> dict[str, tuple[str, int | None]]:
+    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
         return {"scope": (f"Where to look: {describe_scopes(self.scope)}.", None)}
 
     def _describe(self) -> str:

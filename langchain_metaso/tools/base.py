@@ -222,7 +222,7 @@ class MetasoTool(MetasoConfig, BaseTool):
         """The call arguments a model may set besides the first."""
         return tuple(self._optional_args()) if self.model_args is None else self.model_args
 
-    def _notes(self) -> dict[str, tuple[str, int | None]]:
+    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
         """Per argument, the description the model reads and the bound it is shown, where
         they depend on this instance's settings."""
         return {}
@@ -235,13 +235,15 @@ class MetasoTool(MetasoConfig, BaseTool):
     # follow the settings.
     @model_validator(mode="after")
     def _fit_to_settings(self) -> Self:
-        self._fit()
+        self._fit_schema_and_description()
         return self
 
-    def _fit(self) -> None:
+    def _fit_schema_and_description(self) -> None:
         full = self._full_schema()
         names = (next(iter(full.model_fields)), *self._given_by_model())
-        notes = tuple((name, *note) for name, note in self._notes().items() if name in names)
+        notes = tuple(
+            (name, *note) for name, note in self._argument_notes().items() if name in names
+        )
         fitted: dict[str, Any] = {"args_schema": call_schema(full, names, notes)}
         if "description" not in self.model_fields_set:
             fitted["description"] = self._describe()
@@ -260,7 +262,7 @@ class MetasoTool(MetasoConfig, BaseTool):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        self._fit()
+        self._fit_schema_and_description()
 
     def _plan_call(self, *args: Any, **kwargs: Any) -> ToolCallPlan[Any]:
         """The call to make for these (validated) arguments."""

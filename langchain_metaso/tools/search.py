@@ -265,7 +265,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         """The most results a call gets: ``max_size``, else 20 or ``size`` if larger."""
         return self.max_size or max(DEFAULT_MAX_SIZE, self.size)
 
-    def _notes(self) -> dict[str, tuple[str, int | None]]:
+    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
         size = MetasoSearchInput.model_fields["size"].description
         return {
             "scope": (f"Where to look: {describe_scopes(self.scope)}.", None),
