@@ -15,7 +15,7 @@ from langchain_metaso.chat import (
     ChatPath,
     chat_call,
 )
-from langchain_metaso.scopes import Scope, describe_scope, describe_scopes
+from langchain_metaso.scopes import Scope, describe_scope
 from langchain_metaso.tools.base import MetasoTool, QueryInput, ToolCallPlan
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
@@ -91,9 +91,6 @@ class MetasoAnswerTool(MetasoTool):
     answer_format: AnswerFormat = "simple"
     concise_snippet: bool | None = None
     chat_path: ChatPath = CHAT_PATH  # configurable: 302.AI documents it without its path
-
-    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
-        return {"scope": (f"Where to look: {describe_scopes(self.scope)}.", None)}
 
     def _describe(self) -> str:
         if "scope" in self._given_by_model():

@@ -224,8 +224,10 @@ class MetasoTool(MetasoConfig, BaseTool):
 
     def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
         """Per argument, the description the model reads and the bound it is shown, where
-        they depend on this instance's settings."""
-        return {}
+        they depend on this instance's settings: by default the scope's, naming the
+        tool's own default scope."""
+        scope = getattr(self, "scope", None)  # the reader has none
+        return {"scope": (f"Where to look: {describe_scopes(scope)}.", None)} if scope else {}
 
     def _describe(self) -> str:
         """The description of the tool for these settings (the class's by default)."""

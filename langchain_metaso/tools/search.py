@@ -18,7 +18,7 @@ from langchain_metaso.paged_search import (
     paged_search,
     run_search,
 )
-from langchain_metaso.scopes import Scope, describe_scope, describe_scopes
+from langchain_metaso.scopes import Scope, describe_scope
 from langchain_metaso.search import (
     MAX_SIZE,
     PAGE_SIZE,
@@ -267,10 +267,8 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
 
     def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
         size = MetasoSearchInput.model_fields["size"].description
-        return {
-            "scope": (f"Where to look: {describe_scopes(self.scope)}.", None),
-            "size": (f"{size} At most {self.size_limit}.", self.size_limit),
-        }
+        limit = self.size_limit
+        return {**super()._argument_notes(), "size": (f"{size} At most {limit}.", limit)}
 
     def _describe(self) -> str:
         if "scope" in self._given_by_model():
