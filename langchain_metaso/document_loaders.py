@@ -13,7 +13,7 @@ from langchain_core.documents import Document
 from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_metaso._http import Call
-from langchain_metaso._parsing import ScopeName, check_query
+from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.errors import MetasoError
 from langchain_metaso.filters import FilterSettings
@@ -95,7 +95,7 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
 
     # The class docstring says what each field is.
     urls: list[str] | None = None
-    query: str | None = None
+    query: Query | None = None
     k: int = Field(default=5, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size"))
     scope: ScopeName = "webpage"
     strict: bool = False
@@ -126,11 +126,6 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         if show and importlib.util.find_spec("tqdm") is None:
             raise ValueError("show_progress=True needs tqdm: pip install tqdm")
         return show
-
-    @field_validator("query")
-    @classmethod
-    def _check_query(cls, query: str | None) -> str | None:
-        return None if query is None else check_query(query)
 
     @model_validator(mode="after")
     def _one_source(self) -> MetasoLoader:

@@ -17,6 +17,7 @@ sides.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -334,7 +335,7 @@ class SearchFilters(FilterSettings):
         """
         cutoff = self.cutoff(today)
         kept: list[T] = []
-        dropped: dict[str, int] = {}
+        dropped: Counter[str] = Counter()
         for item in items:
             if limit is not None and len(kept) >= limit:
                 break
@@ -342,8 +343,8 @@ class SearchFilters(FilterSettings):
             if reason is None:
                 kept.append(item)
             else:
-                dropped[reason] = dropped.get(reason, 0) + 1
-        return Filtered(kept, dropped)
+                dropped[reason] += 1
+        return Filtered(kept, dict(dropped))
 
     def narrowed(self, other: SearchFilters) -> SearchFilters:
         """Filters that keep what both these and ``other`` keep: e.g. a tool's own filters
@@ -357,20 +358,16 @@ class SearchFilters(FilterSettings):
         return SearchFilters(
             include_domains=_common_sites(self.include_domains, other.include_domains),
             exclude_domains=(self.exclude_domains or ()) + (other.exclude_domains or ()),
-            recency_days=min(
-                (d for d in (self.recency_days, other.recency_days) if d is not None),
-                default=None,
-            ),
-            published_after=max(
-                (d for d in (self.published_after, other.published_after) if d is not None),
-                default=None,
-            ),
-            published_before=min(
-                (d for d in (self.published_before, other.published_before) if d is not None),
-                default=None,
-            ),
+            recency_days=_pick_given(min, self.recency_days, other.recency_days),
+            published_after=_pick_given(max, self.published_after, other.published_after),
+            published_before=_pick_given(min, self.published_before, other.published_before),
             keep_undated=self.keep_undated and other.keep_undated,
         )
+
+
+def _pick_given(pick: Callable[..., Any], *values: Any) -> Any:
+    """``pick`` (``min`` or ``max``) of the values that are set; ``None`` if none is."""
+    return pick((value for value in values if value is not None), default=None)
 
 
 def _common_sites(
@@ -400,10 +397,8 @@ class Filtered(Generic[T]):
         return len(self.kept) + sum(self.dropped.values())
 
     def __add__(self, other: Filtered[T]) -> Filtered[T]:
-        dropped = dict(self.dropped)
-        for reason, count in other.dropped.items():
-            dropped[reason] = dropped.get(reason, 0) + count
-        return Filtered([*self.kept, *other.kept], dropped)
+        dropped = Counter(self.dropped) + Counter(other.dropped)
+        return Filtered([*self.kept, *other.kept], dict(dropped))
 
     def describe(self) -> str:
         """The sentence for a model, see ``describe``."""

@@ -114,7 +114,7 @@ class PagedSearch:
         """Keep what ``page``'s answer holds that passes; whether the search is done."""
         self.answers.append(response)
         request = self.request
-        asked, last = _span(page)
+        asked, last = _asked_and_last(page)
         fresh = response.results[:asked]
         if self.filters.active:
             fresh = [result for result in fresh if _first_time(result, self.seen)]
@@ -154,7 +154,7 @@ def paged_search(
         today: The day relative dates and ``recency_days`` count back from; default
             today in China.
     """
-    pages = _plan(request, paged=filters.active)
+    pages = _pages_to_send(request, paged=filters.active)
     return PagedSearch(request, filters, today or today_in_china(), pages)
 
 
@@ -174,7 +174,7 @@ async def arun_search(client: MetasoClient, search: PagedSearch) -> SearchOutcom
     return search.outcome()
 
 
-def _plan(request: SearchRequest, *, paged: bool) -> list[SearchRequest]:
+def _pages_to_send(request: SearchRequest, *, paged: bool) -> list[SearchRequest]:
     """The requests to send, in turn (see the module's docstring)."""
     if not paged:
         return [request]
@@ -187,7 +187,7 @@ def _plan(request: SearchRequest, *, paged: bool) -> list[SearchRequest]:
     return plan
 
 
-def _span(request: SearchRequest) -> tuple[int, int]:
+def _asked_and_last(request: SearchRequest) -> tuple[int, int]:
     """How many results ``request`` asks for, and the position of the last of them."""
     if request.page is None:
         return request.size, request.size

@@ -84,17 +84,13 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
     Errors raise the typed exceptions of ``langchain_metaso.errors``.
     """
 
+    # The class docstring says what each field is.
     k: int = Field(
-        default=10,
-        ge=1,
-        le=MAX_SIZE,
-        validation_alias=AliasChoices("k", "size", "max_results"),
+        default=10, ge=1, le=MAX_SIZE, validation_alias=AliasChoices("k", "size", "max_results")
     )
-    """Number of results (1-100), also accepted as ``size`` or ``max_results``."""
     page: int | None = Field(default=None, ge=1)
-    """Result page, 1-based; ``None``: the first ``k`` results."""
 
-    def _for_call(self, overrides: dict[str, Any]) -> MetasoRetriever:
+    def _with_overrides(self, overrides: dict[str, Any]) -> MetasoRetriever:
         """This retriever with a call's overrides (``None``: the setting's own value),
         validated as its constructor validates them: errors name the argument as the
         caller wrote it."""
@@ -126,16 +122,16 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        settings = self._for_call(overrides)
-        return run_search(settings.client, settings._flow(query)).to_documents()
+        settings = self._with_overrides(overrides)
+        return run_search(settings.client, settings._paged_search(query)).to_documents()
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **overrides: Any
     ) -> list[Document]:
-        settings = self._for_call(overrides)
-        return (await arun_search(settings.client, settings._flow(query))).to_documents()
+        settings = self._with_overrides(overrides)
+        return (await arun_search(settings.client, settings._paged_search(query))).to_documents()
 
-    def _flow(self, query: str) -> PagedSearch:
+    def _paged_search(self, query: str) -> PagedSearch:
         try:
             request = self.search_request(query, size=self.k, page=self.page)
         except ValidationError as exc:  # the query: the settings were checked already

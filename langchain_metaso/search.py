@@ -131,15 +131,6 @@ class SearchResult(BaseModel):
                 return value
         return None
 
-    def identity(self, url: str | None = None) -> str:
-        """What tells this result apart from every other: its ``url`` (given, if the
-        caller has it already), else its title and text. Equal for the same result on two
-        calls, whatever the query."""
-        url = url or self.url
-        if url:
-            return url.strip()
-        return f"{self.title or ''}\n{self.text()[0]}"
-
     def text(self, *, prefer_content: bool = False) -> tuple[str, str]:
         """The best text of the result and the name of the field it came from.
 
@@ -165,7 +156,8 @@ class SearchResult(BaseModel):
         text that became ``page_content``: the title and the URL always stay), plus
         ``source`` (``url``), ``scope``, ``query`` and, when ``date`` can be read,
         ``published`` (ISO, see ``langchain_metaso.dates``). Its ``id`` derives from
-        ``identity()``, so vector stores and the indexing API can de-duplicate.
+        ``url``, else the title and text: the same for the same result on every call,
+        whatever the query, so vector stores and the indexing API can de-duplicate.
 
         Args:
             today: The day relative dates (``3天前``) count back from; default today in China.
@@ -192,9 +184,8 @@ class SearchResult(BaseModel):
         published = iso_date(self.date, today=today or today_in_china()) if self.date else None
         if published is not None:
             metadata["published"] = published
-        return Document(
-            id=stable_id(self.identity(url)), page_content=page_content, metadata=metadata
-        )
+        identity = url.strip() if url else f"{self.title or ''}\n{self.text()[0]}"
+        return Document(id=stable_id(identity), page_content=page_content, metadata=metadata)
 
 
 # The text fields that leave the metadata when they become page_content; the title and

@@ -15,8 +15,8 @@ from langchain_metaso.chat import (
     ChatPath,
     chat_call,
 )
-from langchain_metaso.scopes import Scope, describe_scope, describe_scopes
-from langchain_metaso.tools.base import Exchange, MetasoTool, QueryInput
+from langchain_metaso.scopes import Scope, describe_scope
+from langchain_metaso.tools.base import MetasoTool, QueryInput, ToolCallPlan
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
 
@@ -92,9 +92,6 @@ class MetasoAnswerTool(MetasoTool):
     concise_snippet: bool | None = None
     chat_path: ChatPath = CHAT_PATH  # configurable: 302.AI documents it without its path
 
-    def _notes(self) -> dict[str, tuple[str, int | None]]:
-        return {"scope": (f"Where to look: {describe_scopes(self.scope)}.", None)}
-
     def _describe(self) -> str:
         if "scope" in self._given_by_model():
             return super()._describe()
@@ -104,7 +101,7 @@ class MetasoAnswerTool(MetasoTool):
             "sources listed. Strongest on Chinese-language sources."
         )
 
-    def _exchange(self, query: str, scope: Scope | None = None) -> Exchange[Answer]:
+    def _plan_call(self, query: str, scope: Scope | None = None) -> ToolCallPlan[Answer]:
         request = AnswerRequest(
             query=query,
             model=self.model,
@@ -116,4 +113,4 @@ class MetasoAnswerTool(MetasoTool):
         def answer(reply: Answer) -> tuple[str, list[Document]]:
             return reply.content(), reply.to_documents(query=query)
 
-        return Exchange.of_call(chat_call(request, self.chat_path), answer)
+        return ToolCallPlan.of_call(chat_call(request, self.chat_path), answer)

@@ -32,9 +32,9 @@ from langchain_metaso.scopes import SCOPES, describe_scopes
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
-    "Exchange",
     "MetasoTool",
     "QueryInput",
+    "ToolCallPlan",
     "call_schema",
     "cut_text",
     "explain_invalid_arguments",
@@ -95,7 +95,7 @@ def cut_text(text: str, max_chars: int | None) -> str:
 
 
 @dataclass(frozen=True)
-class Exchange(Generic[T]):
+class ToolCallPlan(Generic[T]):
     """What one tool call does with the API (``send`` or ``asend``, through a client),
     and how its outcome becomes the text for the model (the ``ToolMessage`` content) and
     the artifact."""
@@ -105,8 +105,8 @@ class Exchange(Generic[T]):
     answer: Callable[[T], tuple[str, Any]]
 
     @classmethod
-    def of_call(cls, call: Call[T], answer: Callable[[T], tuple[str, Any]]) -> Exchange[T]:
-        """The exchange of a single API call."""
+    def of_call(cls, call: Call[T], answer: Callable[[T], tuple[str, Any]]) -> ToolCallPlan[T]:
+        """The plan of a tool call that makes one API call."""
         return cls(
             lambda client: client.request(call), lambda client: client.arequest(call), answer
         )
@@ -170,7 +170,7 @@ class MetasoTool(MetasoConfig, BaseTool):
     do; with ``handle_tool_error=False`` they raise the typed error of
     ``langchain_metaso.errors`` (each is a ``ToolException``).
 
-    A tool says what it does in ``_exchange``; ``args_schema`` (a class default) is
+    A tool says what it does in ``_plan_call``; ``args_schema`` (a class default) is
     the whole set of call arguments, whose first is always the model's to give. The
     schema the model sees holds it and the ``model_args``; the description speaks of
     those alone (unless the developer gives one).
@@ -222,10 +222,12 @@ class MetasoTool(MetasoConfig, BaseTool):
         """The call arguments a model may set besides the first."""
         return tuple(self._optional_args()) if self.model_args is None else self.model_args
 
-    def _notes(self) -> dict[str, tuple[str, int | None]]:
+    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
         """Per argument, the description the model reads and the bound it is shown, where
-        they depend on this instance's settings."""
-        return {}
+        they depend on this instance's settings: by default the scope's, naming the
+        tool's own default scope."""
+        scope = getattr(self, "scope", None)  # the reader has none
+        return {"scope": (f"Where to look: {describe_scopes(scope)}.", None)} if scope else {}
 
     def _describe(self) -> str:
         """The description of the tool for these settings (the class's by default)."""
@@ -235,13 +237,15 @@ class MetasoTool(MetasoConfig, BaseTool):
     # follow the settings.
     @model_validator(mode="after")
     def _fit_to_settings(self) -> Self:
-        self._fit()
+        self._fit_schema_and_description()
         return self
 
-    def _fit(self) -> None:
+    def _fit_schema_and_description(self) -> None:
         full = self._full_schema()
         names = (next(iter(full.model_fields)), *self._given_by_model())
-        notes = tuple((name, *note) for name, note in self._notes().items() if name in names)
+        notes = tuple(
+            (name, *note) for name, note in self._argument_notes().items() if name in names
+        )
         fitted: dict[str, Any] = {"args_schema": call_schema(full, names, notes)}
         if "description" not in self.model_fields_set:
             fitted["description"] = self._describe()
@@ -260,9 +264,9 @@ class MetasoTool(MetasoConfig, BaseTool):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        self._fit()
+        self._fit_schema_and_description()
 
-    def _exchange(self, *args: Any, **kwargs: Any) -> Exchange[Any]:
+    def _plan_call(self, *args: Any, **kwargs: Any) -> ToolCallPlan[Any]:
         """The call to make for these (validated) arguments."""
         raise NotImplementedError
 
@@ -275,8 +279,8 @@ class MetasoTool(MetasoConfig, BaseTool):
     def _run(
         self, *args: Any, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any
     ) -> str | tuple[str, Any]:
-        exchange = self._exchange(*args, **kwargs)
-        return self._respond(*exchange.answer(exchange.send(self.client)))
+        plan = self._plan_call(*args, **kwargs)
+        return self._respond(*plan.answer(plan.send(self.client)))
 
     async def _arun(
         self,
@@ -284,8 +288,8 @@ class MetasoTool(MetasoConfig, BaseTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> str | tuple[str, Any]:
-        exchange = self._exchange(*args, **kwargs)
-        return self._respond(*exchange.answer(await exchange.asend(self.client)))
+        plan = self._plan_call(*args, **kwargs)
+        return self._respond(*plan.answer(await plan.asend(self.client)))
 
 
 # LangChain reads these methods' type hints on every call: resolved once, the string

@@ -8,7 +8,7 @@ from langchain_core.documents import Document
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
-from langchain_metaso.tools.base import Exchange, MetasoTool
+from langchain_metaso.tools.base import MetasoTool, ToolCallPlan
 
 __all__ = ["MetasoReaderInput", "MetasoReaderTool"]
 
@@ -72,9 +72,9 @@ class MetasoReaderTool(MetasoTool):
     max_chars: int | None = Field(default=8000, ge=1)
     reader_format: ReaderFormat = "json"
 
-    def _exchange(self, url: str) -> Exchange[ReaderPage]:
+    def _plan_call(self, url: str) -> ToolCallPlan[ReaderPage]:
         call = reader_call(ReaderRequest(url=url, format=self.reader_format))
-        return Exchange.of_call(call, self._answer)
+        return ToolCallPlan.of_call(call, self._answer)
 
     def _answer(self, page: ReaderPage) -> tuple[str, Document]:
         if not page.markdown.strip():

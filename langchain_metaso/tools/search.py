@@ -18,7 +18,7 @@ from langchain_metaso.paged_search import (
     paged_search,
     run_search,
 )
-from langchain_metaso.scopes import Scope, describe_scope, describe_scopes
+from langchain_metaso.scopes import Scope, describe_scope
 from langchain_metaso.search import (
     MAX_SIZE,
     PAGE_SIZE,
@@ -27,9 +27,9 @@ from langchain_metaso.search import (
     SearchResult,
 )
 from langchain_metaso.tools.base import (
-    Exchange,
     MetasoTool,
     QueryInput,
+    ToolCallPlan,
     explain_invalid_arguments,
 )
 
@@ -265,12 +265,10 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         """The most results a call gets: ``max_size``, else 20 or ``size`` if larger."""
         return self.max_size or max(DEFAULT_MAX_SIZE, self.size)
 
-    def _notes(self) -> dict[str, tuple[str, int | None]]:
+    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
         size = MetasoSearchInput.model_fields["size"].description
-        return {
-            "scope": (f"Where to look: {describe_scopes(self.scope)}.", None),
-            "size": (f"{size} At most {self.size_limit}.", self.size_limit),
-        }
+        limit = self.size_limit
+        return {**super()._argument_notes(), "size": (f"{size} At most {limit}.", limit)}
 
     def _describe(self) -> str:
         if "scope" in self._given_by_model():
@@ -282,7 +280,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             "URL, date and summary."
         )
 
-    def _exchange(
+    def _plan_call(
         self,
         query: str,
         scope: Scope | None = None,
@@ -291,7 +289,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         include_domains: list[str] | None = None,
         exclude_domains: list[str] | None = None,
         recency_days: int | None = None,
-    ) -> Exchange[SearchOutcome]:
+    ) -> ToolCallPlan[SearchOutcome]:
         limit = self.size_limit
         request = self.search_request(
             query, scope=scope, size=min(size or self.size, limit), page=page or self.page
@@ -324,7 +322,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             )
             return text + cut, outcome.to_documents()
 
-        return Exchange(
+        return ToolCallPlan(
             lambda client: run_search(client, paged_search(request, filters)),
             lambda client: arun_search(client, paged_search(request, filters)),
             answer,
