@@ -86,12 +86,9 @@ class MetasoClient:
         object.__setattr__(self, "policy", policy)
 
     def request(self, call: Call[T]) -> T:
-        """Run ``call`` synchronously, with retries; raise a ``MetasoError`` on failure.
-
-        With a cache, an identical earlier answer is served from it, and an identical call
-        (same key and base URL) in flight is waited for rather than sent again. A cache that
-        cannot answer within ``total_timeout`` is skipped, with a warning.
-        """
+        """Run ``call`` synchronously, with retries, behind the cache if there is one (an
+        identical call answered or in flight: ``single_flight``); raise a ``MetasoError``
+        on failure."""
         deadline = self.policy.deadline(time.monotonic())
         cache = self.cache
         if cache is None or call.expect == "events":

@@ -313,12 +313,10 @@ class CallErrors:
         if response.is_redirect:
             return self._redirect(response)
         html = is_html(response, body)
-        payload: Any = None
-        if not html:
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError):
-                payload = None
+        try:
+            payload = None if html else json.loads(body)
+        except (ValueError, RecursionError):
+            payload = None
         if not isinstance(payload, dict):
             payload = {"message": ("" if html else self.excerpt(body)) or response.reason_phrase}
         return self.api_error(response.status_code, payload, retry_after=retry_after, html=html)
