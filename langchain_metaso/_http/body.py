@@ -1,12 +1,7 @@
-"""Reading an answer's bytes within bounds: ``max_response_bytes`` (counted after
-decompression, which is done here chunk by chunk so that a gzip bomb never expands past
-the bound), ``total_timeout`` (checked at every chunk, so that a server trickling bytes or
-sending keep-alive comments cannot hold a call past it), and a charset that is text.
-
-``EventReader`` turns the chunks of an event stream into parsed items: lines, then
-server-sent events (``sse``), then ``Call.parse``; one event and one line are bounded
-by ``max_response_bytes`` too, as they are part of the answer.
-"""
+"""Reading an answer's bytes within ``max_response_bytes`` (decompressed here chunk by
+chunk, so that a gzip bomb never expands past the bound) and ``total_timeout`` (checked
+at every chunk, so that a server trickling bytes or keep-alive comments cannot hold a
+call past it); ``EventReader`` turns an event stream's chunks into parsed items."""
 
 from __future__ import annotations
 

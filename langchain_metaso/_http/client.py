@@ -31,7 +31,7 @@ from langchain_metaso._http.body import (
 from langchain_metaso._http.call import ACCEPT, Call
 from langchain_metaso._http.failures import CallErrors, Reply, is_html
 from langchain_metaso._http.pool import DEADLINE, ConnectionPool
-from langchain_metaso._http.retry import RetryPolicy
+from langchain_metaso._http.retry import MAX_RETRY_AFTER, RetryPolicy
 from langchain_metaso._http.single_flight import Abandoned, ain_time, in_time, join
 from langchain_metaso.cache import (
     MetasoCache,
@@ -86,12 +86,9 @@ class MetasoClient:
         object.__setattr__(self, "policy", policy)
 
     def request(self, call: Call[T]) -> T:
-        """Run ``call`` synchronously, with retries; raise a ``MetasoError`` on failure.
-
-        With a cache, an identical earlier answer is served from it, and an identical call
-        (same key and base URL) in flight is waited for rather than sent again. A cache that
-        cannot answer within ``total_timeout`` is skipped, with a warning.
-        """
+        """Run ``call`` synchronously, with retries, behind the cache if there is one (an
+        identical call answered or in flight: ``single_flight``); raise a ``MetasoError``
+        on failure."""
         deadline = self.policy.deadline(time.monotonic())
         cache = self.cache
         if cache is None or call.expect == "events":
@@ -343,14 +340,12 @@ class MetasoClient:
         )
 
     def _cooldown(self, errors: CallErrors, deadline: float | None) -> float:
-        """The wait the shared cooldown imposes; ``MetasoRateLimitError`` if too long."""
+        """The wait the shared cooldown imposes; ``MetasoRateLimitError`` if longer than a
+        call should wait, as for a long ``Retry-After``."""
         left = self.pool.cooldown_left()
-        if not left:
-            return 0.0
-        wait = self.policy.cooldown_wait(left, deadline)
-        if wait is None:
+        if left and (left > MAX_RETRY_AFTER or not self.policy.fits(left, deadline)):
             raise errors.cooling_down(left)
-        return wait
+        return left
 
     def _events(self, call: Call[T], response: httpx.Response, deadline: Any) -> EventReader[T]:
         errors = self.errors(call)

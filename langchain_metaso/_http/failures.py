@@ -228,21 +228,21 @@ class CallErrors:
 
     def out_of_time(self, waited_for: str) -> MetasoTimeoutError:
         """The error of a call that ran out of ``total_timeout`` ``waited_for`` something."""
-        return MetasoTimeoutError(
-            f"total_timeout={self.total_timeout:g} s passed {waited_for}",
-            endpoint=self.endpoint,
-            url=self.url,
-            advice="Raise total_timeout (None for no bound) or retry later.",
-        )
+        return self._out_of_time(f"total_timeout={self.total_timeout:g} s passed {waited_for}")
 
     def no_time_to_retry(self, last: MetasoError) -> MetasoTimeoutError:
         # The last failure's cause only: its advice would be a second one.
         what = type(last).__name__
         if isinstance(last, MetasoAPIError):
             what += f" (HTTP {last.status_code}: {last.provider_message or 'no message'})"
-        return MetasoTimeoutError(
+        return self._out_of_time(
             f"{what}, and no time left for another attempt within "
-            f"total_timeout={self.total_timeout:g} s",
+            f"total_timeout={self.total_timeout:g} s"
+        )
+
+    def _out_of_time(self, problem: str) -> MetasoTimeoutError:
+        return MetasoTimeoutError(
+            problem,
             endpoint=self.endpoint,
             url=self.url,
             advice="Raise total_timeout (None for no bound) or retry later.",
@@ -313,12 +313,10 @@ class CallErrors:
         if response.is_redirect:
             return self._redirect(response)
         html = is_html(response, body)
-        payload: Any = None
-        if not html:
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError):
-                payload = None
+        try:
+            payload = None if html else json.loads(body)
+        except (ValueError, RecursionError):
+            payload = None
         if not isinstance(payload, dict):
             payload = {"message": ("" if html else self.excerpt(body)) or response.reason_phrase}
         return self.api_error(response.status_code, payload, retry_after=retry_after, html=html)
@@ -334,7 +332,14 @@ class CallErrors:
         """The error a provider's error payload (or an HTTP status) stands for."""
         error = payload.get("error")
         source = error if isinstance(error, dict) else payload
-        message = _first_text(source, ("errMsg", "message", "msg", "detail", "error")) or ""
+        message = next(
+            (
+                str(source[key])
+                for key in ("errMsg", "message", "msg", "detail", "error")
+                if isinstance(source.get(key), str | int) and str(source[key])
+            ),
+            "",
+        )
         if html:
             message = f"{WEB_PAGE} ({message or 'no text'})"
         code = next(
@@ -394,17 +399,6 @@ class CallErrors:
 
     def redact(self, text: str) -> str:
         return text.replace(self.secret, "***") if self.secret else text
-
-
-def _first_text(source: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    return next(
-        (
-            str(source[key])
-            for key in keys
-            if isinstance(source.get(key), str | int) and str(source[key])
-        ),
-        None,
-    )
 
 
 def is_error(payload: dict[str, Any]) -> bool:

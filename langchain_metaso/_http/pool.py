@@ -71,11 +71,9 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class _DeadlineBackend(httpcore.SyncBackend):
+    # TCP only: the transport built here has no ``uds``.
     def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
         return _DeadlineStream(super().connect_tcp(*args, **kwargs))
-
-    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        return _DeadlineStream(super().connect_unix_socket(*args, **kwargs))
 
 
 def _bounded(timeout: float | None) -> float | None:
@@ -176,11 +174,8 @@ class ConnectionPool:
         weakref.finalize(self, _close_sync, self._sync)
         weakref.finalize(self, _close_async, self._async)
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionPool:
-        return ConnectionPool()
-
     def __reduce__(self) -> tuple[type[ConnectionPool], tuple[()]]:
-        return ConnectionPool, ()
+        return ConnectionPool, ()  # copy.deepcopy and pickle: a fresh, empty pool
 
     def cool_down(self, seconds: float) -> None:
         """Hold every request of this pool back for ``seconds`` from now (at most

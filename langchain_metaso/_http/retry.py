@@ -39,15 +39,8 @@ TRANSIENT: tuple[type[MetasoError], ...] = (
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """The retry settings of one call.
-
-    Attributes:
-        max_retries: Retries after the first attempt.
-        backoff: The first backoff in seconds; it doubles each retry, with jitter.
-        timeout: Seconds each step of one attempt may take (connect, send, each read).
-        total_timeout: Seconds the whole call may take, retries and waits included;
-            ``None`` for no bound.
-    """
+    """The retry settings of one call: the config's fields of the same names
+    (``backoff`` is ``retry_backoff``)."""
 
     max_retries: int
     backoff: float
@@ -77,14 +70,6 @@ class RetryPolicy:
         ceiling = min(MAX_BACKOFF, self.backoff * 2**attempt)
         # Equal jitter: at least half the ceiling, so retries spread without collapsing to 0.
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 (not crypto)
-
-    def cooldown_wait(self, left: float, deadline: float | None) -> float | None:
-        """How long to wait out a shared cooldown with ``left`` seconds to go before an
-        attempt, or ``None`` if that is longer than a call should wait: the call then fails
-        at once, as for a long ``Retry-After``."""
-        if left > MAX_RETRY_AFTER or not self.fits(left, deadline):
-            return None
-        return left
 
     def fits(self, delay: float, deadline: float | None) -> bool:
         """Whether an attempt after ``delay`` seconds still has time before ``deadline``:

@@ -85,7 +85,11 @@ class Flight:
         if isinstance(self._error, Exception):
             # Each follower raises its own copy: one shared object's traceback would grow
             # with every follower that raised it.
-            raise _copy(self._error) from self._error.__cause__
+            try:
+                error = copy.copy(self._error)
+            except Exception:  # an exception that cannot be rebuilt: the shared one it is
+                error = self._error
+            raise error from self._error.__cause__
         if self._error is not None:
             raise Abandoned
         return self.answer
@@ -94,13 +98,6 @@ class Flight:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _copy(error: Exception) -> Exception:
-    try:
-        return copy.copy(error)
-    except Exception:  # an exception that cannot be rebuilt: the shared one it is
-        return error
 
 
 def join(cache: object, key: str, api_key: SecretStr) -> tuple[Flight, bool]:

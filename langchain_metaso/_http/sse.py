@@ -1,10 +1,8 @@
-"""A server-sent events (``text/event-stream``) parser: pure, fed one line at a time.
-
-It does no I/O, so the sync and async streams of the HTTP core share it whole (through
-``body.EventReader``).
-It follows the WHATWG rules (``field: value`` lines, ``:`` comments, a blank line ends
-an event, multi-line ``data`` joined by ``\\n``) and the OpenAI convention the Metaso chat
-stream uses: each event's data is JSON, and ``data: [DONE]`` ends the stream.
+"""A server-sent events (``text/event-stream``) parser, fed one line at a time, with no I/O
+(the sync and async streams share it through ``body.EventReader``). It follows the
+WHATWG rules (``field: value`` lines, ``:`` comments, a blank line ends an event,
+multi-line ``data`` joined by ``\\n``) and the OpenAI convention the Metaso chat stream uses:
+each event's data is JSON, and ``data: [DONE]`` ends the stream.
 """
 
 from __future__ import annotations
@@ -35,13 +33,8 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Turns lines of an event stream into :class:`ServerSentEvent`s.
-
-    Args:
-        endpoint: Named in errors, e.g. ``"chat/completions"``.
-        excerpt: Shortens (and redacts) an event's data for an error message; the HTTP
-            core passes its own, which removes the API key.
-    """
+    """Turns lines of an event stream into :class:`ServerSentEvent`s; ``endpoint`` is
+    named in errors, ``excerpt`` shortens and redacts an event's data shown in one."""
 
     def __init__(self, endpoint: str, *, excerpt: Callable[[str], str] = _unchanged) -> None:
         self.endpoint = endpoint
