@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 from collections import Counter
@@ -24,7 +25,7 @@ from conftest import TEST_KEY, settle, tool_call
 from langchain_core.documents import Document
 from langchain_core.messages import ToolMessage
 
-from langchain_metaso import MetasoError, MetasoRetriever, MetasoSearchTool
+from langchain_metaso import MetasoError, MetasoRetriever, MetasoSearchTool, MetasoTimeoutError
 from langchain_metaso.testing import Fault, MetasoEmulator
 
 WORKERS = 8
@@ -52,8 +53,9 @@ FAULTS: dict[str, Callable[[], Fault]] = {
 }
 
 
-# Faults after which the connection is gone: the client must open another.
-BREAKING = {"drop", "truncated", "slow"}
+# Faults after which the connection is gone: the client must open another. A "slow" one
+# breaks it by a client timeout, counted with every other timeout (see TimedOut).
+BREAKING = {"drop", "truncated"}
 
 
 def random_script(seed: int, length: int) -> list[str]:
@@ -256,7 +258,8 @@ def call_tool(tally: Tally, tool: MetasoSearchTool, query: str) -> None:
     if message.status == "success":
         tally.answer(query, tool_answered(query, message))
     elif str(message.content).startswith("Metaso search"):  # our errors' text
-        tally.error(str(message.content).split(":")[0])
+        timeout = "ReadTimeout" in str(message.content)
+        tally.error("timeout" if timeout else str(message.content).split(":")[0])
     else:
         tally.crash(AssertionError(f"not a typed error: {message.content}"))
 
@@ -265,14 +268,40 @@ async def call_retriever(tally: Tally, retriever: MetasoRetriever, query: str) -
     try:
         documents = await retriever.ainvoke(query)
     except MetasoError as exc:
-        tally.error(type(exc).__name__)
+        tally.error("timeout" if isinstance(exc, MetasoTimeoutError) else type(exc).__name__)
     except Exception as exc:
         tally.crash(exc)
     else:
         tally.answer(query, titled(query, documents))
 
 
-def check_run(tally: Tally, emulator: MetasoEmulator, names: list[str]) -> None:
+class TimedOut(logging.Handler):
+    """Counts the attempts that timed out: the client hung up on each, so each cost a
+    connection. A slow fault always does; on a loaded machine an ordinary answer may too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self._logger = logging.getLogger("langchain_metaso")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "MetasoTimeoutError" in record.getMessage():  # a retried attempt
+            self.count += 1
+
+    def __enter__(self) -> TimedOut:
+        self._level = self._logger.level
+        self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
+def check_run(
+    tally: Tally, emulator: MetasoEmulator, names: list[str], timed_out: TimedOut
+) -> None:
     assert tally.unhandled == []
     assert tally.mismatched == []
     assert tally.calls == WORKERS * CALLS_PER_WORKER
@@ -281,7 +310,10 @@ def check_run(tally: Tally, emulator: MetasoEmulator, names: list[str]) -> None:
     served = emulator.stats.requests
     assert served < len(names)  # so every request consumed one scripted entry
     broken = sum(name in BREAKING for name in names[:served])
-    assert emulator.stats.connections_opened <= WORKERS + broken
+    # Timeouts: the retried ones (logged) and the ones that ended a call.
+    timeouts = timed_out.count + tally.errors["timeout"]
+    assert timeouts >= sum(name == "slow" for name in names[:served])  # each one timed out
+    assert emulator.stats.connections_opened <= WORKERS + broken + timeouts
 
 
 def test_threads_share_one_tool(emulator: MetasoEmulator, emulator_url: str) -> None:
@@ -296,12 +328,13 @@ def test_threads_share_one_tool(emulator: MetasoEmulator, emulator_url: str) -> 
             call_tool(tally, tool, f"[t{worker}-{number}] 秘塔")
 
     threads = [threading.Thread(target=work, args=(worker,)) for worker in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with TimedOut() as timed_out:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
-    check_run(tally, emulator, names)
+    check_run(tally, emulator, names, timed_out)
     tool.close()
     assert settle(emulator, 0) == 0
 
@@ -317,8 +350,9 @@ async def test_tasks_share_one_retriever(emulator: MetasoEmulator, emulator_url:
         for number in range(CALLS_PER_WORKER):
             await call_retriever(tally, retriever, f"[a{worker}-{number}] 秘塔")
 
-    await asyncio.gather(*(work(worker) for worker in range(WORKERS)))
+    with TimedOut() as timed_out:
+        await asyncio.gather(*(work(worker) for worker in range(WORKERS)))
 
-    check_run(tally, emulator, names)
+    check_run(tally, emulator, names, timed_out)
     await retriever.aclose()
     assert await asettle(emulator, 0) == 0
