@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.caches import BaseCache
@@ -191,7 +191,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     def client(self) -> MetasoClient:
         """The HTTP core, without the cache and the rate limiter: LangChain applies its
         own once a call (``BaseChatModel``), and must not be doubled."""
-        return replace(super().client, cache=None, rate_limiter=None)
+        return self._client(cache=None, rate_limiter=None)
 
     def bind_tools(
         self,

@@ -278,6 +278,10 @@ class MetasoConfig(BaseModel):
     @property
     def client(self) -> MetasoClient:
         """The HTTP core, with this instance's current settings and connection pool."""
+        return self._client(cache=self.cache, rate_limiter=self.rate_limiter)
+
+    def _client(self, **layers: Any) -> MetasoClient:
+        # ``layers``: the cache and rate limiter, which ChatMetaso leaves to LangChain.
         return MetasoClient(
             api_key=self.metaso_api_key,
             base_url=self.base_url,
@@ -287,11 +291,10 @@ class MetasoConfig(BaseModel):
             max_concurrency=self.max_concurrency,
             transport=self.transport,
             pool=self._pool,
-            cache=self.cache,
-            rate_limiter=self.rate_limiter,
             total_timeout=self.total_timeout,
             budget=self._credit_budget(),
             max_response_bytes=self.max_response_bytes,
+            **layers,
         )
 
     def _credit_budget(self) -> Budget | None:
