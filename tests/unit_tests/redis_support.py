@@ -76,12 +76,7 @@ def redis_server(binary: str) -> Iterator[str]:
         client.close()
         yield url
     finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        stop(process)
 
 
 # --- work done in another process -----------------------------------------------------
@@ -217,3 +212,13 @@ def run_elsewhere(work: Callable[..., Any], **kwargs: Any) -> Any:
 if __name__ == "__main__":
     name, arguments = sys.argv[1], json.loads(sys.argv[2])
     print(json.dumps(WORK[name](**arguments), ensure_ascii=False))
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Terminate a server the tests started, kill it if it will not go, and reap it."""
+    process.terminate()
+    try:
+        process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()

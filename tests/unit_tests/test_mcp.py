@@ -19,6 +19,7 @@ import httpx
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 from pydantic import ValidationError
+from redis_support import stop
 
 import langchain_metaso
 from langchain_metaso import (
@@ -271,12 +272,7 @@ def http_server() -> Iterator[str]:
         else:
             pytest.fail(f"the server ended without serving (exit {process.wait()})")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.mark.asyncio
