@@ -7,14 +7,14 @@ by racing the clock: a server that never answers, or blocks until released."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import gzip
 import json
 import pickle
 import socket
+import subprocess
+import sys
 import threading
 import tracemalloc
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -353,26 +353,30 @@ def test_a_stream_kept_open_after_done_is_closed(hostile: Any, mode: str) -> Non
     assert server.closed_by_client.wait(30)  # the client hung up: the socket is not kept
 
 
+# The issue's own case, in a process of its own: what other tests left in this one (their
+# loops, pools and sockets, collected at any moment) is not this test's to count.
+DROPPED_UNCLOSED = """
+import asyncio, gc, sys
+from langchain_metaso import MetasoRetriever
+
+async def main():
+    for number in range(5):
+        retriever = MetasoRetriever(metaso_api_key=sys.argv[2], base_url=sys.argv[1])
+        await retriever.ainvoke(f"秘塔 {number}")
+
+asyncio.run(main())
+gc.collect()
+"""
+
+
 def test_async_instances_dropped_unclosed_leave_no_resource_warning(
     emulator: MetasoEmulator, emulator_url: str
 ) -> None:
-    async def main() -> None:
-        for number in range(5):
-            await MetasoRetriever(metaso_api_key=TEST_KEY, base_url=emulator_url).ainvoke(
-                f"秘塔 {number}"
-            )
-            gc.collect()
-
-    gc.collect()  # what earlier tests left is not this test's to count
-    # Instances are dropped where the test says (gc.collect() inside the loop), not where an
-    # automatic collection happens to fall: one falling while asyncio.run shuts the loop down
-    # races the loop's own closing of its connections (a known limit, see the README).
-    gc.disable()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            asyncio.run(main())
-            gc.collect()
-    finally:
-        gc.enable()
-    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    command = [sys.executable, "-W", "error::ResourceWarning", "-c", DROPPED_UNCLOSED]
+    run = subprocess.run(
+        [*command, emulator_url, TEST_KEY], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "ResourceWarning" not in run.stderr
+    assert "unclosed" not in run.stderr
+    assert emulator.stats.requests == 5
