@@ -10,17 +10,16 @@ import codecs
 import contextlib
 import json
 import re
-import socket
-import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import httpx
 
 from langchain_metaso._http.call import Call
 from langchain_metaso._http.failures import CallErrors, is_error
+from langchain_metaso._http.pool import DEADLINE
 from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder
 
 __all__ = [
@@ -204,31 +203,14 @@ async def _exhaust(raw: AsyncIterator[bytes]) -> None:
         pass
 
 
-def drain_sync(response: httpx.Response, raw: Iterator[bytes]) -> None:
+def drain_sync(raw: Iterator[bytes]) -> None:
     """Read what is left of a finished stream's response, for at most ``DRAIN_SECONDS``,
-    so that its connection can go back to the pool; past that the socket is shut, which
-    ends the read and the connection."""
-    network = response.extensions.get("network_stream")
-    sock: Any = None if network is None else network.get_extra_info("socket")
-    if not isinstance(sock, socket.socket):
-        return  # an in-process transport: closing the response is all there is to do
-    lock, finished = threading.Lock(), [False]
-
-    def cut() -> None:
-        with lock:
-            if not finished[0]:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    timer = threading.Timer(DRAIN_SECONDS, cut)
-    timer.daemon = True
-    timer.start()
+    so that its connection can go back to the pool; past that the read times out, which
+    closes the connection."""
+    bound = DEADLINE.set(time.monotonic() + DRAIN_SECONDS)
     try:
-        for _ in raw:
-            pass
-    except httpx.HTTPError:
-        pass
+        with contextlib.suppress(httpx.HTTPError):
+            for _ in raw:
+                pass
     finally:
-        with lock:
-            finished[0] = True
-        timer.cancel()
+        DEADLINE.reset(bound)

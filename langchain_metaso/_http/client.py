@@ -152,7 +152,7 @@ class MetasoClient:
                 while not events.done:
                     chunk = next(raw, None)
                     yield from events.feed(chunk)
-                drain_sync(response, raw)  # so the connection goes back to the pool
+                drain_sync(raw)  # so the connection goes back to the pool
             except httpx.RequestError as exc:
                 raise events.errors.connection(exc, status=response.status_code) from exc
             finally:
