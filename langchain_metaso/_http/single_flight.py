@@ -48,9 +48,10 @@ class Flight:
     def __init__(self, slot: tuple[int, str]) -> None:
         self.answer: Any = None
         self._slot = slot
-        self._error: BaseException | None = None
-        self._done = threading.Event()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # Resolved with the error the leader left with (None: it answered). Running, so
+        # that a cancelled async follower cannot cancel it for the others.
+        self._done: concurrent.futures.Future[BaseException | None] = concurrent.futures.Future()
+        self._done.set_running_or_notify_cancel()
 
     def __enter__(self) -> Flight:
         return self
@@ -58,46 +59,28 @@ class Flight:
     def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
         with _lock:
             del _flights[self._slot]
-            self._error = exc
-            self._done.set()
-            waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
-            loop.call_soon_threadsafe(_resolve, future)
+        self._done.set_result(exc)
 
     def wait(self) -> Any:
         """Block until the leader is done; its answer, or its error raised."""
-        self._done.wait()
-        return self._outcome()
+        return self._outcome(self._done.result())
 
     async def wait_async(self) -> Any:
         """``wait`` without blocking the event loop (the leader may be in any thread)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with _lock:
-            if self._done.is_set():
-                future.set_result(None)
-            else:
-                self._waiters.append((loop, future))
-        await future
-        return self._outcome()
+        return self._outcome(await asyncio.wrap_future(self._done))
 
-    def _outcome(self) -> Any:
-        if isinstance(self._error, Exception):
+    def _outcome(self, error: BaseException | None) -> Any:
+        if isinstance(error, Exception):
             # Each follower raises its own copy: one shared object's traceback would grow
             # with every follower that raised it.
             try:
-                error = copy.copy(self._error)
+                copied = copy.copy(error)
             except Exception:  # an exception that cannot be rebuilt: the shared one it is
-                error = self._error
-            raise error from self._error.__cause__
-        if self._error is not None:
+                copied = error
+            raise copied from error.__cause__
+        if error is not None:
             raise Abandoned
         return self.answer
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def join(cache: object, key: str, api_key: SecretStr) -> tuple[Flight, bool]:
