@@ -7,11 +7,9 @@ from anything the server echoes back).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from langchain_core.tools import ToolException
-from typing_extensions import Required, TypedDict, Unpack
 
 from langchain_metaso.providers import PROVIDERS_HINT
 
@@ -50,36 +48,12 @@ class MetasoError(ToolException):
     """
 
     fails_every_request: bool = False
-    _init: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     def __reduce__(self) -> Any:
-        # Our constructors take keyword arguments, which Exception's own pickling (and
-        # so copy and multiprocessing) would drop: rebuild from what they were given.
-        if self._init is None:
-            return super().__reduce__()
-        args, kwargs = self._init
-        return functools.partial(type(self), **kwargs), args
-
-    def _keep(self, args: tuple[Any, ...], **fields: Any) -> None:
-        """Remember the constructor's arguments (a copy or a pickle is rebuilt from them)
-        and keep each field as an attribute; ``None`` keeps the class's own default where
-        it has one (``hint``, ``advice``, ``fails_every_request``)."""
-        self._init = (args, fields)
-        for name, value in fields.items():
-            if value is not None or not hasattr(type(self), name):
-                setattr(self, name, value)
-
-
-class APIErrorDetails(TypedDict, total=False):
-    """What a ``MetasoAPIError`` is made of, besides the provider's message."""
-
-    status_code: Required[int]
-    endpoint: Required[str]
-    url: str
-    code: int | str | None
-    retry_after: float | None
-    hint: str | None
-    fails_every_request: bool | None
+        # Our constructors take keyword arguments, which Exception's own pickling (and so
+        # copy and multiprocessing) would drop: rebuilt from the message and the
+        # attributes, without calling __init__ again.
+        return Exception.__new__, (type(self), *self.args), self.__dict__
 
 
 class MetasoAPIError(MetasoError):
@@ -104,9 +78,29 @@ class MetasoAPIError(MetasoError):
     retry_after: float | None = None
     hint = "Check the request parameters against the Metaso API reference."
 
-    def __init__(self, provider_message: str, **details: Unpack[APIErrorDetails]) -> None:
-        self._keep((provider_message,), **details)
+    def __init__(
+        self,
+        provider_message: str,
+        *,
+        status_code: int,
+        endpoint: str,
+        url: str = "",
+        code: int | str | None = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
+        fails_every_request: bool | None = None,
+    ) -> None:
         self.provider_message = provider_message
+        self.status_code = status_code
+        self.endpoint = endpoint
+        self.url = url
+        self.code = code
+        self.retry_after = retry_after
+        # None: the class's own.
+        if hint is not None:
+            self.hint = hint
+        if fails_every_request is not None:
+            self.fails_every_request = fails_every_request
         where = f" ({self.url})" if self.url else ""
         code_part = f", code {self.code}" if self.code is not None else ""
         super().__init__(
@@ -181,13 +175,10 @@ class MetasoResponseError(MetasoError):
         url: str = "",
         fails_every_request: bool = False,
     ) -> None:
-        self._keep(
-            (problem,),
-            endpoint=endpoint,
-            body_excerpt=body_excerpt,
-            url=url,
-            fails_every_request=fails_every_request,
-        )
+        self.endpoint = endpoint
+        self.body_excerpt = body_excerpt
+        self.url = url
+        self.fails_every_request = fails_every_request
         shown = f" Received: {body_excerpt!r}" if body_excerpt else ""
         where = f" ({url})" if url else ""
         super().__init__(
@@ -219,7 +210,11 @@ class MetasoConnectionError(MetasoError):
         advice: str | None = None,
         answered: bool = False,
     ) -> None:
-        self._keep((problem,), endpoint=endpoint, url=url, advice=advice, answered=answered)
+        self.endpoint = endpoint
+        self.url = url
+        self.answered = answered
+        if advice is not None:
+            self.advice = advice
         # "Could not reach" only when nothing came back; else the answer broke off.
         failed = "did not get the whole answer from" if answered else "could not reach"
         super().__init__(
@@ -251,7 +246,9 @@ class MetasoBudgetExceededError(MetasoError):
     fails_every_request = True  # until the budget is raised: a loader stops, not skips
 
     def __init__(self, *, budget: float, used: float, endpoint: str) -> None:
-        self._keep((), budget=budget, used=used, endpoint=endpoint)
+        self.budget = budget
+        self.used = used
+        self.endpoint = endpoint
         # Read by a model too (an agent's tool): it must stop, as only the developer can
         # raise the budget.
         super().__init__(
