@@ -64,6 +64,7 @@ class BodyReader:
         deadline: float | None,
     ) -> None:
         self.errors = errors
+        self.response = response
         self.limit = limit
         self.deadline = deadline
         self._left = limit
@@ -95,19 +96,21 @@ class BodyReader:
             raise self.errors.too_large(self.limit)
         return data
 
-    def raw(self, response: httpx.Response) -> Iterator[bytes]:
+    def raw(self) -> Iterator[bytes]:
         """The response's raw chunks, to ``decode`` one by one."""
+        response = self.response
         return iter((response.content,)) if self._read else response.iter_raw()
 
-    def araw(self, response: httpx.Response) -> AsyncIterator[bytes]:
+    def araw(self) -> AsyncIterator[bytes]:
+        response = self.response
         return _once(response.content) if self._read else response.aiter_raw()
 
-    def read(self, response: httpx.Response) -> bytes:
+    def read(self) -> bytes:
         """The whole body, decoded."""
-        return b"".join(map(self.decode, self.raw(response)))
+        return b"".join(map(self.decode, self.raw()))
 
-    async def aread(self, response: httpx.Response) -> bytes:
-        return b"".join([self.decode(chunk) async for chunk in self.araw(response)])
+    async def aread(self) -> bytes:
+        return b"".join([self.decode(chunk) async for chunk in self.araw()])
 
     def _inflate(self, raw: bytes) -> bytes:
         assert self._zlib is not None
@@ -140,13 +143,14 @@ class BodyReader:
 class EventReader(Generic[T]):
     """The items of an event stream, fed its raw chunks in turn (``None`` at its end)."""
 
-    def __init__(self, call: Call[T], errors: CallErrors, body: BodyReader, charset: str) -> None:
+    def __init__(self, call: Call[T], body: BodyReader) -> None:
         self.call = call
-        self.errors = errors
+        self.errors = body.errors
         self.body = body
         self.credits: float | None = None
+        charset = BodyReader.charset(body.response)
         self._text = codecs.getincrementaldecoder(charset)(errors="replace")
-        self._sse = SSEDecoder(call.endpoint, excerpt=errors.shorten)
+        self._sse = SSEDecoder(call.endpoint, excerpt=body.errors.shorten)
         self._pending = ""
 
     @property

@@ -1,10 +1,8 @@
 """``MetasoClient``: the driver of every request of every public class.
 
-``MetasoClient._attempts`` builds each attempt's request and reads its ``Reply``, with
-retries, never doing I/O itself; ``_run`` (sync) and ``_arun`` (async) drive it and differ
-only in the lines that wait and send. Failed answers become typed errors in ``failures``;
-an answer's bytes are counted, decompressed and timed in ``body``.
-"""
+``_attempts`` builds each attempt's request and reads its ``Reply``, with retries, doing
+no I/O; ``_run`` (sync) and ``_arun`` (async) drive it and differ only in the lines that
+wait and send."""
 
 from __future__ import annotations
 
@@ -53,8 +51,7 @@ R = TypeVar("R")
 
 USER_AGENT = "langchain-metaso"
 
-Step = tuple[float, httpx.Request]
-Attempts = Generator[Step, Reply, R]
+Attempts = Generator[tuple[float, httpx.Request], Reply, R]  # (delay, request)s
 Read = Callable[[Call[T], CallErrors, Reply], R]  # a reply made a result, or an error
 
 
@@ -147,7 +144,7 @@ class MetasoClient:
         with reserve(call.endpoint, self.budget) as reservation:
             response = self._run(call, self._opened, deadline)  # holds a slot until closed
             events = self._events(call, response, deadline)
-            raw = events.body.raw(response)
+            raw = events.body.raw()
             try:
                 while not events.done:
                     chunk = next(raw, None)
@@ -166,7 +163,7 @@ class MetasoClient:
         async with areserve(call.endpoint, self.budget) as reservation:
             response = await self._arun(call, self._opened, deadline)
             events = self._events(call, response, deadline)
-            raw = events.body.araw(response)
+            raw = events.body.araw()
             try:
                 while not events.done:
                     chunk = await anext(raw, None)
@@ -181,8 +178,8 @@ class MetasoClient:
                 await reservation.asettle(events.credits)
 
     def _send(self, call: Call[T], deadline: float | None) -> tuple[Any, T]:
-        """Send ``call`` (no cache), its expected cost held on its budgets until answered:
-        its decoded answer and its parsed result."""
+        """``call``'s decoded answer and parsed result, its expected cost held on its
+        budgets until answered."""
         with reserve(call.endpoint, self.budget) as reservation:
             answer = self._run(call, self._parsed, deadline)
             reservation.settle(credits_from(answer[0]))
@@ -213,7 +210,7 @@ class MetasoClient:
                 if not reply.opened(call):
                     with closing(reply.response):
                         body = BodyReader(errors, reply.response, self.max_response_bytes, deadline)
-                        reply.body = body.read(reply.response)
+                        reply.body = body.read()
             except httpx.RequestError as exc:
                 reply.error = exc
             finally:
@@ -271,7 +268,7 @@ class MetasoClient:
         if not reply.opened(call):
             async with aclosing(reply.response):
                 body = BodyReader(errors, reply.response, self.max_response_bytes, deadline)
-                reply.body = await body.aread(reply.response)
+                reply.body = await body.aread()
 
     # --- everything below is shared by sync and async, and does no I/O ---
 
@@ -348,9 +345,8 @@ class MetasoClient:
         return left
 
     def _events(self, call: Call[T], response: httpx.Response, deadline: Any) -> EventReader[T]:
-        errors = self.errors(call)
-        body = BodyReader(errors, response, self.max_response_bytes, deadline)
-        return EventReader(call, errors, body, BodyReader.charset(response))
+        body = BodyReader(self.errors(call), response, self.max_response_bytes, deadline)
+        return EventReader(call, body)
 
     def _shared(self, call: Call[T], answer: Any) -> T:
         """The result of an identical call's answer: it cost this call nothing."""

@@ -311,7 +311,22 @@ class CallErrors:
     ) -> MetasoError:
         """The error an HTTP status of 300 or more stands for."""
         if response.is_redirect:
-            return self._redirect(response)
+            location = response.headers.get("location", "elsewhere")
+            # Only a target that looks like this endpoint is worth pointing base_url at; a
+            # login or landing page is not the API.
+            like_api = urlsplit(location).path.rstrip("/").endswith("/" + self.endpoint)
+            return MetasoAPIError(
+                self.redact(f"redirected to {location}"),
+                status_code=response.status_code,
+                endpoint=self.endpoint,
+                url=self.url,
+                hint=(
+                    "Set base_url (or METASO_BASE_URL) to the address it redirects to."
+                    if like_api
+                    else WRONG_URL_HINT
+                ),
+                fails_every_request=True,
+            )
         html = is_html(response, body)
         try:
             payload = None if html else json.loads(body)
@@ -364,25 +379,6 @@ class CallErrors:
             retry_after=retry_after,
             hint=kind.hint,
             fails_every_request=kind.fails_every_request,
-        )
-
-    def _redirect(self, response: httpx.Response) -> MetasoAPIError:
-        location = response.headers.get("location", "elsewhere")
-        # Only a target that looks like this endpoint is worth pointing base_url at; a
-        # login or landing page is not the API.
-        path = urlsplit(location).path.rstrip("/")
-        like_api = path.endswith("/" + self.endpoint)
-        return MetasoAPIError(
-            self.redact(f"redirected to {location}"),
-            status_code=response.status_code,
-            endpoint=self.endpoint,
-            url=self.url,
-            hint=(
-                "Set base_url (or METASO_BASE_URL) to the address it redirects to."
-                if like_api
-                else WRONG_URL_HINT
-            ),
-            fails_every_request=True,
         )
 
     def _bad_body(self, problem: str, body: bytes) -> MetasoResponseError:

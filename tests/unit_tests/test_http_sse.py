@@ -35,7 +35,7 @@ def event_reader(limit: int = 1 << 20) -> EventReader[Any]:
     call: Call[Any] = Call("x", {}, parse=lambda data: data, expect="events")
     errors = CallErrors("x", "http://test/x", "secret", 1.0, None)
     response = httpx.Response(200, headers={"content-type": "text/event-stream"})
-    return EventReader(call, errors, BodyReader(errors, response, limit, None), "utf-8")
+    return EventReader(call, BodyReader(errors, response, limit, None))
 
 
 def events(lines: list[str]) -> list[ServerSentEvent]:
