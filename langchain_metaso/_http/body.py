@@ -43,10 +43,6 @@ goes back to the pool; a server that keeps it open longer has it closed."""
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-async def _once(chunk: bytes) -> AsyncIterator[bytes]:
-    yield chunk
-
-
 def time_left(deadline: float | None) -> float | None:
     """Seconds until ``deadline`` (0 once passed), ``None`` without one."""
     return None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -99,11 +95,11 @@ class BodyReader:
     def raw(self) -> Iterator[bytes]:
         """The response's raw chunks, to ``decode`` one by one."""
         response = self.response
-        return iter((response.content,)) if self._read else response.iter_raw()
+        return response.iter_bytes() if self._read else response.iter_raw()
 
     def araw(self) -> AsyncIterator[bytes]:
         response = self.response
-        return _once(response.content) if self._read else response.aiter_raw()
+        return response.aiter_bytes() if self._read else response.aiter_raw()
 
     def read(self) -> bytes:
         """The whole body, decoded."""

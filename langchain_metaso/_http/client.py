@@ -272,13 +272,10 @@ class MetasoClient:
 
     # --- everything below is shared by sync and async, and does no I/O ---
 
-    def url(self, endpoint: str) -> str:
-        return f"{self.base_url.rstrip('/')}/{endpoint}"
-
     def errors(self, call: Call[Any]) -> CallErrors:
         return CallErrors(
             call.endpoint,
-            self.url(call.endpoint),
+            f"{self.base_url.rstrip('/')}/{call.endpoint}",
             self.api_key.get_secret_value(),
             self.timeout,
             self.total_timeout,
@@ -293,10 +290,27 @@ class MetasoClient:
     ) -> Attempts[R]:
         policy = self.policy
         content = call.content()
+        headers = {
+            "Authorization": f"Bearer {self.api_key.get_secret_value()}",
+            "Content-Type": "application/json",
+            "Accept": ACCEPT[call.expect],
+            # Only what ``body`` decompresses within max_response_bytes.
+            "Accept-Encoding": "gzip, deflate",
+            "User-Agent": USER_AGENT,
+        }
         delay, attempt = 0.0, 0
         while True:
-            delay = max(delay, self._cooldown(errors, deadline))
-            request = self._build(call, content, policy.attempt_timeout(deadline, delay))
+            cooldown = self.pool.cooldown_left()
+            if cooldown and (cooldown > MAX_RETRY_AFTER or not policy.fits(cooldown, deadline)):
+                raise errors.cooling_down(cooldown)  # as for a long Retry-After
+            delay = max(delay, cooldown)
+            # No pool timeout: the slots bound the requests in flight, so a free
+            # connection is there for each one that holds a slot.
+            timeout = httpx.Timeout(policy.attempt_timeout(deadline, delay), pool=None)
+            extensions = {"timeout": timeout.as_dict()}
+            request = httpx.Request(
+                "POST", errors.url, headers=headers, content=content, extensions=extensions
+            )
             reply = yield delay, request
             try:
                 return read(call, errors, reply)
@@ -317,32 +331,6 @@ class MetasoClient:
                     type(exc).__name__,
                     delay,
                 )
-
-    def _build(self, call: Call[Any], content: bytes, timeout: float) -> httpx.Request:
-        return httpx.Request(
-            "POST",
-            self.url(call.endpoint),
-            headers={
-                "Authorization": f"Bearer {self.api_key.get_secret_value()}",
-                "Content-Type": "application/json",
-                "Accept": ACCEPT[call.expect],
-                # Only what ``body`` decompresses within max_response_bytes.
-                "Accept-Encoding": "gzip, deflate",
-                "User-Agent": USER_AGENT,
-            },
-            content=content,
-            # No pool timeout: the slots bound the requests in flight, so a free
-            # connection is there for each one that holds a slot.
-            extensions={"timeout": httpx.Timeout(timeout, pool=None).as_dict()},
-        )
-
-    def _cooldown(self, errors: CallErrors, deadline: float | None) -> float:
-        """The wait the shared cooldown imposes; ``MetasoRateLimitError`` if longer than a
-        call should wait, as for a long ``Retry-After``."""
-        left = self.pool.cooldown_left()
-        if left and (left > MAX_RETRY_AFTER or not self.policy.fits(left, deadline)):
-            raise errors.cooling_down(left)
-        return left
 
     def _events(self, call: Call[T], response: httpx.Response, deadline: Any) -> EventReader[T]:
         body = BodyReader(self.errors(call), response, self.max_response_bytes, deadline)
