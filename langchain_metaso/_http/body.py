@@ -185,7 +185,7 @@ class EventReader(Generic[T]):
             item = self.call.parse(event.data)
         except ValueError as exc:
             shown = self.errors.shorten(json.dumps(event.data, ensure_ascii=False))
-            raise self.errors.unusable(exc, shown) from exc
+            raise self.errors.unusable(str(exc), shown) from exc
         spent = getattr(item, "credits", None)  # read off the parsed item, not parsed again
         if isinstance(spent, int | float) and spent >= 0:
             self.credits = float(spent)

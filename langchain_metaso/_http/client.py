@@ -366,7 +366,7 @@ class MetasoClient:
         try:
             result = call.parse(decoded)
         except ValueError as exc:
-            raise errors.unusable(exc, errors.excerpt(body)) from exc
+            raise errors.unusable(str(exc), errors.excerpt(body)) from exc
         return decoded, result
 
     def _opened(self, call: Call[Any], errors: CallErrors, reply: Reply) -> httpx.Response:

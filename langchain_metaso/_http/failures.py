@@ -187,7 +187,7 @@ class CallErrors:
         assert response is not None  # a reply has a response or an error
         body = reply.body or b""
         if response.status_code >= 300:
-            raise self.http_error(response, body, parse_retry_after(response))
+            raise self.http_error(response, body)
         return response, body
 
     def connection(self, exc: httpx.RequestError, *, status: int | None = None) -> MetasoError:
@@ -259,17 +259,21 @@ class CallErrors:
         )
 
     def too_large(self, limit: int) -> MetasoResponseError:
-        return MetasoResponseError(
+        return self.unusable(
             f"the answer is larger than max_response_bytes={limit} (counted decompressed); "
-            "raise max_response_bytes if such answers are expected",
-            endpoint=self.endpoint,
-            url=self.url,
+            "raise max_response_bytes if such answers are expected"
         )
 
-    def unusable(self, exc: ValueError, shown: str) -> MetasoResponseError:
-        """An answer (or event) that decoded but does not parse; ``shown``, its start."""
+    def unusable(
+        self, problem: str, shown: str = "", *, fails_every_request: bool = False
+    ) -> MetasoResponseError:
+        """An answer this call cannot use; ``shown``: the start of what came."""
         return MetasoResponseError(
-            self.redact(str(exc)), endpoint=self.endpoint, body_excerpt=shown, url=self.url
+            self.redact(problem),
+            endpoint=self.endpoint,
+            body_excerpt=shown,
+            url=self.url,
+            fails_every_request=fails_every_request,
         )
 
     def not_event_stream(self, response: httpx.Response, body: bytes) -> MetasoError:
@@ -277,18 +281,12 @@ class CallErrors:
         JSON, even to a stream request."""
         self.json_payload(response, body)
         content_type = response.headers.get("content-type", "no content type")
-        return MetasoResponseError(
-            f"expected a server-sent event stream (text/event-stream), got {content_type}",
-            endpoint=self.endpoint,
-            body_excerpt=self.excerpt(body),
-            url=self.url,
-        )
+        problem = f"expected a server-sent event stream (text/event-stream), got {content_type}"
+        return self.unusable(problem, self.excerpt(body))
 
     def web_page(self) -> MetasoResponseError:
         """A web page where an answer was expected: ``base_url`` is not the API."""
-        return MetasoResponseError(
-            WEB_PAGE, endpoint=self.endpoint, url=self.url, fails_every_request=True
-        )
+        return self.unusable(WEB_PAGE, fails_every_request=True)
 
     def json_payload(self, response: httpx.Response, body: bytes) -> dict[str, Any]:
         """The JSON object of a success, or the error it is (bad JSON, a web page, not an
@@ -299,16 +297,17 @@ class CallErrors:
             if is_html(response, body):
                 raise self.web_page() from exc
             content_type = response.headers.get("content-type", "no content type")
-            raise self._bad_body(f"the body is not JSON ({content_type})", body) from exc
+            raise self.unusable(
+                f"the body is not JSON ({content_type})", self.excerpt(body)
+            ) from exc
         if not isinstance(payload, dict):
-            raise self._bad_body(f"expected a JSON object, got {type(payload).__name__}", body)
+            problem = f"expected a JSON object, got {type(payload).__name__}"
+            raise self.unusable(problem, self.excerpt(body))
         if is_error(payload):
             raise self.api_error(response.status_code, payload)
         return payload
 
-    def http_error(
-        self, response: httpx.Response, body: bytes, retry_after: float | None
-    ) -> MetasoError:
+    def http_error(self, response: httpx.Response, body: bytes) -> MetasoError:
         """The error an HTTP status of 300 or more stands for."""
         if response.is_redirect:
             location = response.headers.get("location", "elsewhere")
@@ -334,6 +333,7 @@ class CallErrors:
             payload = None
         if not isinstance(payload, dict):
             payload = {"message": ("" if html else self.excerpt(body)) or response.reason_phrase}
+        retry_after = parse_retry_after(response)
         return self.api_error(response.status_code, payload, retry_after=retry_after, html=html)
 
     def api_error(
@@ -379,11 +379,6 @@ class CallErrors:
             retry_after=retry_after,
             hint=kind.hint,
             fails_every_request=kind.fails_every_request,
-        )
-
-    def _bad_body(self, problem: str, body: bytes) -> MetasoResponseError:
-        return MetasoResponseError(
-            problem, endpoint=self.endpoint, body_excerpt=self.excerpt(body), url=self.url
         )
 
     def excerpt(self, body: bytes) -> str:
