@@ -70,12 +70,6 @@ class MetasoAPIError(MetasoError):
             ``base_url`` is not the API (HTTP 404, 405, 501, a redirect, a web page).
     """
 
-    provider_message: str
-    status_code: int
-    endpoint: str
-    url: str = ""
-    code: int | str | None = None
-    retry_after: float | None = None
     hint = "Check the request parameters against the Metaso API reference."
 
     def __init__(
@@ -162,10 +156,6 @@ class MetasoResponseError(MetasoError):
             of the API was expected.
     """
 
-    endpoint: str
-    body_excerpt: str
-    url: str
-
     def __init__(
         self,
         problem: str,
@@ -196,9 +186,6 @@ class MetasoConnectionError(MetasoError):
         url: The URL that was called.
     """
 
-    endpoint: str
-    url: str
-    answered: bool
     advice = "Check the network and the base URL (METASO_BASE_URL), then retry."
 
     def __init__(
@@ -240,9 +227,6 @@ class MetasoBudgetExceededError(MetasoError):
         endpoint: The endpoint of the refused call, e.g. ``"search"``.
     """
 
-    budget: float
-    used: float
-    endpoint: str
     fails_every_request = True  # until the budget is raised: a loader stops, not skips
 
     def __init__(self, *, budget: float, used: float, endpoint: str) -> None:
