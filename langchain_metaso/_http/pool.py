@@ -10,7 +10,6 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -33,6 +32,9 @@ value (``Retry-After: 1e9``) must not block them until the process restarts."""
 
 Key = tuple[Any, int]  # (transport, max_concurrency)
 SyncClients = dict[Key, tuple[httpx.Client, threading.BoundedSemaphore]]
+LoopClients = dict[Key, tuple[httpx.AsyncClient, asyncio.Semaphore]]
+# One event loop's clients, and the generator that closes them when the loop shuts down.
+LoopState = tuple[LoopClients, AsyncGenerator[None, None]]
 
 
 @functools.cache
@@ -94,16 +96,8 @@ def _sync_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     return transport
 
 
-@dataclass
-class _LoopClients:
-    """One event loop's async clients, each with the semaphore that bounds its requests."""
-
-    clients: dict[Key, tuple[httpx.AsyncClient, asyncio.Semaphore]] = field(default_factory=dict)
-    closer: AsyncGenerator[None, None] | None = None
-
-
 async def _close_at_loop_shutdown(
-    state: _LoopClients, forget: Callable[[], object]
+    clients: LoopClients, forget: Callable[[], object]
 ) -> AsyncGenerator[None, None]:
     """Close a loop's connections while that loop can still run the closing.
 
@@ -115,10 +109,9 @@ async def _close_at_loop_shutdown(
         yield
     finally:
         forget()
-        # The finished generator still points at the loop (its finalizer hook).
-        state.closer = None
-        clients, state.clients = list(state.clients.values()), {}
-        for client, _ in clients:
+        pairs = list(clients.values())
+        clients.clear()
+        for client, _ in pairs:
             await client.aclose()
 
 
@@ -126,13 +119,11 @@ async def _close_at_loop_shutdown(
 _CLOSING: set[asyncio.Future[None]] = set()
 
 
-def _close_async(
-    states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients],
-) -> None:
+def _close_async(loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopState]) -> None:
     """Close a dropped pool's async clients on their loops (their sockets belong there)."""
-    for loop, state in list(states.items()):
-        if state.closer is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(_close_soon, state.closer)
+    for loop, (_, closer) in list(loops.items()):
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_close_soon, closer)
 
 
 def _close_soon(closer: AsyncGenerator[None, None]) -> None:
@@ -167,7 +158,7 @@ class ConnectionPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sync: SyncClients = {}
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopState] = (
             weakref.WeakKeyDictionary()
         )
         self._cooldown_until = 0.0
@@ -223,16 +214,18 @@ class ConnectionPool:
                 # loop.close()) never ran their closer: let go of their clients.
                 for dead in [other for other in self._async if other.is_closed()]:
                     del self._async[dead]
-                state = self._async[loop] = _LoopClients()
-                state.closer = _close_at_loop_shutdown(state, partial(self._async.pop, loop, None))
-            pair = state.clients.get(key)
+                fresh: LoopClients = {}
+                forget = partial(self._async.pop, loop, None)
+                state = self._async[loop] = (fresh, _close_at_loop_shutdown(fresh, forget))
+            clients, closer = state
+            pair = clients.get(key)
             if pair is None:
                 client = httpx.AsyncClient(
                     transport=transport, limits=self._limits(max_concurrency), verify=_tls()
                 )
-                pair = state.clients[key] = (client, asyncio.Semaphore(max_concurrency))
-        if first_in_loop and state.closer is not None:
-            await anext(state.closer)  # registers it with the loop's shutdown
+                pair = clients[key] = (client, asyncio.Semaphore(max_concurrency))
+        if first_in_loop:
+            await anext(closer)  # registers it with the loop's shutdown
         return pair
 
     def close(self) -> None:
@@ -245,5 +238,5 @@ class ConnectionPool:
         self.close()
         with self._lock:
             state = self._async.pop(asyncio.get_running_loop(), None)
-        if state is not None and state.closer is not None:
-            await state.closer.aclose()
+        if state is not None:
+            await state[1].aclose()
