@@ -202,7 +202,7 @@ class MetasoClient:
             if self.rate_limiter is not None:
                 self.rate_limiter.acquire()
             if not slots.acquire(timeout=time_left(deadline)):
-                raise errors.out_of_time("waiting for a free max_concurrency slot")
+                raise errors.out_of_time()
             reply = Reply()
             bound = DEADLINE.set(deadline)
             try:
@@ -238,7 +238,7 @@ class MetasoClient:
                 else:
                     await slots.acquire()
             except asyncio.TimeoutError:
-                raise errors.out_of_time("waiting for a free max_concurrency slot") from None
+                raise errors.out_of_time() from None
             reply = Reply()
             try:  # within the deadline as a whole: headers trickled a byte at a time too
                 fetch = self._afetch(client, request, call, errors, deadline, reply)
@@ -321,7 +321,7 @@ class MetasoClient:
                 if wait is None or reply.cut_off:  # a 2xx may already be charged for
                     raise
                 if not policy.fits(wait, deadline):
-                    raise errors.no_time_to_retry(exc) from exc
+                    raise errors.out_of_time(exc) from exc
                 delay = wait
                 attempt += 1
                 logger.info(

@@ -196,29 +196,23 @@ class CallErrors:
         problem = self.redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         if not isinstance(exc, httpx.TransportError):  # e.g. a body that fails to decompress
             return MetasoResponseError(problem, endpoint=self.endpoint, url=self.url)
-        cut = status is not None and status < 300
-        advice = (
-            f"The answer was cut off after HTTP {status}: it is not sent again, as the "
-            "server may already have charged for it; retry if that is acceptable."
-            if cut
-            else None
-        )
-        if isinstance(exc, httpx.TimeoutException):
+        timed_out = isinstance(exc, httpx.TimeoutException)
+        advice = None
+        if status is not None and status < 300:
+            advice = (
+                f"The answer was cut off after HTTP {status}: it is not sent again, as the "
+                "server may already have charged for it; retry if that is acceptable."
+            )
+        elif timed_out:
             limits = f"timeout={self.timeout:g} s for each step of an attempt"
             if self.total_timeout is not None:
                 limits += f", total_timeout={self.total_timeout:g} s for the whole call"
-            return MetasoTimeoutError(
-                problem,
-                endpoint=self.endpoint,
-                url=self.url,
-                answered=status is not None,
-                advice=advice
-                or (
-                    f"No answer in time ({limits}). Check the network and the base URL, "
-                    "then retry, or raise these limits for a slow service."
-                ),
+            advice = (
+                f"No answer in time ({limits}). Check the network and the base URL, "
+                "then retry, or raise these limits for a slow service."
             )
-        return MetasoConnectionError(
+        error = MetasoTimeoutError if timed_out else MetasoConnectionError
+        return error(
             problem,
             endpoint=self.endpoint,
             url=self.url,
@@ -226,21 +220,17 @@ class CallErrors:
             answered=status is not None,
         )
 
-    def out_of_time(self, waited_for: str) -> MetasoTimeoutError:
-        """The error of a call that ran out of ``total_timeout`` ``waited_for`` something."""
-        return self._out_of_time(f"total_timeout={self.total_timeout:g} s passed {waited_for}")
-
-    def no_time_to_retry(self, last: MetasoError) -> MetasoTimeoutError:
-        # The last failure's cause only: its advice would be a second one.
-        what = type(last).__name__
-        if isinstance(last, MetasoAPIError):
-            what += f" (HTTP {last.status_code}: {last.provider_message or 'no message'})"
-        return self._out_of_time(
-            f"{what}, and no time left for another attempt within "
-            f"total_timeout={self.total_timeout:g} s"
-        )
-
-    def _out_of_time(self, problem: str) -> MetasoTimeoutError:
+    def out_of_time(self, last: MetasoError | None = None) -> MetasoTimeoutError:
+        """A call out of ``total_timeout``: waiting for a free slot, or with no time left to
+        retry after ``last`` (its cause only: its advice would be a second one)."""
+        limit = f"total_timeout={self.total_timeout:g} s"
+        if last is None:
+            problem = f"{limit} passed waiting for a free max_concurrency slot"
+        else:
+            problem = type(last).__name__
+            if isinstance(last, MetasoAPIError):
+                problem += f" (HTTP {last.status_code}: {last.provider_message or 'no message'})"
+            problem += f", and no time left for another attempt within {limit}"
         return MetasoTimeoutError(
             problem,
             endpoint=self.endpoint,
