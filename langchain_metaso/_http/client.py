@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import aclosing, closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -55,9 +55,11 @@ Attempts = Generator[tuple[float, httpx.Request], Reply, R]  # (delay, request)s
 Read = Callable[[Call[T], CallErrors, Reply], R]  # a reply made a result, or an error
 
 
-@dataclass(frozen=True)
-class MetasoClient:
-    """A snapshot of one instance's settings, with the instance's connection pool.
+@dataclass(frozen=True, kw_only=True)
+class MetasoClient(RetryPolicy):
+    """A snapshot of one instance's settings, with the instance's connection pool; its
+    retry settings (``max_retries``, ``retry_backoff``, ``timeout``, ``total_timeout``)
+    make it the ``RetryPolicy`` its calls follow.
 
     Made afresh for each call (it is a few attribute copies), so a ``model_copy`` with
     a new ``base_url`` or ``timeout`` talks to the new settings at once.
@@ -65,28 +67,19 @@ class MetasoClient:
 
     api_key: SecretStr
     base_url: str
-    timeout: float
-    max_retries: int
-    retry_backoff: float
     max_concurrency: int
     transport: Any
     pool: ConnectionPool
     cache: MetasoCache | None = None
     rate_limiter: BaseRateLimiter | None = None
-    total_timeout: float | None = None
     budget: Budget | None = None
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    policy: RetryPolicy = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        policy = RetryPolicy(self.max_retries, self.retry_backoff, self.timeout, self.total_timeout)
-        object.__setattr__(self, "policy", policy)
 
     def request(self, call: Call[T]) -> T:
         """Run ``call`` synchronously, with retries, behind the cache if there is one (an
         identical call answered or in flight: ``single_flight``); raise a ``MetasoError``
         on failure."""
-        deadline = self.policy.deadline(time.monotonic())
+        deadline = self.deadline(time.monotonic())
         cache = self.cache
         if cache is None or call.expect == "events":
             return self._send(call, deadline)[1]
@@ -108,7 +101,7 @@ class MetasoClient:
 
     async def arequest(self, call: Call[T]) -> T:
         """``request`` on the running event loop; the cache is read without blocking it."""
-        deadline = self.policy.deadline(time.monotonic())
+        deadline = self.deadline(time.monotonic())
         cache = self.cache
         if cache is None or call.expect == "events":
             return (await self._asend(call, deadline))[1]
@@ -140,7 +133,7 @@ class MetasoClient:
         charged (budgets charge their expected price: streams report no credits), also
         when the caller stops reading early.
         """
-        deadline = self.policy.deadline(time.monotonic())
+        deadline = self.deadline(time.monotonic())
         with reserve(call.endpoint, self.budget) as reservation:
             response = self._run(call, self._opened, deadline)  # holds a slot until closed
             events = self._events(call, response, deadline)
@@ -159,7 +152,7 @@ class MetasoClient:
 
     async def astream(self, call: Call[T]) -> AsyncIterator[T]:
         """``stream`` on the running event loop."""
-        deadline = self.policy.deadline(time.monotonic())
+        deadline = self.deadline(time.monotonic())
         async with areserve(call.endpoint, self.budget) as reservation:
             response = await self._arun(call, self._opened, deadline)
             events = self._events(call, response, deadline)
@@ -288,7 +281,6 @@ class MetasoClient:
         read: Read[T, R],
         deadline: float | None,
     ) -> Attempts[R]:
-        policy = self.policy
         content = call.content()
         headers = {
             "Authorization": f"Bearer {self.api_key.get_secret_value()}",
@@ -301,12 +293,12 @@ class MetasoClient:
         delay, attempt = 0.0, 0
         while True:
             cooldown = self.pool.cooldown_left()
-            if cooldown and (cooldown > MAX_RETRY_AFTER or not policy.fits(cooldown, deadline)):
+            if cooldown and (cooldown > MAX_RETRY_AFTER or not self.fits(cooldown, deadline)):
                 raise errors.cooling_down(cooldown)  # as for a long Retry-After
             delay = max(delay, cooldown)
             # No pool timeout: the slots bound the requests in flight, so a free
             # connection is there for each one that holds a slot.
-            timeout = httpx.Timeout(policy.attempt_timeout(deadline, delay), pool=None)
+            timeout = httpx.Timeout(self.attempt_timeout(deadline, delay), pool=None)
             extensions = {"timeout": timeout.as_dict()}
             request = httpx.Request(
                 "POST", errors.url, headers=headers, content=content, extensions=extensions
@@ -317,10 +309,10 @@ class MetasoClient:
             except MetasoError as exc:
                 if isinstance(exc, MetasoRateLimitError) and exc.retry_after:
                     self.pool.cool_down(exc.retry_after)  # for every copy, not just this call
-                wait = policy.retry_delay(exc, attempt)
+                wait = self.retry_delay(exc, attempt)
                 if wait is None or reply.cut_off:  # a 2xx may already be charged for
                     raise
-                if not policy.fits(wait, deadline):
+                if not self.fits(wait, deadline):
                     raise errors.out_of_time(exc) from exc
                 delay = wait
                 attempt += 1

@@ -37,15 +37,15 @@ TRANSIENT: tuple[type[MetasoError], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """The retry settings of one call: the config's fields of the same names
-    (``backoff`` is ``retry_backoff``)."""
+    """The retry settings of one call (the config's fields of the same names), and what
+    follows from them; ``MetasoClient`` is one."""
 
     max_retries: int
-    backoff: float
+    retry_backoff: float
     timeout: float
-    total_timeout: float | None
+    total_timeout: float | None = None
 
     def deadline(self, start: float) -> float | None:
         """When a call started at ``start`` (``time.monotonic()``) must be over."""
@@ -67,7 +67,7 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             return float(retry_after) if retry_after <= MAX_RETRY_AFTER else None
-        ceiling = min(MAX_BACKOFF, self.backoff * 2**attempt)
+        ceiling = min(MAX_BACKOFF, self.retry_backoff * 2**attempt)
         # Equal jitter: at least half the ceiling, so retries spread without collapsing to 0.
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 (not crypto)
 

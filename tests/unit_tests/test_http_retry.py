@@ -26,7 +26,7 @@ from langchain_metaso.testing import Fault, MetasoEmulator, load_seed_response
 def policy(**overrides: Any) -> RetryPolicy:
     settings: dict[str, Any] = {
         "max_retries": 2,
-        "backoff": 0.5,
+        "retry_backoff": 0.5,
         "timeout": 30.0,
         "total_timeout": 60.0,
         **overrides,
