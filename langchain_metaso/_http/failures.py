@@ -4,9 +4,7 @@ too large or too slow. Each message is written here once.
 
 The provider's own code wins over the HTTP status: 302.AI answers failures with
 ``{"error": {"err_code": <negative>, "message": ...}}`` and the status of each code is
-not known, so codes are mapped first, then statuses (``error_kind``, one table a reader
-can see at once). Whether an error is retried follows from its class
-(``retry.TRANSIENT``): the table decides the class, the policy the retry.
+not known. The tables decide the class; the class, whether it is retried (``retry``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable
-from functools import partial
 from typing import Any
 
 import httpcore
@@ -23,8 +22,8 @@ DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 """The ``time.monotonic()`` by which the sync call in this context must be over: every
 socket read and write of the default transport waits at most until then, so that a server
-trickling its headers a byte at a time cannot hold a call past its ``total_timeout``
-(the async driver bounds the whole exchange instead)."""
+trickling its headers a byte at a time cannot hold a call past its ``total_timeout``, nor
+a finished stream's drain (``body.drain_sync``) last longer than it may."""
 
 MAX_COOLDOWN = 120.0
 """The longest a 429's ``Retry-After`` holds back an instance and its copies: one absurd
@@ -215,7 +214,7 @@ class ConnectionPool:
                 for dead in [other for other in self._async if other.is_closed()]:
                     del self._async[dead]
                 fresh: LoopClients = {}
-                forget = partial(self._async.pop, loop, None)
+                forget = functools.partial(self._async.pop, loop, None)
                 state = self._async[loop] = (fresh, _close_at_loop_shutdown(fresh, forget))
             clients, closer = state
             pair = clients.get(key)

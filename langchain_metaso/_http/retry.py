@@ -1,11 +1,7 @@
 """The retry policy, in one place: may a failed attempt be retried, and after how long.
 
-Transient failures are retried: the errors whose class says so (a connection failure or
-timeout, HTTP 429, HTTP 5xx, and the provider codes that ``failures`` maps to those
-classes). A server's ``Retry-After`` sets the wait; otherwise the backoff doubles from
-``retry_backoff`` with jitter. Nothing waits longer than ``MAX_RETRY_AFTER`` inside a
-call, and with ``total_timeout`` no retry starts that could not finish in time.
-"""
+Transient failures are retried: the errors whose class says so (``TRANSIENT``; the
+provider codes that ``failures`` maps to those classes too)."""
 
 from __future__ import annotations
 

@@ -19,10 +19,6 @@ __all__ = ["SSEDecoder", "ServerSentEvent"]
 DONE = "[DONE]"
 
 
-def _unchanged(text: str) -> str:
-    return text
-
-
 @dataclass(frozen=True)
 class ServerSentEvent:
     """One dispatched event: its type (``message`` unless named), JSON data and id."""
@@ -36,7 +32,7 @@ class SSEDecoder:
     """Turns lines of an event stream into :class:`ServerSentEvent`s; ``endpoint`` is
     named in errors, ``excerpt`` shortens and redacts an event's data shown in one."""
 
-    def __init__(self, endpoint: str, *, excerpt: Callable[[str], str] = _unchanged) -> None:
+    def __init__(self, endpoint: str, *, excerpt: Callable[[str], str] = str) -> None:
         self.endpoint = endpoint
         self.done = False
         self._excerpt = excerpt
