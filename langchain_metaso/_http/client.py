@@ -140,8 +140,7 @@ class MetasoClient(RetryPolicy):
             raw = events.body.raw()
             try:
                 while not events.done:
-                    chunk = next(raw, None)
-                    yield from events.feed(chunk)
+                    yield from events.feed(next(raw, None))
                 drain_sync(raw)  # so the connection goes back to the pool
             except httpx.RequestError as exc:
                 raise events.errors.connection(exc, status=response.status_code) from exc
@@ -159,8 +158,7 @@ class MetasoClient(RetryPolicy):
             raw = events.body.araw()
             try:
                 while not events.done:
-                    chunk = await anext(raw, None)
-                    for item in events.feed(chunk):
+                    for item in events.feed(await anext(raw, None)):
                         yield item
                 await drain_async(raw)  # so the connection goes back to the pool
             except httpx.RequestError as exc:
@@ -363,8 +361,7 @@ class MetasoClient(RetryPolicy):
 
     def _opened(self, call: Call[Any], errors: CallErrors, reply: Reply) -> httpx.Response:
         """The response of a stream call, its body still unread, once it is an event stream."""
-        if reply.opened(call):
-            assert reply.response is not None
-            return reply.response
         response, body = errors.answered(reply)
-        raise errors.not_event_stream(response, body)
+        if not reply.opened(call):
+            raise errors.not_event_stream(response, body)
+        return response
