@@ -53,17 +53,12 @@ class BodyReader:
     and each read before the deadline."""
 
     def __init__(
-        self,
-        errors: CallErrors,
-        response: httpx.Response,
-        limit: int,
-        deadline: float | None,
+        self, errors: CallErrors, response: httpx.Response, deadline: float | None
     ) -> None:
         self.errors = errors
         self.response = response
-        self.limit = limit
         self.deadline = deadline
-        self._left = limit
+        self._left = errors.max_response_bytes
         self._read = response.is_stream_consumed  # built in memory: already decoded
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if self._read:
@@ -89,7 +84,7 @@ class BodyReader:
         data = raw if self._zlib is None else self._inflate(raw)
         self._left -= len(data)
         if self._left < 0:
-            raise self.errors.too_large(self.limit)
+            raise self.errors.too_large()
         return data
 
     def raw(self) -> Iterator[bytes]:
@@ -102,11 +97,13 @@ class BodyReader:
         return response.aiter_bytes() if self._read else response.aiter_raw()
 
     def read(self) -> bytes:
-        """The whole body, decoded."""
-        return b"".join(map(self.decode, self.raw()))
+        """The whole body, decoded; the response closed."""
+        with contextlib.closing(self.response):
+            return b"".join(map(self.decode, self.raw()))
 
     async def aread(self) -> bytes:
-        return b"".join([self.decode(chunk) async for chunk in self.araw()])
+        async with contextlib.aclosing(self.response):
+            return b"".join([self.decode(chunk) async for chunk in self.araw()])
 
     def _inflate(self, raw: bytes) -> bytes:
         assert self._zlib is not None
@@ -121,7 +118,7 @@ class BodyReader:
             return self._inflate(raw)
         self._raw_deflate = False
         if self._zlib.unconsumed_tail:
-            raise self.errors.too_large(self.limit)
+            raise self.errors.too_large()
         return data
 
     @staticmethod

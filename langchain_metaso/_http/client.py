@@ -10,7 +10,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from contextlib import aclosing, closing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -199,9 +198,7 @@ class MetasoClient(RetryPolicy):
             try:
                 reply.response = client.send(request, stream=True)
                 if not reply.opened(call):
-                    with closing(reply.response):
-                        body = BodyReader(errors, reply.response, self.max_response_bytes, deadline)
-                        reply.body = body.read()
+                    reply.body = BodyReader(errors, reply.response, deadline).read()
             except httpx.RequestError as exc:
                 reply.error = exc
             finally:
@@ -257,9 +254,7 @@ class MetasoClient(RetryPolicy):
     ) -> None:
         reply.response = await client.send(request, stream=True)
         if not reply.opened(call):
-            async with aclosing(reply.response):
-                body = BodyReader(errors, reply.response, self.max_response_bytes, deadline)
-                reply.body = await body.aread()
+            reply.body = await BodyReader(errors, reply.response, deadline).aread()
 
     # --- everything below is shared by sync and async, and does no I/O ---
 
@@ -270,6 +265,7 @@ class MetasoClient(RetryPolicy):
             self.api_key.get_secret_value(),
             self.timeout,
             self.total_timeout,
+            self.max_response_bytes,
         )
 
     def _attempts(
@@ -323,8 +319,7 @@ class MetasoClient(RetryPolicy):
                 )
 
     def _events(self, call: Call[T], response: httpx.Response, deadline: Any) -> EventReader[T]:
-        body = BodyReader(self.errors(call), response, self.max_response_bytes, deadline)
-        return EventReader(call, body)
+        return EventReader(call, BodyReader(self.errors(call), response, deadline))
 
     def _shared(self, call: Call[T], answer: Any) -> T:
         """The result of an identical call's answer: it cost this call nothing."""

@@ -175,6 +175,7 @@ class CallErrors:
     secret: str
     timeout: float
     total_timeout: float | None
+    max_response_bytes: int
 
     def answered(self, reply: Reply) -> tuple[httpx.Response, bytes]:
         """The response and its body, if it is a success; else the error it stands for."""
@@ -246,10 +247,10 @@ class CallErrors:
             retry_after=round(left, 1),
         )
 
-    def too_large(self, limit: int) -> MetasoResponseError:
+    def too_large(self) -> MetasoResponseError:
         return self.unusable(
-            f"the answer is larger than max_response_bytes={limit} (counted decompressed); "
-            "raise max_response_bytes if such answers are expected"
+            f"the answer is larger than max_response_bytes={self.max_response_bytes} "
+            "(counted decompressed); raise max_response_bytes if such answers are expected"
         )
 
     def unusable(

@@ -33,9 +33,9 @@ def iter_events(lines: Iterator[str] | list[str], decoder: SSEDecoder) -> Iterat
 
 def event_reader(limit: int = 1 << 20) -> EventReader[Any]:
     call: Call[Any] = Call("x", {}, parse=lambda data: data, expect="events")
-    errors = CallErrors("x", "http://test/x", "secret", 1.0, None)
+    errors = CallErrors("x", "http://test/x", "secret", 1.0, None, limit)
     response = httpx.Response(200, headers={"content-type": "text/event-stream"})
-    return EventReader(call, BodyReader(errors, response, limit, None))
+    return EventReader(call, BodyReader(errors, response, None))
 
 
 def events(lines: list[str]) -> list[ServerSentEvent]:
