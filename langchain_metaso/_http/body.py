@@ -143,7 +143,7 @@ class EventReader(Generic[T]):
         self.credits: float | None = None
         charset = BodyReader.charset(body.response)
         self._text = codecs.getincrementaldecoder(charset)(errors="replace")
-        self._sse = SSEDecoder(call.endpoint, excerpt=body.errors.shorten)
+        self._sse = SSEDecoder(call.endpoint, excerpt=self.errors.shorten)
         self._pending = ""
 
     @property
