@@ -135,7 +135,7 @@ class MetasoClient(RetryPolicy):
         deadline = self.deadline(time.monotonic())
         with reserve(call.endpoint, self.budget) as reservation:
             response = self._run(call, self._opened, deadline)  # holds a slot until closed
-            events = self._events(call, response, deadline)
+            events = EventReader(call, BodyReader(self.errors(call), response, deadline))
             raw = events.body.raw()
             try:
                 while not events.done:
@@ -153,7 +153,7 @@ class MetasoClient(RetryPolicy):
         deadline = self.deadline(time.monotonic())
         async with areserve(call.endpoint, self.budget) as reservation:
             response = await self._arun(call, self._opened, deadline)
-            events = self._events(call, response, deadline)
+            events = EventReader(call, BodyReader(self.errors(call), response, deadline))
             raw = events.body.araw()
             try:
                 while not events.done:
@@ -317,9 +317,6 @@ class MetasoClient(RetryPolicy):
                     type(exc).__name__,
                     delay,
                 )
-
-    def _events(self, call: Call[T], response: httpx.Response, deadline: Any) -> EventReader[T]:
-        return EventReader(call, BodyReader(self.errors(call), response, deadline))
 
     def _shared(self, call: Call[T], answer: Any) -> T:
         """The result of an identical call's answer: it cost this call nothing."""
