@@ -12,8 +12,8 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -29,11 +29,9 @@ __all__ = [
     "RedisCreditBudget",
     "Reservation",
     "UsageCounts",
-    "areserve",
     "credits_from",
     "metaso_usage",
     "record_usage",
-    "reserve",
 ]
 
 logger = logging.getLogger("langchain_metaso")
@@ -338,20 +336,46 @@ def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[Metaso
 
 
 class Reservation:
-    """One call's holds on every budget that applies to it (see ``reserve``), until the
-    call settles, or is released when it ends without an answer."""
+    """One call's holds on every budget that applies to it: the instance's ``budget`` and
+    each ``metaso_usage`` block's, each once. The HTTP core wraps each call it sends in one
+    (not a cache hit, which is free)::
 
-    def __init__(self, endpoint: str, budgets: list[Budget]) -> None:
+        with Reservation(call.endpoint, budget) as reservation:  # or ``async with``
+            answer = send(call)
+            reservation.settle(credits_from(answer))
+
+    Entering holds the call's expected cost, or raises ``MetasoBudgetExceededError``
+    holding nothing; leaving without ``settle`` releases the holds: nothing was charged.
+    ``async with`` and ``asettle`` ask a budget kept on a server (``RedisCreditBudget``)
+    from a worker thread, so the event loop never waits for it.
+    """
+
+    def __init__(self, endpoint: str, budget: Budget | None = None) -> None:
         self.endpoint = endpoint
         self._usages = _active.get()  # the blocks the call started in, wherever it ends
-        self.remote = _remote(budgets)
-        self._holds: list[tuple[Budget, Any]] | None = []
+        found = [budget, *(usage.budget for usage in self._usages)]
+        self._budgets = list({id(each): each for each in found if each is not None}.values())
+        self._remote = not all(isinstance(each, CreditBudget) for each in self._budgets)
+        self._holds: list[tuple[Budget, Any]] | None = None
+
+    def __enter__(self) -> Reservation:
+        self._holds = []
         try:
-            for each in budgets:
-                self._holds.append((each, each.reserve(endpoint)))
+            for budget in self._budgets:
+                self._holds.append((budget, budget.reserve(self.endpoint)))
         except BaseException:
             self.release()
             raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    async def __aenter__(self) -> Reservation:
+        return await self._off_loop(self.__enter__)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._off_loop(self.release)
 
     def settle(self, credits: float | None) -> None:
         """The call was answered, and charged ``credits`` (``None``: the answer did not
@@ -365,8 +389,7 @@ class Reservation:
             usage._record(self.endpoint, credits, cache_hit=False)
 
     async def asettle(self, credits: float | None) -> None:
-        """``settle``, off the event loop if a budget is kept on a server."""
-        await _off_loop(self.remote, self.settle, credits)
+        await self._off_loop(self.settle, credits)
 
     def release(self) -> None:
         """Nothing was charged: drop the holds, count nothing."""
@@ -374,52 +397,8 @@ class Reservation:
         for budget, hold in holds or ():
             budget.release(hold)
 
-
-def _applying(budget: Budget | None) -> list[Budget]:
-    """The instance's ``budget`` and those of the ``metaso_usage`` blocks, each once."""
-    found = [budget, *(usage.budget for usage in _active.get())]
-    return list({id(b): b for b in found if b is not None}.values())
-
-
-def _remote(budgets: list[Budget]) -> bool:
-    # A budget kept on a server: the async paths ask it from a worker thread.
-    return any(not isinstance(budget, CreditBudget) for budget in budgets)
-
-
-async def _off_loop(remote: bool, function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.to_thread(function, *args) if remote else function(*args)
-
-
-@contextmanager
-def reserve(endpoint: str, budget: Budget | None = None) -> Iterator[Reservation]:
-    """Hold a call's expected cost on every budget that applies to it (the instance's
-    ``budget``, that of each ``metaso_usage`` block it is made in) while the block runs;
-    the HTTP core wraps each call it sends (not a cache hit, which is free)::
-
-        with reserve(call.endpoint, budget) as reservation:
-            answer = send(call)
-            reservation.settle(credits_from(answer))
-
-    Leaving the block without ``settle`` releases the holds: nothing was charged. Raises
-    ``MetasoBudgetExceededError`` (holding nothing) if a budget is spent.
-    """
-    reservation = Reservation(endpoint, _applying(budget))
-    try:
-        yield reservation
-    finally:
-        reservation.release()
-
-
-@asynccontextmanager
-async def areserve(endpoint: str, budget: Budget | None = None) -> AsyncIterator[Reservation]:
-    """``reserve`` on the event loop, which never waits for a budget kept on a server
-    (``RedisCreditBudget``): it is asked from a worker thread. Settle with ``asettle``."""
-    budgets = _applying(budget)
-    reservation = await _off_loop(_remote(budgets), Reservation, endpoint, budgets)
-    try:
-        yield reservation
-    finally:
-        await _off_loop(reservation.remote, reservation.release)
+    async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(function, *args) if self._remote else function(*args)
 
 
 def record_usage(endpoint: str, credits: float | None, *, cache_hit: bool = False) -> None:
