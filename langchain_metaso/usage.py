@@ -1,9 +1,5 @@
-"""What calls cost: credits, requests and cache hits, counted where you ask, with budgets.
-
-README's "What a run cost" says how ``metaso_usage`` follows the context and how a budget
-holds, however many calls run at once: a call may start only while the credits spent plus
-those held by calls in flight are below the limit.
-"""
+"""What calls cost: credits, requests and cache hits, counted where you ask, and credit
+budgets (README "What a run cost")."""
 
 from __future__ import annotations
 
@@ -62,16 +58,6 @@ class UsageCounts:
     requests: int = 0
     cache_hits: int = 0
     unpriced_requests: int = 0
-
-    def _count(self, credits: float | None, cache_hit: bool) -> None:
-        if cache_hit:
-            self.cache_hits += 1
-            return
-        self.requests += 1
-        if credits is None:
-            self.unpriced_requests += 1
-        else:
-            self.credits += credits
 
 
 @runtime_checkable
@@ -151,13 +137,10 @@ class CreditBudget:
     # the calls in flight here.
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:
-            state = {**self.__dict__, "held": 0.0, "_prices": dict(self._prices)}
-        del state["_lock"]
-        return state
+            return {**self.__dict__, "held": 0.0, "_prices": dict(self._prices), "_lock": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def __repr__(self) -> str:
         return f"CreditBudget(limit={self.limit:g}, spent={self.spent:g})"
@@ -301,8 +284,15 @@ class MetasoUsage(UsageCounts):
 
     def _record(self, endpoint: str, credits: float | None, cache_hit: bool) -> None:
         with self._lock:
-            self._count(credits, cache_hit)
-            self.by_endpoint.setdefault(endpoint, UsageCounts())._count(credits, cache_hit)
+            for counts in (self, self.by_endpoint.setdefault(endpoint, UsageCounts())):
+                if cache_hit:
+                    counts.cache_hits += 1
+                    continue
+                counts.requests += 1
+                if credits is None:
+                    counts.unpriced_requests += 1
+                else:
+                    counts.credits += credits
 
     def __repr__(self) -> str:
         budget = "" if self.budget is None else f", credit_budget={self.budget.limit:g}"
