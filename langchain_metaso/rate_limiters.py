@@ -87,11 +87,7 @@ class RedisRateLimiter(BaseRateLimiter):
         return True
 
     async def aacquire(self, *, blocking: bool = True) -> bool:
-        """``acquire`` without blocking the event loop.
-
-        Each try runs off the loop on the sync client: redis-py's asyncio clients belong
-        to the loop that opened their connections, and fail in the next ``asyncio.run``.
-        """
+        """``acquire`` without blocking the event loop: each try runs in a worker thread."""
         while not await asyncio.to_thread(self._take):
             if not blocking:
                 return False
