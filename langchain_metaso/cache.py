@@ -37,10 +37,7 @@ logger = logging.getLogger("langchain_metaso")
 @runtime_checkable
 class MetasoCache(Protocol):
     """What a cache backend provides. Values are JSON-compatible (dicts, lists, text).
-
-    A backend may also define ``aget`` and ``aset`` (``MetasoAsyncCache``), which async
-    calls then use; without them, async calls run ``get`` and ``set`` in a worker thread.
-    """
+    It may also define ``aget`` and ``aset`` (``MetasoAsyncCache``), which async calls use."""
 
     def get(self, key: str) -> Any | None:
         """The value stored under ``key``, or ``None`` on a miss."""

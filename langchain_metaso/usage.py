@@ -171,11 +171,8 @@ HOLD_LEASE = 600.0  # seconds: the hold of a worker that died mid-call lapses af
 class RedisCreditBudget:
     """A credit budget kept in Redis: every process and machine using the same
     ``redis_url`` and ``key`` spends from it, by the rule of ``CreditBudget`` (README "Many
-    machines"). The hold of a worker that died mid-call lapses after 10 minutes.
-
-    A budget that cannot be checked is not a budget: when Redis cannot be reached, a call
-    is refused before it is sent, with ``MetasoConnectionError``. It pickles as its URL and
-    settings; a copy in a worker reconnects.
+    machines"). It pickles as its URL and settings; a copy in a worker reconnects. When
+    Redis cannot be reached, a call is refused before it is sent (``MetasoConnectionError``).
 
     Args:
         redis_url: The Redis server, e.g. ``redis://localhost:6379/0``.
@@ -308,14 +305,11 @@ _active: ContextVar[tuple[MetasoUsage, ...]] = ContextVar("metaso_usage", defaul
 @contextmanager
 def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[MetasoUsage]:
     """Count the credits, requests and cache hits of every call made inside the block.
-
     Blocks nest: a call counts in every block it is inside.
 
     Args:
-        credit_budget: Credits the block may spend, or a budget to spend from (e.g. a
-            ``RedisCreditBudget`` shared by every worker). A call that would start once
-            spent and in-flight credits reach it raises ``MetasoBudgetExceededError``
-            without being sent (an agent's tool gets an error message instead).
+        credit_budget: Credits the block may spend, by the rule of ``CreditBudget``, or a
+            budget to spend from (e.g. a ``RedisCreditBudget`` shared by every worker).
     """
     usage = MetasoUsage(credit_budget)
     token = _active.set((*_active.get(), usage))
@@ -326,18 +320,16 @@ def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[Metaso
 
 
 class Reservation:
-    """One call's holds on every budget that applies to it: the instance's ``budget`` and
-    each ``metaso_usage`` block's, each once. The HTTP core wraps each call it sends in one
-    (not a cache hit, which is free)::
+    """One call's holds on every budget that applies to it (the instance's ``budget``,
+    each ``metaso_usage`` block's), around each call the HTTP core sends::
 
         with Reservation(call.endpoint, budget) as reservation:  # or ``async with``
             answer = send(call)
             reservation.settle(credits_from(answer))
 
-    Entering holds the call's expected cost, or raises ``MetasoBudgetExceededError``
-    holding nothing; leaving without ``settle`` releases the holds: nothing was charged.
-    ``async with`` and ``asettle`` ask a budget kept on a server (``RedisCreditBudget``)
-    from a worker thread, so the event loop never waits for it.
+    Entering raises ``MetasoBudgetExceededError`` (holding nothing) if a budget is spent;
+    leaving without ``settle`` releases the holds. ``async with`` and ``asettle`` ask a
+    budget kept on a server from a worker thread, never blocking the event loop.
     """
 
     def __init__(self, endpoint: str, budget: Budget | None = None) -> None:
