@@ -96,8 +96,7 @@ class RedisRateLimiter(BaseRateLimiter):
 
     def _take(self) -> bool:
         try:
-            # A Script is only the source and its hash, made each call: a limiter holding
-            # one (and so a client) could not be pickled as plainly as its settings.
+            # A Script made each call (source and hash): the limiter pickles as its settings.
             script = self.connection.client.register_script(_BUCKET_SCRIPT)
             taken = script(keys=[self.key], args=[self.requests_per_second, self.max_bucket_size])
             return bool(taken)
