@@ -1,17 +1,10 @@
-"""Site and date filters for search results, applied by this client.
+"""Site and date filters for search results, applied by this client to what the API
+returns (it has none): see the README's "Filters: sites and dates".
 
-The Metaso API documents no site or date filter, so ``SearchFilters`` judges the results
-it returns: what does not pass is dropped before a model or a program sees it. Nothing is
-added to the query (no ``site:`` operator): the API does not document one.
-
-A result's site is the host of its ``link``; an image result has no link, so the host of
-its ``imageUrl`` stands in. That is where the file lives, often a CDN rather than the page's
-site, so a site filter keeps few images. A result with neither never passes
-``include_domains`` and always passes ``exclude_domains``.
-
-Domains are compared as ASCII: an internationalised name (``例子.中国``) becomes its
-punycode (``xn--fsqu00a.xn--fiqs8s``) by the standard library's IDNA 2003 codec, on both
-sides.
+A result's site is the host of its ``url``; one without a URL never passes
+``include_domains`` and always passes ``exclude_domains``. Domains are compared as ASCII: an
+internationalised name (``例子.中国``) becomes its punycode (``xn--fsqu00a.xn--fiqs8s``) by
+the standard library's IDNA 2003 codec, on both sides.
 """
 
 from __future__ import annotations
@@ -168,12 +161,8 @@ def _date_of(value: Any) -> Any:
 class FilterSettings(BaseModel):
     """The filter settings, validated: the fields of ``SearchFilters``, also carried by
     the classes that search (``MetasoSearchTool``, ``MetasoRetriever``, ``MetasoLoader``).
-
     A result must pass every filter that is set: with ``recency_days`` and
-    ``published_after`` both set, the later cutoff applies. Filters cost results, so a
-    filtered search fetches further pages, at most 3 requests a call
-    (``langchain_metaso.paged_search``), and may return fewer results than asked for.
-    """
+    ``published_after`` both set, the later cutoff applies."""
 
     include_domains: Domains = Field(
         default=None,

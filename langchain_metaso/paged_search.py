@@ -1,19 +1,14 @@
-"""The search the tool, the retriever and the loader all run: one request, or, with site
-or date filters, up to three pages.
-
-``run_search`` and ``arun_search`` loop over a ``PagedSearch``'s pages, each sent through
-the client, and differ only in the line that sends. Without an active filter the one
-request asked for is sent, exactly. Filters cost results, so with them further pages are
-fetched, at most ``MAX_REQUESTS`` requests a call (each one costs credits):
+"""The search the tool, the retriever and the loader all run: without an active filter
+the one request asked for, exactly; with filters, up to ``MAX_REQUESTS`` pages, as the
+README's "Filters: sites and dates" says:
 
 - no page asked for, ``size`` <= 10: pages 1, 2 and 3 (10 results each, no size sent);
-- no page asked for, ``size`` > 10: ``size`` results, then the pages after them
-  (``size // 10 + 1`` and the next; what they repeat of the first answer is dropped);
+- no page asked for, ``size`` > 10: ``size`` results, then pages ``size // 10 + 1`` and
+  the next (what they repeat of the first answer is dropped);
 - page ``p`` asked for: pages ``p``, ``p + 1`` and ``p + 2``.
 
-It stops as soon as ``size`` results passed, a page comes back short, the next page would
-start past ``total``, or ``MAX_REQUESTS`` were sent. Across its pages, a result whose URL
-(its link, or an image's URL) came before is dropped; never more than ``size`` are kept.
+Across its pages, a result whose URL came before is dropped. ``run_search`` and
+``arun_search`` differ only in the line that sends.
 """
 
 from __future__ import annotations
@@ -46,7 +41,7 @@ MAX_REQUESTS = 3
 
 class SearchOptions(RequestOptions, FilterSettings):
     """The defaults the tool and the retriever are configured with: what a search asks
-    for, and which of its results are kept (``FilterSettings``, applied by this client)."""
+    for, and which of its results are kept."""
 
     def search_request(
         self, query: str, *, size: int, scope: str | None = None, page: int | None = None
@@ -65,17 +60,16 @@ class SearchOptions(RequestOptions, FilterSettings):
 
 @dataclass(eq=False)
 class PagedSearch:
-    """One search: the pages it sends (see the module's docstring), and what it kept.
+    """One search: the pages it sends, and what it kept.
 
     Attributes:
-        request: The search asked for: its query, scope, size (how many to keep) and page.
-        filters: Which results to keep.
+        request: The search asked for; its ``size`` is how many results to keep.
         today: The day relative dates are read against, by the filters and for
             ``metadata["published"]`` alike; default today in China.
         filtered: The kept results, and how many the filters dropped for each reason.
         answers: The answer to each request sent.
-        response: Once run, the kept results, in order, with the first answer's ``total``
-            and the ``credits`` of every request together.
+        response: Once finished, the kept results with the first answer's ``total`` and
+            the ``credits`` of every request together.
     """
 
     request: SearchRequest

@@ -1,9 +1,5 @@
 """The search endpoint, ``POST {base_url}/search``: its request, its answer, and the
-``Call`` that joins them.
-
-Requests are validated strictly, before any I/O; answers are read leniently (see
-``langchain_metaso._parsing``).
-"""
+``Call`` that joins them. Answers are read leniently (``langchain_metaso._parsing``)."""
 
 from __future__ import annotations
 
@@ -27,15 +23,12 @@ from langchain_metaso._parsing import (
     stable_id,
 )
 from langchain_metaso.dates import iso_date, today_in_china
-from langchain_metaso.scopes import SCOPES, Scope, result_key
+from langchain_metaso.scopes import result_key
 
 __all__ = [
     "MAX_SIZE",
     "PAGE_SIZE",
-    "SCOPES",
     "RequestOptions",
-    "Scope",
-    "ScopeName",
     "SearchRequest",
     "SearchResponse",
     "SearchResult",
@@ -76,10 +69,9 @@ class SearchRequest(RequestOptions):
     def to_body(self) -> dict[str, Any]:
         """The JSON body in the API's names; optional fields only when set.
 
-        ``size`` is a number, as the API echoes it. ``size`` and ``page`` are "choose
-        one of the two" for the API (both together have been answered with errCode
-        1000), so a page is asked for without a size: it then holds the API's default
-        10 results (``PAGE_SIZE``), of which ``size`` are kept.
+        ``size`` and ``page`` are "choose one of the two" for the API (both together have
+        been answered with errCode 1000), so a page is asked for without a size: it then
+        holds the API's default 10 results (``PAGE_SIZE``), of which ``size`` are kept.
         """
         body: dict[str, Any] = {
             "q": self.query,
@@ -97,10 +89,7 @@ class SearchRequest(RequestOptions):
 
 
 class SearchResult(BaseModel):
-    """One search result. Every field is optional; unknown fields are kept as extras.
-
-    Image results have no ``link``: their ``image_url`` stands for them (``url``).
-    """
+    """One search result. Every field is optional; unknown fields are kept as extras."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -132,11 +121,8 @@ class SearchResult(BaseModel):
         return None
 
     def text(self, *, prefer_content: bool = False) -> tuple[str, str]:
-        """The best text of the result and the name of the field it came from.
-
-        Raw page text when asked for and present, else the summary, else the
-        snippet, else the title, else the URL: a result never reads as empty.
-        """
+        """The best text of the result (see the README's "Scopes and their metadata"), and
+        the name of the field it came from; the URL when there is no other."""
         order = ("content",) if prefer_content else ()
         for name in (*order, "summary", "snippet", "title", "link", "image_url"):
             value = getattr(self, name)
@@ -152,12 +138,8 @@ class SearchResult(BaseModel):
         prefer_content: bool = False,
         today: datetime.date | None = None,
     ) -> Document:
-        """A ``Document`` whose metadata holds every field under its API name (but the
-        text that became ``page_content``: the title and the URL always stay), plus
-        ``source`` (``url``), ``scope``, ``query`` and, when ``date`` can be read,
-        ``published`` (ISO, see ``langchain_metaso.dates``). Its ``id`` derives from
-        ``url``, else the title and text: the same for the same result on every call,
-        whatever the query, so vector stores and the indexing API can de-duplicate.
+        """The result as the README's "Scopes and their metadata" describes its
+        ``Document``; without a URL, the id derives from the title and text.
 
         Args:
             today: The day relative dates (``3天前``) count back from; default today in China.
@@ -231,11 +213,9 @@ class SearchResponse(BaseModel):
     def to_documents(
         self, request: SearchRequest, *, today: datetime.date | None = None
     ) -> list[Document]:
-        """One ``Document`` a result, in the server's order, at most ``request.size``.
-        What the call cost is not on them (it would count once a result, and again on a
-        cache hit): ``metaso_usage()`` sums it.
-
-        The cut guards against a server that returns more than was asked for.
+        """One ``Document`` a result, in the server's order, at most ``request.size`` (a
+        server may return more). What the call cost is not on them (it would count once a
+        result, and again on a cache hit): ``metaso_usage()`` sums it.
 
         Args:
             today: The day relative dates count back from; default today in China.
