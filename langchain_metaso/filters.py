@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -192,20 +193,16 @@ class FilterSettings(BaseModel):
         description="With a date filter, whether to keep results whose date cannot be read.",
     )
 
-    @field_validator("recency_days", mode="before")
+    @field_validator("recency_days", mode="wrap")
     @classmethod
-    def _no_bool(cls, value: Any) -> Any:
+    def _whole_days(cls, value: Any, read: ValidatorFunctionWrapHandler) -> int | None:
         # pydantic reads True as 1; as a number of days it is a mistake.
         if isinstance(value, bool):
             raise ValueError(f"recency_days must be a number of days, not {value}")
-        return value
-
-    @field_validator("recency_days")
-    @classmethod
-    def _at_least_one_day(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise ValueError(f"recency_days must be at least 1, got {value}")
-        return value
+        days: int | None = read(value)
+        if days is not None and days < 1:
+            raise ValueError(f"recency_days must be at least 1, got {days}")
+        return days
 
     @model_validator(mode="after")
     def _some_result_can_pass(self) -> Self:
