@@ -9,16 +9,16 @@ from functools import partial
 from typing import Any
 
 from langchain_core.documents import Document
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_metaso._http import Call
 from langchain_metaso._parsing import (
     Int,
     JsonObject,
+    Query,
     ScopeName,
     Text,
     TextList,
-    check_query,
     lenient,
     stable_id,
 )
@@ -60,11 +60,9 @@ class SearchRequest(RequestOptions):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    query: str
+    query: Query
     size: int = Field(default=10, ge=1, le=MAX_SIZE)
     page: int | None = Field(default=None, ge=1)
-
-    _check_query = field_validator("query")(check_query)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body in the API's names; optional fields only when set.
