@@ -115,10 +115,7 @@ def host_of(url: str | None) -> str | None:
 
 def _host(text: str) -> str | None:
     """The lower-case ASCII host of a URL, or of ``host[:port][/path]``, without a trailing
-    dot; ``None`` if there is none.
-
-    Raises:
-        ValueError: a URL ``urlsplit`` cannot read, or a name the IDNA codec refuses.
+    dot; ``None`` if there is none. ``ValueError`` if ``urlsplit`` or the IDNA codec refuse it.
     """
     host = urlsplit(text if "://" in text else "//" + text.lstrip("/")).hostname
     host = host.removesuffix(".") if host else None

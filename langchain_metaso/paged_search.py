@@ -36,7 +36,6 @@ __all__ = ["MAX_REQUESTS", "PagedSearch", "SearchOptions", "arun_search", "run_s
 logger = logging.getLogger("langchain_metaso")
 
 MAX_REQUESTS = 3
-"""The most search requests one filtered call sends."""
 
 
 class SearchOptions(RequestOptions, FilterSettings):
@@ -47,15 +46,9 @@ class SearchOptions(RequestOptions, FilterSettings):
         self, query: str, *, size: int, scope: str | None = None, page: int | None = None
     ) -> SearchRequest:
         """A validated request with these options; ``scope`` overrides the default."""
-        return SearchRequest(
-            query=query,
-            scope=scope or self.scope,
-            size=size,
-            page=page,
-            include_summary=self.include_summary,
-            include_raw_content=self.include_raw_content,
-            concise_snippet=self.concise_snippet,
-        )
+        options = {name: getattr(self, name) for name in RequestOptions.model_fields}
+        options["scope"] = scope or self.scope
+        return SearchRequest(query=query, size=size, page=page, **options)
 
 
 @dataclass(eq=False)
@@ -83,15 +76,14 @@ class PagedSearch:
 
     def __post_init__(self) -> None:
         request = self.request
-        if not self.filters.active:
-            self.pages = [request]
-            return
-        if request.page is None and request.size > PAGE_SIZE:
-            self.pages, start = [request], request.size // PAGE_SIZE + 1
-        else:
-            self.pages, start = [], request.page or 1
-        left = MAX_REQUESTS - len(self.pages)
-        self.pages += [request.model_copy(update={"page": n}) for n in range(start, start + left)]
+        self.pages = [request]
+        if self.filters.active:
+            if request.page is None and request.size > PAGE_SIZE:
+                start = request.size // PAGE_SIZE + 1
+            else:
+                self.pages, start = [], request.page or 1
+            numbers = range(start, start + MAX_REQUESTS - len(self.pages))
+            self.pages += [request.model_copy(update={"page": n}) for n in numbers]
 
     def add(self, page: SearchRequest, answer: SearchResponse) -> bool:
         """Keep what ``page``'s answer holds that passes; whether the search is done."""

@@ -43,16 +43,13 @@ PAGE_SIZE = 10
 
 
 class RequestOptions(BaseModel):
-    """What a search asks the API for besides the query, its size and its page."""
+    """What a search asks the API for besides the query, its size and its page (documented
+    where they are settings: ``MetasoRetriever``, ``MetasoSearchTool``)."""
 
     scope: ScopeName = "webpage"
-    """Where to search (one of ``SCOPES``)."""
     include_summary: bool = True
-    """Ask for an AI summary of each result."""
     include_raw_content: bool | None = None
-    """Ask for each page's full text (it then becomes ``page_content``)."""
     concise_snippet: bool | None = None
-    """Ask for shorter snippets."""
 
 
 class SearchRequest(RequestOptions):
