@@ -277,13 +277,10 @@ class SearchFilters(FilterSettings):
     def apply(
         self, results: Iterable[SearchResult], *, today: date, limit: int | None = None
     ) -> Filtered[SearchResult]:
-        """The results that pass, in their order, and how many were dropped for each reason.
-
-        Args:
-            today: The day relative dates and ``recency_days`` count back from.
-            limit: Stop once this many pass; the results after are not judged (nor
-                counted as seen), so that ``Filtered.describe`` adds up.
-        """
+        """The results that pass, in their order, and how many were dropped for each reason;
+        ``today`` is the day relative dates and ``recency_days`` count back from. With a
+        ``limit``, it stops once that many pass: the results after are not judged (nor
+        counted as seen), so that ``Filtered.describe`` adds up."""
         cutoff = self.cutoff(today)
         kept: list[SearchResult] = []
         dropped: Counter[str] = Counter()

@@ -208,13 +208,10 @@ class SearchResponse(BaseModel):
     def to_documents(
         self, request: SearchRequest, *, today: datetime.date | None = None
     ) -> list[Document]:
-        """One ``Document`` a result, in the server's order, at most ``request.size`` (a
-        server may return more). What the call cost is not on them (it would count once a
-        result, and again on a cache hit): ``metaso_usage()`` sums it.
-
-        Args:
-            today: The day relative dates count back from; default today in China.
-        """
+        """One ``Document`` a result (see ``SearchResult.to_document``), in the server's
+        order, at most ``request.size`` (a server may return more). What the call cost is not
+        on them (it would count once a result, and again on a cache hit): ``metaso_usage()``
+        sums it."""
         prefer_content = bool(request.include_raw_content)
         today = today or today_in_china()
         return [
