@@ -17,6 +17,7 @@ from langchain_core.messages import (
     ChatMessage,
     HumanMessage,
     SystemMessage,
+    message_chunk_to_message,
 )
 from langchain_core.messages import content as types
 from langchain_core.messages.ai import UsageMetadata
@@ -69,22 +70,17 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
             Stop sequences. The API takes none: the text is cut here, at the first one,
             streamed or not (a stop sequence may straddle chunks).
         temperature: float | None, max_tokens: int | None
-            Sent under these OpenAI names only when set. Metaso does not document
-            them, so whether the service honours them is up to the service.
+            Sent under these OpenAI names only when set (Metaso does not document them).
         streaming: bool
             Let ``invoke`` stream underneath (callbacks then see each token).
 
     Key init args — client params:
-        metaso_api_key (alias ``api_key``), base_url, max_retries, max_concurrency, ...:
-            As for every class of the package (``MetasoConfig``); ``timeout`` (120 s) and
-            ``total_timeout`` (300 s) are longer here, because a thinking model may take
-            minutes and a non-streamed answer arrives only once it is complete.
         chat_path: str
             The chat endpoint under ``base_url`` (default ``chat/completions``).
+        timeout, total_timeout: float
+            120 s and 300 s, longer than elsewhere: a thinking model may take minutes.
         cache, rate_limiter:
-            LangChain's own, as for any chat model: ``cache`` is a ``BaseCache`` of
-            whole answers (streams are not cached; the package's ``InMemoryCache`` is
-            refused, saying so), and the rate limiter is consulted once a call.
+            LangChain's own, as for any chat model (streams are not cached).
 
     Instantiate:
         .. code-block:: python
@@ -101,37 +97,16 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
             message.response_metadata["citations"]  # the sources, as the API gave them
             [block["annotations"] for block in message.content_blocks if block["type"] == "text"]
             # -> [[{"type": "citation", "url": "https://...", "title": "...", "extras": {...}}]]
+            message.additional_kwargs.get("reasoning_content")  # fast_thinking's, ds-r1's
 
     Stream:
         .. code-block:: python
 
-            full = None
             for chunk in chat.stream("秘塔 AI 搜索是哪家公司做的?"):
                 print(chunk.text, end="", flush=True)
-                full = chunk if full is None else full + chunk
-            full.response_metadata["citations"]  # the same sources as invoke's
 
         Sources arrive on the first chunk, before any text; the last chunk carries
         ``finish_reason``, ``model_name``, ``credits`` and ``usage_metadata``.
-
-    Reasoning (``fast_thinking``, ``ds-r1``):
-        .. code-block:: python
-
-            message = ChatMetaso(model="ds-r1").invoke("...")
-            message.additional_kwargs["reasoning_content"]  # never part of .content
-            [b for b in message.content_blocks if b["type"] == "reasoning"]
-
-    Multi-turn:
-        System, human and AI messages go to the API as its ``messages``. Tool messages,
-        tool calls, images and files cannot be sent, nor a blank question or text with a
-        lone surrogate: they raise ``ValueError`` before any request.
-
-    Serialize:
-        ``langchain_core.load.dumps(chat)``: the key as a secret (``METASO_API_KEY``).
-
-    Errors are the package's typed ``MetasoError``s. Failures before the answer starts
-    are retried; a stream that breaks once it has started raises (never a silently
-    shortened answer).
     """
 
     # The class docstring says what each field is.
@@ -400,25 +375,6 @@ class StopCut:
         return None
 
 
-def _convert_answer_to_message(answer: Answer, *, model: str, stops: Sequence[str]) -> AIMessage:
-    """The ``AIMessage`` of a whole answer to a question asked of ``model``."""
-    cut = StopCut(stops)
-    text = cut.feed(answer.text) + cut.finish()
-    return AIMessage(
-        content=text,
-        additional_kwargs=_reasoning(answer.reasoning),
-        response_metadata=_metadata(
-            citations=answer.sources,
-            highlights=answer.highlights,
-            model_name=answer.model or model,
-            finish_reason=answer.finish_reason,
-            credits=answer.credits,
-        ),
-        usage_metadata=_usage_metadata(answer.usage),
-        id=answer.id,
-    )
-
-
 @dataclass
 class _Stream:
     """A streamed answer so far: its stop cut, and what its last chunk says once about
@@ -443,15 +399,15 @@ def _convert_delta_to_chunk(delta: AnswerDelta, stream: _Stream) -> AIMessageChu
     stream.usage = delta.usage or stream.usage
     stream.credits = stream.credits if delta.credits is None else delta.credits
     stream.sources_seen = stream.sources_seen or delta.sources is not None
-    text = stream.cut.feed(delta.text)
     # What the model thinks after the answer was cut is of no use either.
     reasoning = "" if stream.cut.stopped else delta.reasoning
+    text = stream.cut.feed(delta.text)
     if not (text or reasoning or delta.sources is not None or delta.highlights is not None):
         return None
     # Every chunk carries the provider, so each one's content_blocks shows what it brought.
     return AIMessageChunk(
         content=text,
-        additional_kwargs=_reasoning(reasoning),
+        additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
         response_metadata=_metadata(citations=delta.sources, highlights=delta.highlights),
         id=stream.id,
     )
@@ -474,8 +430,13 @@ def _last_chunk(stream: _Stream) -> AIMessageChunk:
     )
 
 
-def _reasoning(reasoning: str) -> dict[str, Any]:
-    return {"reasoning_content": reasoning} if reasoning else {}
+def _convert_answer_to_message(answer: Answer, *, model: str, stops: Sequence[str]) -> AIMessage:
+    """The ``AIMessage`` of a whole answer to a question asked of ``model``: the chunks of
+    a stream of that one delta, added up, so that ``invoke`` and ``stream`` agree."""
+    stream = _Stream(StopCut(stops), model=model)
+    chunk = _convert_delta_to_chunk(answer, stream)
+    last = _last_chunk(stream)
+    return cast("AIMessage", message_chunk_to_message(last if chunk is None else chunk + last))
 
 
 def _metadata(**fields: Any) -> dict[str, Any]:
