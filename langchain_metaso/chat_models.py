@@ -286,7 +286,11 @@ _ROLES: dict[type[BaseMessage], str] = {
 def _convert_message_to_dict(message: BaseMessage) -> dict[str, Any]:
     """``message`` as one of the API's ``messages``: ``{"role", "content"}`` (and ``name``);
     a ``ValueError`` saying which and why if the chat endpoint cannot take it."""
-    role = _role(message)
+    role = next((role for cls, role in _ROLES.items() if isinstance(message, cls)), None)
+    if role is None and isinstance(message, ChatMessage) and message.role in _ROLES.values():
+        role = message.role
+    if role is None:
+        raise _cannot_send(f"a {type(message).__name__} (role {message.type!r})")
     if isinstance(message, AIMessage) and message.tool_calls:
         raise _cannot_send("an AI message with tool calls")
     for block in message.content if isinstance(message.content, list) else ():
@@ -307,15 +311,6 @@ def _convert_message_to_dict(message: BaseMessage) -> dict[str, Any]:
     if message.name:
         sent["name"] = message.name
     return sent
-
-
-def _role(message: BaseMessage) -> str:
-    role = next((role for cls, role in _ROLES.items() if isinstance(message, cls)), None)
-    if role is None and isinstance(message, ChatMessage) and message.role in _ROLES.values():
-        role = message.role
-    if role is None:
-        raise _cannot_send(f"a {type(message).__name__} (role {message.type!r})")
-    return role
 
 
 def _cannot_send(what: str) -> ValueError:
@@ -354,25 +349,22 @@ class StopCut:
         return "" if self.stopped else self._split(self._held, final=True)
 
     def _split(self, text: str, *, final: bool) -> str:
-        found = [at for stop in self._stops if (at := text.find(stop)) >= 0]
-        cut = min(found, default=None)
-        maybe = None if final else self._partial_start(text)
-        if cut is not None and (maybe is None or cut <= maybe):
+        cut = min((at for stop in self._stops if (at := text.find(stop)) >= 0), default=None)
+        keep = len(text) if final else self._held_from(text)
+        if cut is not None and cut <= keep:
             self.stopped, self._held = True, ""
             return text[:cut]
-        if maybe is None:
-            self._held = ""
-            return text
-        self._held = text[maybe:]
-        return text[:maybe]
+        self._held = text[keep:]
+        return text[:keep]
 
-    def _partial_start(self, text: str) -> int | None:
-        """Where the earliest tail of ``text`` that begins a stop sequence starts."""
+    def _held_from(self, text: str) -> int:
+        """Where the earliest tail of ``text`` that begins a stop sequence starts (or its
+        end: nothing to hold back)."""
         for start in range(max(0, len(text) - self._longest + 1), len(text)):
             tail = text[start:]
             if any(len(stop) > len(tail) and stop.startswith(tail) for stop in self._stops):
                 return start
-        return None
+        return len(text)
 
 
 @dataclass
