@@ -88,12 +88,12 @@ class AnswerRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    query: Query | None = None
+    query: Query | None = Field(default=None, serialization_alias="q")
     messages: list[dict[str, Any]] | None = None
     model: ModelName = "fast"
     scope: ScopeName = "webpage"
     format: AnswerFormat = "simple"
-    concise_snippet: bool | None = None
+    concise_snippet: bool | None = Field(default=None, serialization_alias="conciseSnippet")
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, ge=1)
 
@@ -107,17 +107,7 @@ class AnswerRequest(BaseModel):
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body in the API's names; optional fields only when set."""
-        body: dict[str, Any] = (
-            {"q": self.query} if self.messages is None else {"messages": self.messages}
-        )
-        body.update(model=self.model, scope=self.scope, format=self.format)
-        optional = {
-            "conciseSnippet": self.concise_snippet,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
-        body.update((name, value) for name, value in optional.items() if value is not None)
-        return body
+        return self.model_dump(by_alias=True, exclude_none=True)
 
 
 class TokenUsage(BaseModel):

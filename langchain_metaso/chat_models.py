@@ -155,11 +155,8 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         return {name: getattr(self, name) for name in (*_PER_CALL, "base_url", "chat_path")}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
+        params = super()._get_ls_params(stop=self._stops(stop), **kwargs)
         params["ls_provider"] = PROVIDER
-        stops = self._stops(stop)
-        if stops:
-            params["ls_stop"] = stops
         return params
 
     @property
