@@ -192,9 +192,9 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request = self._request(messages, kwargs)
+        request, stream = self._prepare(messages, stop, kwargs)
         answer = self.client.request(chat_call(request, self.chat_path))
-        message = _convert_answer_to_message(answer, model=request.model, stops=self._stops(stop))
+        message = _convert_answer_to_message(answer, stream)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(
@@ -204,9 +204,9 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request = self._request(messages, kwargs)
+        request, stream = self._prepare(messages, stop, kwargs)
         answer = await self.client.arequest(chat_call(request, self.chat_path))
-        message = _convert_answer_to_message(answer, model=request.model, stops=self._stops(stop))
+        message = _convert_answer_to_message(answer, stream)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _stream(
@@ -217,11 +217,9 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         # LangChain reports each chunk to the callbacks itself (``on_llm_new_token``).
-        request = self._request(messages, kwargs)
-        stream = _Stream(StopCut(self._stops(stop)), model=request.model)
+        request, stream = self._prepare(messages, stop, kwargs)
         for delta in self.client.stream(chat_stream_call(request, self.chat_path)):
-            chunk = _convert_delta_to_chunk(delta, stream)
-            if chunk is not None:
+            if (chunk := _convert_delta_to_chunk(delta, stream)) is not None:
                 yield ChatGenerationChunk(message=chunk)
         yield ChatGenerationChunk(message=_last_chunk(stream))
 
@@ -232,30 +230,30 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request = self._request(messages, kwargs)
-        stream = _Stream(StopCut(self._stops(stop)), model=request.model)
+        request, stream = self._prepare(messages, stop, kwargs)
         async for delta in self.client.astream(chat_stream_call(request, self.chat_path)):
-            chunk = _convert_delta_to_chunk(delta, stream)
-            if chunk is not None:
+            if (chunk := _convert_delta_to_chunk(delta, stream)) is not None:
                 yield ChatGenerationChunk(message=chunk)
         yield ChatGenerationChunk(message=_last_chunk(stream))
 
-    def _request(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AnswerRequest:
-        """The API request for ``messages``, with the call's overrides; a ``ValueError``
-        before any I/O for a message, argument or value the API cannot take."""
-        options = {name: value for name, value in kwargs.items() if name != "stream"}
-        unknown = sorted(set(options) - set(_PER_CALL))
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[AnswerRequest, _Stream]:
+        """The API request for ``messages`` with the call's overrides, and the answer's
+        ``_Stream`` (stop sequences, the model asked); a ``ValueError`` before any I/O for
+        a message, argument or value the API cannot take."""
+        unknown = sorted(set(kwargs) - {*_PER_CALL, "stream"})
         if unknown:
             raise ValueError(
                 f"ChatMetaso does not take {', '.join(map(repr, unknown))}: a call may set "
                 f"{', '.join(_PER_CALL)} (and stop)."
             )
-        settings = {name: options.get(name, getattr(self, name)) for name in _PER_CALL}
+        settings = {name: kwargs.get(name, getattr(self, name)) for name in _PER_CALL}
         sent = [_convert_message_to_dict(message) for message in messages]
         if not any(message["role"] == "user" for message in sent):
             raise ValueError("ChatMetaso needs a question: the messages hold no human message.")
         try:
-            return AnswerRequest(messages=sent, format="chat_completions", **settings)
+            request = AnswerRequest(messages=sent, format="chat_completions", **settings)
         except ValidationError as exc:
             # In the caller's names (``invoke(q, scope=...)``), not the request model's.
             problems = "; ".join(
@@ -263,6 +261,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
                 for error in exc.errors()
             )
             raise ValueError(f"ChatMetaso got an invalid value: {problems}") from None
+        return request, _Stream(StopCut(self._stops(stop)), model=request.model)
 
     def _stops(self, stop: list[str] | None) -> list[str]:
         return list(self.stop or ()) if stop is None else stop
@@ -419,10 +418,9 @@ def _last_chunk(stream: _Stream) -> AIMessageChunk:
     )
 
 
-def _convert_answer_to_message(answer: Answer, *, model: str, stops: Sequence[str]) -> AIMessage:
-    """The ``AIMessage`` of a whole answer to a question asked of ``model``: the chunks of
-    a stream of that one delta, added up, so that ``invoke`` and ``stream`` agree."""
-    stream = _Stream(StopCut(stops), model=model)
+def _convert_answer_to_message(answer: Answer, stream: _Stream) -> AIMessage:
+    """The ``AIMessage`` of a whole answer: the chunks of a ``stream`` of that one delta,
+    added up, so that ``invoke`` and ``stream`` agree."""
     chunk = _convert_delta_to_chunk(answer, stream)
     last = _last_chunk(stream)
     return cast("AIMessage", message_chunk_to_message(last if chunk is None else chunk + last))

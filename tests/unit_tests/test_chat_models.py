@@ -837,7 +837,7 @@ def test_a_whole_answer_becomes_a_message_with_cited_text_and_reasoning_apart() 
         id="c1",
         finish_reason="stop",
     )
-    message = _convert_answer_to_message(answer, model="asked", stops=[])
+    message = _convert_answer_to_message(answer, _Stream(StopCut([]), model="asked"))
 
     assert message.content == "答案[[1]]"
     assert message.id == "c1"
@@ -878,7 +878,8 @@ def test_a_whole_answer_becomes_a_message_with_cited_text_and_reasoning_apart() 
 
 
 def test_an_answer_without_sources_says_so_and_keeps_the_asked_model() -> None:
-    message = _convert_answer_to_message(Answer(text="答", sources=[]), model="fast", stops=["答"])
+    stream = _Stream(StopCut(["答"]), model="fast")
+    message = _convert_answer_to_message(Answer(text="答", sources=[]), stream)
     assert message.content == ""
     assert message.response_metadata == {
         "model_provider": "metaso",
@@ -929,8 +930,7 @@ def test_chunks_show_what_they_bring_and_add_up_to_the_whole_message() -> None:
             id="c1",
             finish_reason="stop",
         ),
-        model="asked",
-        stops=[],
+        _Stream(StopCut([]), model="asked"),
     )
     assert full.content == whole.content
     assert full.additional_kwargs == whole.additional_kwargs
