@@ -3,9 +3,8 @@
 The API answers in two shapes, both understood whatever was asked for: ``simple``
 (``{"answer", "sources" | "citations", "credits"}``) and ``chat_completions`` (the
 OpenAI shape, ``choices[0].message.content`` plus ``citations`` or ``sources``).
-Asked to stream, it sends OpenAI-style chunks as server-sent events, each read into an
-``AnswerDelta``: sources first, the reasoning of the thinking models, the answer's text,
-then a last chunk with ``finish_reason`` and ``usage``; ``data: [DONE]`` ends the stream.
+Asked to stream, it sends OpenAI-style chunks as server-sent events (``AnswerDelta``),
+sources first, until ``data: [DONE]``.
 The answer cites its sources with marks like ``[[1]]``: the n-th source, 1-based.
 """
 
@@ -57,8 +56,7 @@ def _relative_path(value: str) -> str:
 
 
 ChatPath = Annotated[str, AfterValidator(_relative_path)]
-"""The chat endpoint under ``base_url``: configurable because 302.AI documents it without
-its path."""
+"""The chat endpoint under ``base_url`` (see ``CHAT_PATH``)."""
 
 
 def _model_name(value: str) -> str:
@@ -73,7 +71,6 @@ ModelName = Annotated[str, AfterValidator(_model_name)]
 
 _MARK = re.compile(r"\[\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]\]")
 # Where a source's URL and its best text may be, in order of preference.
-_URL_FIELDS = ("link", "url")
 _TEXT_FIELDS = ("snippet", "summary", "content", "title", "link", "url")
 # The keys a source list may come under, in a message, a delta or the whole answer.
 _SOURCE_KEYS = ("sources", "citations")
@@ -290,7 +287,7 @@ def _string(value: Any) -> str | None:
 
 def source_url(source: dict[str, Any]) -> str | None:
     """A source's URL (``link``, else ``url``), if it has one."""
-    return next((url for key in _URL_FIELDS if (url := _string(source.get(key)))), None)
+    return next((url for key in ("link", "url") if (url := _string(source.get(key)))), None)
 
 
 def chat_call(request: AnswerRequest, path: str = CHAT_PATH) -> Call[Answer]:

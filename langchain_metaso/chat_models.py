@@ -59,16 +59,13 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
 
     Key init args — completion params:
         model: str
-            ``fast`` (default), ``fast_thinking`` or ``ds-r1`` (``CHAT_MODELS``); any
-            other name is sent as given, so newer models work without a new release.
+            ``fast`` (default), ``fast_thinking``, ``ds-r1`` or any newer name, sent as given.
         scope: str
-            Where the sources come from: ``webpage`` (default), ``document``,
-            ``scholar``, ``podcast``, ``video`` or ``image``.
+            Where the sources come from: ``webpage`` (default), ``scholar``, ... (``Scope``).
         concise_snippet: bool | None
             Ask for shorter source snippets.
         stop: list[str] | None
-            Stop sequences. The API takes none: the text is cut here, at the first one,
-            streamed or not (a stop sequence may straddle chunks).
+            Stop sequences: the API takes none, so the text is cut here, streamed or not.
         temperature: float | None, max_tokens: int | None
             Sent under these OpenAI names only when set (Metaso does not document them).
         streaming: bool
@@ -104,9 +101,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
 
             for chunk in chat.stream("秘塔 AI 搜索是哪家公司做的?"):
                 print(chunk.text, end="", flush=True)
-
-        Sources arrive on the first chunk, before any text; the last chunk carries
-        ``finish_reason``, ``model_name``, ``credits`` and ``usage_metadata``.
+            # sources on the first chunk; finish_reason, credits, usage_metadata on the last
     """
 
     # The class docstring says what each field is.
