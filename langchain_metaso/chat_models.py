@@ -455,24 +455,21 @@ def _content_blocks(message: AIMessage) -> list[types.ContentBlock]:
     ours): LangChain then reads it its own way."""
     if not isinstance(message.content, str):
         raise NotImplementedError("only text content comes from the Metaso chat endpoint")
-    chunk = isinstance(message, AIMessageChunk)
     blocks: list[types.ContentBlock] = []
     reasoning = message.additional_kwargs.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
-        thought = cast("types.ReasoningContentBlock", {"type": "reasoning", "reasoning": reasoning})
-        if chunk:
-            # A fixed index a kind: summed chunks merge into one block of each kind.
-            thought["index"] = 0
-        blocks.append(thought)
-    sources = message.response_metadata.get("citations")
-    annotations = [_citation(source) for source in sources or () if isinstance(source, dict)]
+        blocks.append(cast("types.ContentBlock", {"type": "reasoning", "reasoning": reasoning}))
+    sources = message.response_metadata.get("citations") or ()
+    annotations: list[types.Annotation] = [_citation(s) for s in sources if isinstance(s, dict)]
     if message.content or annotations:
         text = cast("types.TextContentBlock", {"type": "text", "text": message.content})
         if annotations:
-            text["annotations"] = list(annotations)
-        if chunk:
-            text["index"] = 1
+            text["annotations"] = annotations
         blocks.append(text)
+    if isinstance(message, AIMessageChunk):
+        # A fixed index a kind: summed chunks merge into one block of each kind.
+        for block in blocks:
+            block["index"] = 0 if block["type"] == "reasoning" else 1
     return blocks
 
 
