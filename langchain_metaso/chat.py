@@ -172,19 +172,15 @@ class Answer(AnswerDelta):
         Raises:
             ValueError: the payload is neither shape, or its answer is not text.
         """
-        choice: dict[str, Any] = {}
-        message: Any = payload
-        if "answer" in payload:
-            text = payload["answer"]
-        else:
-            choice = _first_choice(payload)
-            message = choice.get("message")
-            if not isinstance(message, dict):
-                raise ValueError(
-                    "expected 'answer' (format 'simple') or 'choices[0].message' "
-                    "(format 'chat_completions')"
-                )
-            text = message.get("content")
+        simple = "answer" in payload
+        choice = {} if simple else _first_choice(payload)
+        message = payload if simple else choice.get("message")
+        if not isinstance(message, dict):
+            raise ValueError(
+                "expected 'answer' (format 'simple') or 'choices[0].message' "
+                "(format 'chat_completions')"
+            )
+        text = message.get("answer" if simple else "content")
         if not isinstance(text, str):
             raise ValueError(f"the answer text is {type(text).__name__}, not a string")
         fields = _read(payload, choice, message)

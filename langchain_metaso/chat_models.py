@@ -10,6 +10,7 @@ from langchain_core.caches import BaseCache
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -17,12 +18,11 @@ from langchain_core.messages import (
     ChatMessage,
     HumanMessage,
     SystemMessage,
-    message_chunk_to_message,
 )
 from langchain_core.messages import content as types
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.block_translators import register_translator
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -189,8 +189,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     ) -> ChatResult:
         request, stream = self._prepare(messages, stop, kwargs)
         answer = self.client.request(chat_call(request, self.chat_path))
-        message = _convert_answer_to_message(answer, stream)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return _convert_answer_to_result(answer, stream)
 
     async def _agenerate(
         self,
@@ -201,8 +200,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
     ) -> ChatResult:
         request, stream = self._prepare(messages, stop, kwargs)
         answer = await self.client.arequest(chat_call(request, self.chat_path))
-        message = _convert_answer_to_message(answer, stream)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return _convert_answer_to_result(answer, stream)
 
     def _stream(
         self,
@@ -413,12 +411,11 @@ def _last_chunk(stream: _Stream) -> AIMessageChunk:
     )
 
 
-def _convert_answer_to_message(answer: Answer, stream: _Stream) -> AIMessage:
-    """The ``AIMessage`` of a whole answer: the chunks of a ``stream`` of that one delta,
-    added up, so that ``invoke`` and ``stream`` agree."""
-    chunk = _convert_delta_to_chunk(answer, stream)
-    last = _last_chunk(stream)
-    return cast("AIMessage", message_chunk_to_message(last if chunk is None else chunk + last))
+def _convert_answer_to_result(answer: Answer, stream: _Stream) -> ChatResult:
+    """A whole answer added up as LangChain adds up a stream: its one delta's chunk, then
+    the last chunk, so that ``invoke`` and ``stream`` agree."""
+    chunks = [_convert_delta_to_chunk(answer, stream), _last_chunk(stream)]
+    return generate_from_stream(ChatGenerationChunk(message=c) for c in chunks if c is not None)
 
 
 def _metadata(**fields: Any) -> dict[str, Any]:

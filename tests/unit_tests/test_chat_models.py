@@ -46,7 +46,7 @@ from langchain_metaso import (
 from langchain_metaso.chat import Answer, AnswerDelta, TokenUsage
 from langchain_metaso.chat_models import (
     StopCut,
-    _convert_answer_to_message,
+    _convert_answer_to_result,
     _convert_delta_to_chunk,
     _convert_message_to_dict,
     _last_chunk,
@@ -837,7 +837,11 @@ def test_a_whole_answer_becomes_a_message_with_cited_text_and_reasoning_apart() 
         id="c1",
         finish_reason="stop",
     )
-    message = _convert_answer_to_message(answer, _Stream(StopCut([]), model="asked"))
+    message = (
+        _convert_answer_to_result(answer, _Stream(StopCut([]), model="asked"))
+        .generations[0]
+        .message
+    )
 
     assert message.content == "答案[[1]]"
     assert message.id == "c1"
@@ -879,7 +883,9 @@ def test_a_whole_answer_becomes_a_message_with_cited_text_and_reasoning_apart() 
 
 def test_an_answer_without_sources_says_so_and_keeps_the_asked_model() -> None:
     stream = _Stream(StopCut(["答"]), model="fast")
-    message = _convert_answer_to_message(Answer(text="答", sources=[]), stream)
+    message = (
+        _convert_answer_to_result(Answer(text="答", sources=[]), stream).generations[0].message
+    )
     assert message.content == ""
     assert message.response_metadata == {
         "model_provider": "metaso",
@@ -919,18 +925,22 @@ def test_chunks_show_what_they_bring_and_add_up_to_the_whole_message() -> None:
     full = chunks[0]
     for chunk in chunks[1:]:
         full += chunk
-    whole = _convert_answer_to_message(
-        Answer(
-            text="答案[[1]]，另见[[2]]。",
-            sources=SOURCES[:2],
-            credits=5,
-            reasoning="先想",
-            usage=TokenUsage(prompt_tokens=1),
-            model="fast_thinking",
-            id="c1",
-            finish_reason="stop",
-        ),
-        _Stream(StopCut([]), model="asked"),
+    whole = (
+        _convert_answer_to_result(
+            Answer(
+                text="答案[[1]]，另见[[2]]。",
+                sources=SOURCES[:2],
+                credits=5,
+                reasoning="先想",
+                usage=TokenUsage(prompt_tokens=1),
+                model="fast_thinking",
+                id="c1",
+                finish_reason="stop",
+            ),
+            _Stream(StopCut([]), model="asked"),
+        )
+        .generations[0]
+        .message
     )
     assert full.content == whole.content
     assert full.additional_kwargs == whole.additional_kwargs
