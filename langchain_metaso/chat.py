@@ -5,7 +5,6 @@ The API answers in two shapes, both understood whatever was asked for: ``simple`
 OpenAI shape, ``choices[0].message.content`` plus ``citations`` or ``sources``).
 Asked to stream, it sends OpenAI-style chunks as server-sent events (``AnswerDelta``),
 sources first, until ``data: [DONE]``.
-The answer cites its sources with marks like ``[[1]]``: the n-th source, 1-based.
 """
 
 from __future__ import annotations
@@ -77,11 +76,8 @@ _SOURCE_KEYS = ("sources", "citations")
 
 
 class AnswerRequest(BaseModel):
-    """One call to ``POST {base_url}/chat/completions``, validated before any I/O.
-
-    Exactly one of ``query`` (sent as ``q``) and ``messages`` (OpenAI-style) is given;
-    ``temperature`` and ``max_tokens`` are sent under their OpenAI names only when set.
-    """
+    """One call to ``POST {base_url}/chat/completions``, validated before any I/O: exactly
+    one of ``query`` and ``messages`` (OpenAI-style)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -130,7 +126,6 @@ class AnswerDelta(BaseModel):
     sources: list[dict[str, Any]] | None = None
     """Each source as the API gave it (fields vary); a bare URL becomes ``{"link": url}``."""
     highlights: list[Any] | None = None
-    """``highlights``, as the API gave them, when it sent any."""
     finish_reason: Text = None
     usage: TokenUsage | None = None
     credits: Int = None
