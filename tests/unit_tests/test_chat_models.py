@@ -962,6 +962,15 @@ def test_a_stopped_stream_drops_later_text_and_reasoning_but_keeps_the_end() -> 
     assert last.response_metadata["model_name"] == "fast"
 
 
+def test_a_whole_answer_cut_at_a_stop_keeps_its_reasoning() -> None:
+    # The reasoning came before the answer, so the cut leaves it, as it always did.
+    stream = _Stream(StopCut(["停"]), model="fast")
+    answer = Answer(text="前停后", sources=[], reasoning="先想")
+    message = _convert_answer_to_result(answer, stream).generations[0].message
+    assert message.content == "前"
+    assert message.additional_kwargs == {"reasoning_content": "先想"}
+
+
 def test_content_that_is_not_text_is_read_by_langchain_itself() -> None:
     message = AIMessage(
         [{"type": "text", "text": "x"}], response_metadata={"model_provider": "metaso"}
