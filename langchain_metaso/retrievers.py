@@ -19,7 +19,6 @@ from langchain_metaso.paged_search import (
     PagedSearch,
     SearchOptions,
     arun_search,
-    paged_search,
     run_search,
 )
 from langchain_metaso.search import MAX_SIZE, RequestOptions
@@ -138,4 +137,4 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             [error] = exc.errors()
             message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
             raise self._invalid(("query",), message) from None
-        return paged_search(request, self.search_filters())
+        return PagedSearch(request, self.search_filters())

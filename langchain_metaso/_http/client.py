@@ -39,7 +39,7 @@ from langchain_metaso.cache import (
     cache_set,
 )
 from langchain_metaso.errors import MetasoError, MetasoRateLimitError
-from langchain_metaso.usage import Budget, areserve, credits_from, record_usage, reserve
+from langchain_metaso.usage import Budget, Reservation, credits_from, record_usage
 
 __all__ = ["MetasoClient"]
 
@@ -133,7 +133,7 @@ class MetasoClient(RetryPolicy):
         when the caller stops reading early.
         """
         deadline = self.deadline(time.monotonic())
-        with reserve(call.endpoint, self.budget) as reservation:
+        with Reservation(call.endpoint, self.budget) as reservation:
             response = self._run(call, self._opened, deadline)  # holds a slot until closed
             events = EventReader(call, BodyReader(self.errors(call), response, deadline))
             raw = events.body.raw()
@@ -151,7 +151,7 @@ class MetasoClient(RetryPolicy):
     async def astream(self, call: Call[T]) -> AsyncIterator[T]:
         """``stream`` on the running event loop."""
         deadline = self.deadline(time.monotonic())
-        async with areserve(call.endpoint, self.budget) as reservation:
+        async with Reservation(call.endpoint, self.budget) as reservation:
             response = await self._arun(call, self._opened, deadline)
             events = EventReader(call, BodyReader(self.errors(call), response, deadline))
             raw = events.body.araw()
@@ -170,13 +170,13 @@ class MetasoClient(RetryPolicy):
     def _send(self, call: Call[T], deadline: float | None) -> tuple[Any, T]:
         """``call``'s decoded answer and parsed result, its expected cost held on its
         budgets until answered."""
-        with reserve(call.endpoint, self.budget) as reservation:
+        with Reservation(call.endpoint, self.budget) as reservation:
             answer = self._run(call, self._parsed, deadline)
             reservation.settle(credits_from(answer[0]))
             return answer
 
     async def _asend(self, call: Call[T], deadline: float | None) -> tuple[Any, T]:
-        async with areserve(call.endpoint, self.budget) as reservation:
+        async with Reservation(call.endpoint, self.budget) as reservation:
             answer = await self._arun(call, self._parsed, deadline)
             await reservation.asettle(credits_from(answer[0]))
             return answer

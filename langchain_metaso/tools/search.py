@@ -12,10 +12,9 @@ from typing_extensions import Self
 from langchain_metaso.dates import today_in_china
 from langchain_metaso.filters import Filtered, FilterSettings, SearchFilters
 from langchain_metaso.paged_search import (
+    PagedSearch,
     SearchOptions,
-    SearchOutcome,
     arun_search,
-    paged_search,
     run_search,
 )
 from langchain_metaso.scopes import Scope, describe_scope
@@ -289,7 +288,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         include_domains: list[str] | None = None,
         exclude_domains: list[str] | None = None,
         recency_days: int | None = None,
-    ) -> ToolCallPlan[SearchOutcome]:
+    ) -> ToolCallPlan[PagedSearch]:
         limit = self.size_limit
         request = self.search_request(
             query, scope=scope, size=min(size or self.size, limit), page=page or self.page
@@ -316,14 +315,14 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
                     f"Invalid arguments: {exc}. Fix the arguments and call the tool again."
                 ) from None
 
-        def answer(outcome: SearchOutcome) -> tuple[str, list[Document]]:
+        def answer(outcome: PagedSearch) -> tuple[str, list[Document]]:
             text = format_results(
                 outcome.request, outcome.response, outcome.filtered, filters, outcome.today
             )
             return text + cut, outcome.to_documents()
 
         return ToolCallPlan(
-            lambda client: run_search(client, paged_search(request, filters)),
-            lambda client: arun_search(client, paged_search(request, filters)),
+            lambda client: run_search(client, PagedSearch(request, filters)),
+            lambda client: arun_search(client, PagedSearch(request, filters)),
             answer,
         )
