@@ -124,22 +124,25 @@ async def test_an_async_call_that_gets_no_slot_in_time_fails_and_sends_nothing(
 
 
 def test_a_stream_left_open_does_not_hold_later_calls_past_their_deadline(make: Make) -> None:
-    settings = make(MetasoConfig, max_concurrency=1, total_timeout=0.3)
+    settings = make(MetasoConfig, max_concurrency=1)
     left_open = settings.client.stream(chat_stream_call(AnswerRequest(query="秘塔")))
     next(left_open)  # read once, then left: it holds the one slot
+    # A copy shares the slots; only the call that must give up has a short deadline.
+    hurried = settings.model_copy(update={"total_timeout": 0.3})
     with pytest.raises(MetasoTimeoutError, match="free max_concurrency slot"):
-        settings.client.request(search())
+        hurried.client.request(search())
     left_open.close()
     assert settings.client.request(search()).results  # the slot came back
 
 
 @pytest.mark.asyncio
 async def test_an_async_stream_left_open_does_not_hold_later_calls(make: Make) -> None:
-    settings = make(MetasoConfig, max_concurrency=1, total_timeout=0.3)
+    settings = make(MetasoConfig, max_concurrency=1)
     left_open = settings.client.astream(chat_stream_call(AnswerRequest(query="秘塔")))
     await anext(left_open)
+    hurried = settings.model_copy(update={"total_timeout": 0.3})
     with pytest.raises(MetasoTimeoutError, match="free max_concurrency slot"):
-        await settings.client.arequest(search())
+        await hurried.client.arequest(search())
     await left_open.aclose()
     assert (await settings.client.arequest(search())).results
 
@@ -184,7 +187,9 @@ def trickle_headers(conn: socket.socket, server: HostileServer) -> None:
 
 def test_headers_trickled_a_byte_at_a_time_end_at_total_timeout(hostile: Any, mode: str) -> None:
     server = hostile(trickle_headers)
-    client = config(server.url, total_timeout=0.5, max_retries=0).client
+    # 1 s: ample for the request to reach the server on a loaded machine, which the
+    # count below checks (the bound is then what ended the call, not the connection).
+    client = config(server.url, total_timeout=1.0, max_retries=0).client
     with pytest.raises(MetasoTimeoutError):
         request(client, search(), mode)
     assert server.requests == 1
@@ -204,7 +209,7 @@ def test_a_stream_that_never_completes_an_event_ends_at_total_timeout(
     hostile: Any, mode: str, line: bytes
 ) -> None:
     server = hostile(pings(line))
-    client = config(server.url, total_timeout=0.5, max_retries=0).client
+    client = config(server.url, total_timeout=1.0, max_retries=0).client
     with pytest.raises(MetasoTimeoutError):
         stream(client, mode)
     assert server.requests == 1
