@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
+from langchain_metaso._http import Call
 from langchain_metaso._parsing import Query
 from langchain_metaso.chat import (
     CHAT_PATH,
@@ -16,7 +19,7 @@ from langchain_metaso.chat import (
     chat_call,
 )
 from langchain_metaso.scopes import Scope, describe_scope
-from langchain_metaso.tools.base import MetasoTool, QueryInput, ToolCallPlan
+from langchain_metaso.tools.base import MetasoTool, QueryInput
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
 
@@ -101,7 +104,9 @@ class MetasoAnswerTool(MetasoTool):
             "sources listed. Strongest on Chinese-language sources."
         )
 
-    def _plan_call(self, query: str, scope: Scope | None = None) -> ToolCallPlan[Answer]:
+    def _plan_call(
+        self, query: str, scope: Scope | None = None
+    ) -> tuple[Call[Answer], Callable[[Answer], tuple[str, list[Document]]]]:
         request = AnswerRequest(
             query=query,
             model=self.model,
@@ -113,4 +118,4 @@ class MetasoAnswerTool(MetasoTool):
         def answer(reply: Answer) -> tuple[str, list[Document]]:
             return reply.content(), reply.to_documents(query=query)
 
-        return ToolCallPlan.of_call(chat_call(request, self.chat_path), answer)
+        return chat_call(request, self.chat_path), answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from langchain_core.documents import Document
@@ -11,13 +12,7 @@ from typing_extensions import Self
 
 from langchain_metaso.dates import today_in_china
 from langchain_metaso.filters import Filtered, FilterSettings, SearchFilters
-from langchain_metaso.paged_search import (
-    SearchOptions,
-    SearchOutcome,
-    arun_search,
-    paged_search,
-    run_search,
-)
+from langchain_metaso.paged_search import PagedSearch, SearchOptions, SearchOutcome, paged_search
 from langchain_metaso.scopes import Scope, describe_scope
 from langchain_metaso.search import (
     MAX_SIZE,
@@ -26,12 +21,7 @@ from langchain_metaso.search import (
     SearchResponse,
     SearchResult,
 )
-from langchain_metaso.tools.base import (
-    MetasoTool,
-    QueryInput,
-    ToolCallPlan,
-    explain_invalid_arguments,
-)
+from langchain_metaso.tools.base import MetasoTool, QueryInput, explain_invalid_arguments
 
 __all__ = ["DEFAULT_MAX_SIZE", "MetasoSearchInput", "MetasoSearchTool", "format_results"]
 
@@ -289,7 +279,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         include_domains: list[str] | None = None,
         exclude_domains: list[str] | None = None,
         recency_days: int | None = None,
-    ) -> ToolCallPlan[SearchOutcome]:
+    ) -> tuple[PagedSearch, Callable[[SearchOutcome], tuple[str, list[Document]]]]:
         limit = self.size_limit
         request = self.search_request(
             query, scope=scope, size=min(size or self.size, limit), page=page or self.page
@@ -322,8 +312,4 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             )
             return text + cut, outcome.to_documents()
 
-        return ToolCallPlan(
-            lambda client: run_search(client, paged_search(request, filters)),
-            lambda client: arun_search(client, paged_search(request, filters)),
-            answer,
-        )
+        return paged_search(request, filters), answer
