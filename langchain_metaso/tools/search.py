@@ -10,17 +10,10 @@ from langchain_core.tools import ToolException
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
 from typing_extensions import Self
 
-from langchain_metaso.dates import today_in_china
-from langchain_metaso.filters import Filtered, FilterSettings, SearchFilters
+from langchain_metaso.filters import FilterSettings, SearchFilters
 from langchain_metaso.paged_search import PagedSearch, SearchOptions, SearchOutcome, paged_search
 from langchain_metaso.scopes import Scope, describe_scope
-from langchain_metaso.search import (
-    MAX_SIZE,
-    PAGE_SIZE,
-    SearchRequest,
-    SearchResponse,
-    SearchResult,
-)
+from langchain_metaso.search import MAX_SIZE, PAGE_SIZE, SearchResult
 from langchain_metaso.tools.base import MetasoTool, QueryInput, explain_invalid_arguments
 
 __all__ = ["DEFAULT_MAX_SIZE", "MetasoSearchInput", "MetasoSearchTool", "format_results"]
@@ -60,28 +53,15 @@ QUERY_SHOWN = 100
 """The most characters of a query the text for a model repeats."""
 
 
-def format_results(
-    request: SearchRequest,
-    response: SearchResponse,
-    filtered: Filtered[SearchResult] | None = None,
-    filters: SearchFilters | None = None,
-    today: date | None = None,
-) -> str:
-    """Compact text for a model: one entry a result, numbered from 1, and what filters
-    dropped.
-
-    Args:
-        request: The search asked for (its query, scope, size and page).
-        response: Its answer, or the kept results of a filtered search.
-        filtered: What the filters kept and dropped, said when they dropped any.
-        filters: The filters applied: named when they kept nothing.
-        today: The day their date cutoff counts back from (default: today in China).
-    """
+def format_results(outcome: SearchOutcome, filters: SearchFilters) -> str:
+    """Compact text for a model: one entry a result, numbered from 1, what ``filters``
+    dropped, and, when they kept nothing, what they keep."""
+    request, response = outcome.request, outcome.response
     query = _quote(request.query)
-    note = filtered.describe() if filtered is not None else ""
+    note = outcome.filtered.describe()
     note = f" ({note})" if note else ""
     if not response.results:
-        kept_to = _kept_to(filters, today) if filters is not None and note else ""
+        kept_to = _kept_to(filters, outcome.today) if note else ""
         if request.page and response.total:
             pages = -(-response.total // PAGE_SIZE)
             return (
@@ -103,9 +83,9 @@ def format_results(
     return "\n".join(lines)
 
 
-def _kept_to(filters: SearchFilters, today: date | None) -> str:
+def _kept_to(filters: SearchFilters, today: date) -> str:
     """What the filters keep, as the end of a sentence: "; kept only results from gov.cn"."""
-    cutoff = filters.cutoff(today or today_in_china())
+    cutoff = filters.cutoff(today)
     rules = [
         f"from {', '.join(filters.include_domains)}" if filters.include_domains else "",
         f"not from {', '.join(filters.exclude_domains)}" if filters.exclude_domains else "",
@@ -307,9 +287,6 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
                 ) from None
 
         def answer(outcome: SearchOutcome) -> tuple[str, list[Document]]:
-            text = format_results(
-                outcome.request, outcome.response, outcome.filtered, filters, outcome.today
-            )
-            return text + cut, outcome.to_documents()
+            return format_results(outcome, filters) + cut, outcome.to_documents()
 
         return paged_search(request, filters), answer
