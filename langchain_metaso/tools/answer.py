@@ -43,12 +43,9 @@ class MetasoAnswerTool(MetasoTool):
             Default scope of the sources: ``webpage``, ``document``, ``scholar``,
             ``podcast``, ``video`` or ``image``.
         model_args: tuple[str, ...] | None
-            The call arguments besides ``query`` a model may set (``scope``);
-            ``None`` (default): all, ``[]``: the model gives the question only, and
-            the description it reads does not speak of scopes.
+            ``None`` (default): a model may set ``scope``; ``[]``: the question only.
         max_chars: int | None
-            Longest text handed to the model (default 16,000); longer is cut, saying
-            how much. The artifact keeps every source.
+            Longest text handed to the model (default 16,000; see ``MetasoTool``).
         answer_format: str
             The shape asked of the API, ``simple`` (default) or ``chat_completions``;
             both are understood either way.

@@ -34,9 +34,7 @@ class MetasoReaderTool(MetasoTool):
 
     Key init args:
         max_chars: int | None
-            Longest page text handed to the model (default 8000); a longer page is
-            cut, with a marker saying how many characters were left out. ``None``
-            never cuts. The artifact always holds the whole page.
+            Longest page text handed to the model (default 8000; see ``MetasoTool``).
         reader_format: str
             ``"json"`` (default): the page with title, author, date and credits;
             ``"text"``: Markdown only (title from its first heading).

@@ -156,18 +156,13 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             Default result page (the API's pages hold 10 results; ``size`` is
             then not sent, as the API takes one or the other).
         model_args: tuple[str, ...] | None
-            The call arguments besides ``query`` a model may set: any of ``scope``,
-            ``size``, ``page``, ``include_domains``, ``exclude_domains`` and
-            ``recency_days``; ``None`` (default): all. The others always take the
-            instance's values; the schema and the description the model reads speak
-            only of these.
+            The call arguments besides ``query`` a model may set (``None``, the default:
+            all); the others take the instance's values (see ``MetasoTool``).
         max_size: int | None
-            The most results a model may ask for; ``None`` (default): 20, or ``size``
-            if that is larger. A call asking for more gets ``max_size``, and the
-            text says so. A ``size`` left unset is lowered to it.
+            The most results a model may ask for (default: 20, or ``size`` if larger);
+            a call asking for more gets ``max_size``, and the text says so.
         max_chars: int | None
-            Longest text handed to the model (default 16,000); longer is cut, saying
-            how much. The artifact keeps every result whole.
+            Longest text handed to the model (default 16,000; see ``MetasoTool``).
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
