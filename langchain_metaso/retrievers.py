@@ -44,12 +44,9 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
         page: int | None
             Result page, 1-based (the API's pages hold 10 results, of which ``k``
             are kept); ``None`` (default): the first ``k`` results.
-        include_summary: bool
-            Ask for an AI summary of each result (default ``True``).
-        include_raw_content: bool | None
-            Ask for each page's full text; it then becomes ``page_content``.
-        concise_snippet: bool | None
-            Ask for shorter snippets.
+        include_summary, include_raw_content, concise_snippet:
+            What each result carries: an AI summary (default ``True``), the page's full
+            text (then its ``page_content``), shorter snippets.
         include_domains, exclude_domains, recency_days, published_after, published_before,
         keep_undated:
             Which results to keep (sites, dates), applied by this client, with up to
