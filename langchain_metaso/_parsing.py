@@ -107,8 +107,7 @@ a tool's arguments that a model sees)."""
 
 
 def stable_id(identity: str) -> str:
-    """A ``Document.id`` that is the same for the same ``identity`` (a URL) on every call:
-    its UUID (version 5, URL namespace), a form every vector store accepts. A lone
-    surrogate, which JSON can carry, is hashed as its escape rather than failing."""
+    """A ``Document.id`` every vector store accepts, the same for the same ``identity`` (a
+    URL) on every call. A lone surrogate, which JSON can carry, is hashed as its escape."""
     name = identity.encode("utf-8", "backslashreplace").decode("utf-8")
     return str(uuid.uuid5(uuid.NAMESPACE_URL, name))

@@ -1,8 +1,11 @@
-"""Redis, for ``MetasoStoreCache.from_redis_url`` and ``RedisRateLimiter``: the connection
-they hold, and a LangChain ``ByteStore`` whose keys Redis expires by itself.
+"""Redis, for ``MetasoStoreCache.from_redis_url``, ``RedisRateLimiter`` and
+``RedisCreditBudget``: the connection they hold, and a ``ByteStore`` whose keys Redis expires.
 
 redis-py is an optional dependency (``pip install "langchain-metaso[redis]"``), imported
 when one of these is built, so a missing install fails at once, not at the first call.
+Async code runs the sync client off the event loop: redis-py's asyncio clients belong to
+the loop that opened their connections and fail in the next one (each ``asyncio.run``),
+where one thread-safe pool serves every loop, and each call is one short command.
 """
 
 from __future__ import annotations
@@ -76,13 +79,8 @@ class RedisConnection:
 
 class RedisByteStore(BaseStore[str, bytes]):
     """A LangChain ``ByteStore`` on Redis; with ``ttl``, Redis drops each key that long
-    after it was set (``SET key value PX ms``).
-
-    The async methods are LangChain's defaults: the sync client, run off the event loop.
-    redis-py's asyncio clients belong to the loop that opened their connections and fail
-    in the next one (each ``asyncio.run``); one thread-safe pool serves every loop instead,
-    and each call off the loop is one short command, never a wait.
-    """
+    after it was set (``SET key value PX ms``). Its async methods are LangChain's defaults:
+    the sync methods, off the event loop."""
 
     def __init__(self, connection: RedisConnection, *, ttl: float | None = None) -> None:
         self.connection = connection

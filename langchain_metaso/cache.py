@@ -1,10 +1,5 @@
-"""An opt-in cache of API answers (README: "Repeated calls, concurrency and rate limits").
-
-The HTTP core reaches a cache only through ``cache_get``/``cache_set`` and their async
-twins: they use a cache's own ``aget``/``aset`` when it has them, run a sync-only cache off
-the event loop, and log a failing backend and go on without it. Keys hold the request,
-never the API key; errors are never cached.
-"""
+"""An opt-in cache of API answers (README: "Repeated calls, concurrency and rate limits"),
+which the HTTP core reaches only through ``cache_get``/``cache_set`` and their async twins."""
 
 from __future__ import annotations
 
@@ -18,10 +13,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from langchain_core.stores import ByteStore
+from langchain_core.stores import ByteStore
+
+from langchain_metaso._redis import RedisByteStore, RedisConnection
 
 __all__ = [
     "InMemoryCache",
@@ -41,10 +37,7 @@ logger = logging.getLogger("langchain_metaso")
 @runtime_checkable
 class MetasoCache(Protocol):
     """What a cache backend provides. Values are JSON-compatible (dicts, lists, text).
-
-    A backend may also define ``aget`` and ``aset`` (``MetasoAsyncCache``), which async
-    calls then use; without them, async calls run ``get`` and ``set`` in a worker thread.
-    """
+    It may also define ``aget`` and ``aset`` (``MetasoAsyncCache``), which async calls use."""
 
     def get(self, key: str) -> Any | None:
         """The value stored under ``key``, or ``None`` on a miss."""
@@ -104,9 +97,7 @@ async def acache_get(cache: MetasoCache, key: str) -> Any | None:
     # getattr, not isinstance: a runtime protocol check costs ~10 µs, more than a hit.
     aget = getattr(cache, "aget", None)
     with _tolerated("get"):
-        if aget is not None:
-            return await aget(key)
-        return await asyncio.to_thread(cache.get, key)
+        return await (aget(key) if aget else asyncio.to_thread(cache.get, key))
     return None
 
 
@@ -114,10 +105,7 @@ async def acache_set(cache: MetasoCache, key: str, value: Any) -> None:
     """``cache_set`` for async code: the cache's ``aset``, else ``set`` off the loop."""
     aset = getattr(cache, "aset", None)
     with _tolerated("set"):
-        if aset is not None:
-            await aset(key, value)
-        else:
-            await asyncio.to_thread(cache.set, key, value)
+        await (aset(key, value) if aset else asyncio.to_thread(cache.set, key, value))
 
 
 class InMemoryCache:
@@ -185,14 +173,10 @@ class InMemoryCache:
     # A lock cannot be pickled or deep-copied: copies get their own.
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:
-            state = self.__dict__.copy()
-            state["_entries"] = OrderedDict(self._entries)
-        del state["_lock"]
-        return state
+            return {**self.__dict__, "_entries": OrderedDict(self._entries), "_lock": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        self.__dict__.update(state, _lock=threading.Lock())
 
 
 _ENTRY_FORMAT = 1  # in every stored entry: another format is a miss, never a crash
@@ -245,8 +229,6 @@ class MetasoStoreCache:
         which also drops entries after ``ttl``; ``redis_options`` go to
         ``redis.Redis.from_url`` (socket timeouts default to 2 s: an unreachable Redis slows
         a search down, never hangs it). Needs ``pip install "langchain-metaso[redis]"``."""
-        from langchain_metaso._redis import RedisByteStore, RedisConnection
-
         store = RedisByteStore(RedisConnection(url, **redis_options), ttl=ttl)
         return cls(store, ttl, namespace=namespace)
 

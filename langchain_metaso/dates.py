@@ -1,9 +1,6 @@
-"""Publication dates as the Metaso API and the pages it finds write them.
-
-Webpage results carry ``2025年05月16日``; scholar, video and podcast results ``2023-06-01``;
-pages show many more forms (``2025/3/17``, ``3天前``, ``Mar 17, 2025``...). ``parse_date``
-reads them all into a ``datetime.date``; the search filters and ``metadata["published"]``
-share it, so a date that filters a result is the date a chain sees.
+"""Publication dates as the Metaso API (``2025年05月16日``, ``2023-06-01``) and the pages it
+finds (``2025/3/17``, ``3天前``, ``Mar 17, 2025``...) write them, read by ``parse_date`` for
+the search filters and ``metadata["published"]`` alike.
 
 What a date means here, so that a date read is never a guess:
 
@@ -24,7 +21,6 @@ What a date means here, so that a date read is never a guess:
 from __future__ import annotations
 
 import calendar
-import functools
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -182,12 +178,8 @@ _FORMS: tuple[tuple[re.Pattern[str], _Reader], ...] = tuple(
 
 def parse_date(text: str | None, *, today: date) -> date | None:
     """The day that ``text`` gives (the forms and rules of the module's docstring), or
-    ``None`` if it gives none that can be read. Never raises.
-
-    Args:
-        text: The date as written, e.g. a result's ``date`` field.
-        today: The day relative ages count back from (see ``today_in_china``).
-    """
+    ``None`` if it gives none that can be read; ``today`` is the day relative ages count
+    back from (see ``today_in_china``). Never raises."""
     if not isinstance(text, str):
         return None
     text = text.strip()[:_TEXT_LIMIT]
@@ -209,20 +201,11 @@ def parse_date(text: str | None, *, today: date) -> date | None:
 
 def iso_date(text: str | None, *, today: date) -> str | None:
     """``parse_date`` as an ISO string (``2025-03-17``), the form of ``metadata["published"]``."""
-    return _iso_date(text, today) if isinstance(text, str) else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _iso_date(text: str, today: date) -> str | None:
-    # Cached: every result of every search passes here, and the same dates come back.
     day = parse_date(text, today=today)
     return None if day is None else day.isoformat()
 
 
 def today_in_china(now: datetime | None = None) -> date:
-    """Today in China (UTC+8), the calendar the API's dates and relative ages are written in.
-
-    Args:
-        now: An aware datetime to read instead of the clock.
-    """
+    """Today in China (UTC+8), the calendar the API's dates and relative ages are written
+    in; on the day of ``now``, an aware datetime, if given."""
     return (now or datetime.now(timezone.utc)).astimezone(CHINA_TIME).date()

@@ -19,9 +19,7 @@ from langchain_metaso.errors import MetasoError
 from langchain_metaso.filters import FilterSettings
 from langchain_metaso.paged_search import (
     PagedSearch,
-    SearchOutcome,
     arun_search,
-    paged_search,
     run_search,
 )
 from langchain_metaso.reader import (
@@ -199,9 +197,9 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         request = SearchRequest(
             query=self.query, scope=self.scope, size=self.k, include_summary=False
         )
-        return paged_search(request, self.search_filters())
+        return PagedSearch(request, self.search_filters())
 
-    def _links(self, outcome: SearchOutcome) -> list[str]:
+    def _links(self, outcome: PagedSearch) -> list[str]:
         links: dict[str, None] = {}
         for result in outcome.response.results:
             try:

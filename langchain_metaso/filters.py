@@ -1,17 +1,10 @@
-"""Site and date filters for search results, applied by this client.
+"""Site and date filters for search results, applied by this client to what the API
+returns (it has none): see the README's "Filters: sites and dates".
 
-The Metaso API documents no site or date filter, so ``SearchFilters`` judges the results
-it returns: what does not pass is dropped before a model or a program sees it. Nothing is
-added to the query (no ``site:`` operator): the API does not document one.
-
-A result's site is the host of its ``link``; an image result has no link, so the host of
-its ``imageUrl`` stands in. That is where the file lives, often a CDN rather than the page's
-site, so a site filter keeps few images. A result with neither never passes
-``include_domains`` and always passes ``exclude_domains``.
-
-Domains are compared as ASCII: an internationalised name (``例子.中国``) becomes its
-punycode (``xn--fsqu00a.xn--fiqs8s``) by the standard library's IDNA 2003 codec, on both
-sides.
+A result's site is the host of its ``url``; one without a URL never passes
+``include_domains`` and always passes ``exclude_domains``. Domains are compared as ASCII: an
+internationalised name (``例子.中国``) becomes its punycode (``xn--fsqu00a.xn--fiqs8s``) by
+the standard library's IDNA 2003 codec, on both sides.
 """
 
 from __future__ import annotations
@@ -30,12 +23,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
 from typing_extensions import Self
 
 from langchain_metaso.dates import parse_date
+from langchain_metaso.search import SearchResult
 
 __all__ = [
     "EXCLUDED",
@@ -44,20 +39,15 @@ __all__ = [
     "FilterSettings",
     "Filtered",
     "SearchFilters",
-    "describe",
     "domain_matches",
     "host_of",
     "normalize_domain",
-    "result_date",
 ]
 
+# Why a result was dropped, as the model reads it.
 OUTSIDE = "outside the requested sites"
-"""Why a result was dropped: its site is not in ``include_domains``."""
 EXCLUDED = "from an excluded site"
-"""Why a result was dropped: its site is in ``exclude_domains``."""
 UNDATED = "undated"
-"""Why a result was dropped: a date filter is set, its date cannot be read, and
-``keep_undated`` is false."""
 _OLDER = "older than "
 _NEWER = "newer than "
 
@@ -87,7 +77,24 @@ def normalize_domain(value: str) -> str:
         if host is None:
             raise ValueError("it holds no host")
         host = host.removeprefix("*.").removeprefix(".")
-        _check_host(host)
+        if not host:
+            raise ValueError("it is empty")
+        if len(host) > 253:
+            raise ValueError("it is longer than 253 characters")
+        labels = host.split(".")
+        if len(labels) < 2:
+            raise ValueError("it has no dot")
+        for label in labels:
+            if not _LABEL.fullmatch(label):
+                raise ValueError(
+                    f"the part {label!r} is not 1 to 63 letters, digits and inner hyphens"
+                    if label
+                    else "it has an empty part between dots"
+                )
+        if labels[-1].isdigit():
+            raise ValueError(
+                f"its last part {labels[-1]!r} is a number (an IP address is no domain)"
+            )
     except ValueError as error:
         raise ValueError(
             f"{value!r} is not a domain: {error}; give one like 'example.com' or a URL"
@@ -108,10 +115,7 @@ def host_of(url: str | None) -> str | None:
 
 def _host(text: str) -> str | None:
     """The lower-case ASCII host of a URL, or of ``host[:port][/path]``, without a trailing
-    dot; ``None`` if there is none.
-
-    Raises:
-        ValueError: a URL ``urlsplit`` cannot read, or a name the IDNA codec refuses.
+    dot; ``None`` if there is none. ``ValueError`` if ``urlsplit`` or the IDNA codec refuse it.
     """
     host = urlsplit(text if "://" in text else "//" + text.lstrip("/")).hostname
     host = host.removesuffix(".") if host else None
@@ -123,41 +127,10 @@ def _host(text: str) -> str | None:
     return host or None
 
 
-def _check_host(host: str) -> None:
-    if not host:
-        raise ValueError("it is empty")
-    if len(host) > 253:
-        raise ValueError("it is longer than 253 characters")
-    labels = host.split(".")
-    if len(labels) < 2:
-        raise ValueError("it has no dot")
-    for label in labels:
-        if not _LABEL.fullmatch(label):
-            raise ValueError(
-                f"the part {label!r} is not 1 to 63 letters, digits and inner hyphens"
-                if label
-                else "it has an empty part between dots"
-            )
-    if labels[-1].isdigit():
-        raise ValueError(f"its last part {labels[-1]!r} is a number (an IP address is no domain)")
-
-
 def domain_matches(host: str, domain: str) -> bool:
     """Whether ``host`` is ``domain`` or one of its subdomains: ``example.com`` matches
     ``www.example.com``, not ``badexample.com``. Both as ``normalize_domain`` writes them."""
     return host == domain or host.endswith("." + domain)
-
-
-def _url_of(item: object) -> str | None:
-    # A search result says which URL stands for it (``SearchResult.url``).
-    url = getattr(item, "url", None)
-    return url if isinstance(url, str) else None
-
-
-def result_date(item: object) -> str | None:
-    """A search result's ``date`` as written, if it is text."""
-    value = getattr(item, "date", None)
-    return value if isinstance(value, str) else None
 
 
 def _domain_list(value: Any) -> Any:
@@ -186,15 +159,8 @@ def _date_of(value: Any) -> Any:
 class FilterSettings(BaseModel):
     """The filter settings, validated: the fields of ``SearchFilters``, also carried by
     the classes that search (``MetasoSearchTool``, ``MetasoRetriever``, ``MetasoLoader``).
-
-    A result must pass every filter that is set. ``recency_days`` and ``published_after``
-    may both be set: a result must then pass both, i.e. the later cutoff applies.
-
-    The classes apply them to what the API returns, before a model or a program sees it;
-    nothing is sent (no ``site:`` operator). Filters cost results, so a filtered search
-    fetches further pages, at most 3 requests a call (``langchain_metaso.paged_search``),
-    and may return fewer results than asked for.
-    """
+    A result must pass every filter that is set: with ``recency_days`` and
+    ``published_after`` both set, the later cutoff applies."""
 
     include_domains: Domains = Field(
         default=None,
@@ -224,20 +190,16 @@ class FilterSettings(BaseModel):
         description="With a date filter, whether to keep results whose date cannot be read.",
     )
 
-    @field_validator("recency_days", mode="before")
+    @field_validator("recency_days", mode="wrap")
     @classmethod
-    def _no_bool(cls, value: Any) -> Any:
+    def _whole_days(cls, value: Any, read: ValidatorFunctionWrapHandler) -> int | None:
         # pydantic reads True as 1; as a number of days it is a mistake.
         if isinstance(value, bool):
             raise ValueError(f"recency_days must be a number of days, not {value}")
-        return value
-
-    @field_validator("recency_days")
-    @classmethod
-    def _at_least_one_day(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise ValueError(f"recency_days must be at least 1, got {value}")
-        return value
+        days: int | None = read(value)
+        if days is not None and days < 1:
+            raise ValueError(f"recency_days must be at least 1, got {days}")
+        return days
 
     @model_validator(mode="after")
     def _some_result_can_pass(self) -> Self:
@@ -263,9 +225,7 @@ class FilterSettings(BaseModel):
 
 
 class SearchFilters(FilterSettings):
-    """Which search results to keep: by site, by date, or both. Applied by this client to
-    the results the API returns (the API has no such filters). See ``FilterSettings``.
-    """
+    """Which search results to keep: by site, by date, or both (see ``FilterSettings``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -315,41 +275,29 @@ class SearchFilters(FilterSettings):
         return None
 
     def apply(
-        self,
-        items: Iterable[T],
-        *,
-        today: date,
-        limit: int | None = None,
-        url: Callable[[T], str | None] = _url_of,
-        date_text: Callable[[T], str | None] = result_date,
-    ) -> Filtered[T]:
-        """The items that pass, in their order, and how many were dropped for each reason.
-
-        Args:
-            items: Search results, or anything ``url`` and ``date_text`` read.
-            today: The day relative dates and ``recency_days`` count back from.
-            limit: Stop once this many pass; the items after are not judged (nor counted
-                as seen), so that ``Filtered.describe`` adds up.
-            url: Reads an item's URL (default: its ``url``, as ``SearchResult.url``).
-            date_text: Reads an item's date as written (default: ``result_date``).
-        """
+        self, results: Iterable[SearchResult], *, today: date, limit: int | None = None
+    ) -> Filtered[SearchResult]:
+        """The results that pass, in their order, and how many were dropped for each reason;
+        ``today`` is the day relative dates and ``recency_days`` count back from. With a
+        ``limit``, it stops once that many pass: the results after are not judged (nor
+        counted as seen), so that ``Filtered.describe`` adds up."""
         cutoff = self.cutoff(today)
-        kept: list[T] = []
+        kept: list[SearchResult] = []
         dropped: Counter[str] = Counter()
-        for item in items:
+        for result in results:
             if limit is not None and len(kept) >= limit:
                 break
-            reason = self._judge(url(item), date_text(item), today, cutoff)
+            reason = self._judge(result.url, result.date, today, cutoff)
             if reason is None:
-                kept.append(item)
+                kept.append(result)
             else:
                 dropped[reason] += 1
         return Filtered(kept, dict(dropped))
 
     def narrowed(self, other: SearchFilters) -> SearchFilters:
-        """Filters that keep what both these and ``other`` keep: e.g. a tool's own filters
-        with the ones a call asks for. Sites excluded by either stay excluded, the sites
-        included are those both include, and the later date cutoff applies.
+        """Filters that keep what both these and ``other`` keep (a tool's own with a
+        call's): sites excluded by either stay excluded, the sites included are those both
+        include, the later date cutoff applies.
 
         Raises:
             ValueError: both include sites and no site is in both, or a site one includes
@@ -401,8 +349,17 @@ class Filtered(Generic[T]):
         return Filtered([*self.kept, *other.kept], dict(dropped))
 
     def describe(self) -> str:
-        """The sentence for a model, see ``describe``."""
-        return describe(len(self.kept), self.seen, self.dropped)
+        """What the filters did, for a model: ``"4 of 10 kept: 6 outside the requested
+        sites"``, the most frequent reason first (ties in the order they are judged);
+        ``""`` when nothing was dropped."""
+        reasons = sorted(
+            ((reason, count) for reason, count in self.dropped.items() if count > 0),
+            key=lambda pair: (-pair[1], _rank(pair[0])),
+        )
+        if not reasons:
+            return ""
+        counts = ", ".join(f"{count} {reason}" for reason, count in reasons)
+        return f"{len(self.kept)} of {self.seen} kept: {counts}"
 
 
 _REASON_ORDER = (EXCLUDED, OUTSIDE, _OLDER, _NEWER, UNDATED)
@@ -413,17 +370,3 @@ def _rank(reason: str) -> int:
         (i for i, prefix in enumerate(_REASON_ORDER) if reason.startswith(prefix)),
         len(_REASON_ORDER),
     )
-
-
-def describe(kept: int, seen: int, dropped: Mapping[str, int]) -> str:
-    """What the filters did, for a model: ``"4 of 10 kept: 6 outside the requested sites"``,
-    ``"3 of 10 kept: 5 older than 2025-11-24, 2 from an excluded site"`` (most frequent
-    reason first); ``""`` when nothing was dropped.
-    """
-    reasons = sorted(
-        ((reason, count) for reason, count in dropped.items() if count > 0),
-        key=lambda pair: (-pair[1], _rank(pair[0])),
-    )
-    if not reasons:
-        return ""
-    return f"{kept} of {seen} kept: " + ", ".join(f"{n} {reason}" for reason, n in reasons)

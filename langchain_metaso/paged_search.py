@@ -1,20 +1,14 @@
-"""The search the tool, the retriever and the loader all run: one request, or, with site
-or date filters, up to three pages.
-
-``paged_search`` plans it (a ``PagedSearch``); ``run_search`` and ``arun_search`` loop
-over its pages, each sent through the client, and differ only in the line that sends.
-Without an active filter the plan is the one request asked for, exactly.
-Filters cost results, so with them further pages are fetched, at most ``MAX_REQUESTS``
-requests a call (each one costs credits):
+"""The search the tool, the retriever and the loader all run: without an active filter
+the one request asked for, exactly; with filters, up to ``MAX_REQUESTS`` pages, as the
+README's "Filters: sites and dates" says:
 
 - no page asked for, ``size`` <= 10: pages 1, 2 and 3 (10 results each, no size sent);
-- no page asked for, ``size`` > 10: ``size`` results, then the pages after them
-  (``size // 10 + 1`` and the next; what they repeat of the first answer is dropped);
+- no page asked for, ``size`` > 10: ``size`` results, then pages ``size // 10 + 1`` and
+  the next (what they repeat of the first answer is dropped);
 - page ``p`` asked for: pages ``p``, ``p + 1`` and ``p + 2``.
 
-It stops as soon as ``size`` results passed, a page comes back short, the next page would
-start past ``total``, or ``MAX_REQUESTS`` were sent. Across its pages, a result whose URL
-(its link, or an image's URL) came before is dropped; never more than ``size`` are kept.
+Across its pages, a result whose URL came before is dropped. ``run_search`` and
+``arun_search`` differ only in the line that sends.
 """
 
 from __future__ import annotations
@@ -37,161 +31,114 @@ from langchain_metaso.search import (
     search_call,
 )
 
-__all__ = [
-    "MAX_REQUESTS",
-    "PagedSearch",
-    "SearchOptions",
-    "SearchOutcome",
-    "arun_search",
-    "paged_search",
-    "run_search",
-]
+__all__ = ["MAX_REQUESTS", "PagedSearch", "SearchOptions", "arun_search", "run_search"]
 
 logger = logging.getLogger("langchain_metaso")
 
 MAX_REQUESTS = 3
-"""The most search requests one filtered call sends."""
 
 
 class SearchOptions(RequestOptions, FilterSettings):
     """The defaults the tool and the retriever are configured with: what a search asks
-    for, and which of its results are kept (``FilterSettings``, applied by this client)."""
+    for, and which of its results are kept."""
 
     def search_request(
         self, query: str, *, size: int, scope: str | None = None, page: int | None = None
     ) -> SearchRequest:
         """A validated request with these options; ``scope`` overrides the default."""
-        return SearchRequest(
-            query=query,
-            scope=scope or self.scope,
-            size=size,
-            page=page,
-            include_summary=self.include_summary,
-            include_raw_content=self.include_raw_content,
-            concise_snippet=self.concise_snippet,
-        )
+        options = {name: getattr(self, name) for name in RequestOptions.model_fields}
+        options["scope"] = scope or self.scope
+        return SearchRequest(query=query, size=size, page=page, **options)
 
 
-@dataclass(frozen=True)
-class SearchOutcome:
-    """What a search kept, and what its filters dropped.
+@dataclass(eq=False)
+class PagedSearch:
+    """One search: the pages it sends, and what it kept.
 
     Attributes:
-        request: The search asked for: its query, scope, size (how many to keep) and page.
-        response: The kept results, in order, with the first answer's ``total`` and the
-            ``credits`` of every request together.
-        filtered: The same kept results, and how many the filters dropped for each reason.
-        today: The day relative dates were read against, by the filters and for
-            ``metadata["published"]`` alike.
-        requests: How many requests were sent.
+        request: The search asked for; its ``size`` is how many results to keep.
+        today: The day relative dates are read against, by the filters and for
+            ``metadata["published"]`` alike; default today in China.
+        filtered: The kept results, and how many the filters dropped for each reason.
+        answers: The answer to each request sent.
+        response: Once finished, the kept results with the first answer's ``total`` and
+            the ``credits`` of every request together.
     """
 
     request: SearchRequest
-    response: SearchResponse
-    filtered: Filtered[SearchResult]
-    today: date
-    requests: int
+    filters: SearchFilters
+    today: date = field(default_factory=today_in_china)
+    pages: list[SearchRequest] = field(init=False)
+    filtered: Filtered[SearchResult] = field(init=False, default_factory=lambda: Filtered([]))
+    answers: list[SearchResponse] = field(init=False, default_factory=list)
+    response: SearchResponse = field(init=False, repr=False)
+    _seen_urls: set[str] = field(init=False, repr=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        request = self.request
+        self.pages = [request]
+        if self.filters.active:
+            if request.page is None and request.size > PAGE_SIZE:
+                start = request.size // PAGE_SIZE + 1
+            else:
+                self.pages, start = [], request.page or 1
+            numbers = range(start, start + MAX_REQUESTS - len(self.pages))
+            self.pages += [request.model_copy(update={"page": n}) for n in numbers]
+
+    def add(self, page: SearchRequest, answer: SearchResponse) -> bool:
+        """Keep what ``page``'s answer holds that passes; whether the search is done."""
+        self.answers.append(answer)
+        size = self.request.size
+        if page.page is None:
+            asked = last = page.size
+        else:
+            asked, last = PAGE_SIZE, page.page * PAGE_SIZE
+        fresh = answer.results[:asked]
+        if self.filters.active:
+            fresh = [result for result in fresh if _first_time(result, self._seen_urls)]
+            limit = size - len(self.filtered.kept)
+            self.filtered += self.filters.apply(fresh, today=self.today, limit=limit)
+        else:  # no filter to apply: the one answer as it came (a hot path)
+            self.filtered = Filtered(fresh[:size])
+        return (
+            len(self.filtered.kept) >= size
+            or len(answer.results) < asked
+            or (answer.total is not None and last >= answer.total)
+        )
+
+    def finish(self) -> PagedSearch:
+        """Set ``response`` from the answers that came; this search."""
+        first, kept = self.answers[0], self.filtered
+        if kept.dropped:
+            logger.info("Metaso search: %s (%d requests)", kept.describe(), len(self.answers))
+        if not self.filters.active and len(kept.kept) == len(first.results):
+            self.response = first
+        else:
+            credits = [answer.credits for answer in self.answers if answer.credits is not None]
+            self.response = first.model_copy(
+                update={"results": kept.kept, "credits": sum(credits) if credits else None}
+            )
+        return self
 
     def to_documents(self) -> list[Document]:
         """One ``Document`` a kept result (see ``SearchResponse.to_documents``)."""
         return self.response.to_documents(self.request, today=self.today)
 
 
-@dataclass
-class PagedSearch:
-    """The pages of one search, and what was kept of those that came (see the module's
-    docstring). ``add`` each page's answer in turn, until it says to stop."""
-
-    request: SearchRequest
-    filters: SearchFilters
-    today: date
-    pages: list[SearchRequest]
-    kept: Filtered[SearchResult] = field(default_factory=lambda: Filtered([]))
-    seen: set[str] = field(default_factory=set)
-    answers: list[SearchResponse] = field(default_factory=list)
-
-    def add(self, page: SearchRequest, response: SearchResponse) -> bool:
-        """Keep what ``page``'s answer holds that passes; whether the search is done."""
-        self.answers.append(response)
-        request = self.request
-        asked, last = _asked_and_last(page)
-        fresh = response.results[:asked]
-        if self.filters.active:
-            fresh = [result for result in fresh if _first_time(result, self.seen)]
-            limit = request.size - len(self.kept.kept)
-            self.kept += self.filters.apply(fresh, today=self.today, limit=limit)
-        else:  # no filter to apply: the one answer as it came (a hot path)
-            self.kept = Filtered(fresh[: request.size])
-        return (
-            len(self.kept.kept) >= request.size
-            or len(response.results) < asked
-            or (response.total is not None and last >= response.total)
-        )
-
-    def outcome(self) -> SearchOutcome:
-        """What the search kept, once its pages are in."""
-        first, kept, sent = self.answers[0], self.kept, len(self.answers)
-        if kept.dropped:
-            logger.info("Metaso search: %s (%d requests)", kept.describe(), sent)
-        if not self.filters.active and len(kept.kept) == len(first.results):
-            merged = first
-        else:
-            credits = [answer.credits for answer in self.answers if answer.credits is not None]
-            merged = first.model_copy(
-                update={"results": kept.kept, "credits": sum(credits) if credits else None}
-            )
-        return SearchOutcome(self.request, merged, kept, self.today, sent)
-
-
-def paged_search(
-    request: SearchRequest, filters: SearchFilters, *, today: date | None = None
-) -> PagedSearch:
-    """The search for ``request`` (``request.size`` results), keeping what ``filters`` pass.
-
-    Args:
-        request: The search asked for; ``size`` is how many results to keep.
-        filters: Which results to keep; inactive filters send ``request`` alone.
-        today: The day relative dates and ``recency_days`` count back from; default
-            today in China.
-    """
-    pages = _pages_to_send(request, paged=filters.active)
-    return PagedSearch(request, filters, today or today_in_china(), pages)
-
-
-def run_search(client: MetasoClient, search: PagedSearch) -> SearchOutcome:
+def run_search(client: MetasoClient, search: PagedSearch) -> PagedSearch:
     """Send ``search``'s pages through ``client`` until it is done."""
     for page in search.pages:
         if search.add(page, client.request(search_call(page))):
             break
-    return search.outcome()
+    return search.finish()
 
 
-async def arun_search(client: MetasoClient, search: PagedSearch) -> SearchOutcome:
+async def arun_search(client: MetasoClient, search: PagedSearch) -> PagedSearch:
     """``run_search`` on the running event loop."""
     for page in search.pages:
         if search.add(page, await client.arequest(search_call(page))):
             break
-    return search.outcome()
-
-
-def _pages_to_send(request: SearchRequest, *, paged: bool) -> list[SearchRequest]:
-    """The requests to send, in turn (see the module's docstring)."""
-    if not paged:
-        return [request]
-    if request.page is None and request.size > PAGE_SIZE:
-        plan, start = [request], request.size // PAGE_SIZE + 1
-    else:
-        plan, start = [], request.page or 1
-    left = MAX_REQUESTS - len(plan)
-    plan += [request.model_copy(update={"page": number}) for number in range(start, start + left)]
-    return plan
-
-
-def _asked_and_last(request: SearchRequest) -> tuple[int, int]:
-    """How many results ``request`` asks for, and the position of the last of them."""
-    if request.page is None:
-        return request.size, request.size
-    return PAGE_SIZE, request.page * PAGE_SIZE
+    return search.finish()
 
 
 def _first_time(result: SearchResult, seen: set[str]) -> bool:

@@ -87,11 +87,7 @@ class RedisRateLimiter(BaseRateLimiter):
         return True
 
     async def aacquire(self, *, blocking: bool = True) -> bool:
-        """``acquire`` without blocking the event loop.
-
-        Each try runs off the loop on the sync client: redis-py's asyncio clients belong
-        to the loop that opened their connections, and fail in the next ``asyncio.run``.
-        """
+        """``acquire`` without blocking the event loop: each try runs in a worker thread."""
         while not await asyncio.to_thread(self._take):
             if not blocking:
                 return False
@@ -100,8 +96,7 @@ class RedisRateLimiter(BaseRateLimiter):
 
     def _take(self) -> bool:
         try:
-            # A Script is only the source and its hash, made each call: a limiter holding
-            # one (and so a client) could not be pickled as plainly as its settings.
+            # A Script made each call (source and hash): the limiter pickles as its settings.
             script = self.connection.client.register_script(_BUCKET_SCRIPT)
             taken = script(keys=[self.key], args=[self.requests_per_second, self.max_bucket_size])
             return bool(taken)

@@ -1,9 +1,6 @@
-"""The reader call: ``POST {base_url}/reader`` turns a web page into Markdown.
-
-Requests are validated before any I/O (only ``http``/``https`` URLs with a host are
-sent). Answers are read leniently: in JSON mode every field but ``markdown`` may be
-missing or of another type; in text mode the body is the Markdown itself.
-"""
+"""The reader call: ``POST {base_url}/reader`` turns a web page into Markdown. In JSON
+mode every field of the answer but ``markdown`` may be missing or of another type; in text
+mode the body is the Markdown itself."""
 
 from __future__ import annotations
 
@@ -22,9 +19,6 @@ __all__ = ["ReaderFormat", "ReaderPage", "ReaderRequest", "check_url", "reader_c
 
 ReaderFormat = Literal["json", "text"]
 """``json``: the page with its title, author, date and credits; ``text``: Markdown only."""
-
-# Metadata a reader Document carries, in this order, when the answer has them.
-METADATA_FIELDS = ("title", "author", "date", "credits")
 
 
 def check_url(value: str) -> str:
@@ -94,9 +88,9 @@ class ReaderPage(BaseModel):
         """The Markdown as ``page_content``; ``source``, then title, author, date and
         credits when known, then any other field of the answer, as metadata."""
         metadata: dict[str, Any] = {"source": self.source}
-        metadata.update(
-            (name, value) for name in METADATA_FIELDS if (value := getattr(self, name)) is not None
-        )
+        for name in ("title", "author", "date", "credits"):
+            if (value := getattr(self, name)) is not None:
+                metadata[name] = value
         if self.url and self.url != self.source:
             metadata["url"] = self.url
         metadata.update((k, v) for k, v in (self.model_extra or {}).items() if v is not None)

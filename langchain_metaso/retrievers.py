@@ -16,13 +16,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from langchain_metaso._http import MetasoClient
 from langchain_metaso.config import MetasoConfig, check_arguments
 from langchain_metaso.filters import FilterSettings
-from langchain_metaso.paged_search import (
-    PagedSearch,
-    SearchOptions,
-    arun_search,
-    paged_search,
-    run_search,
-)
+from langchain_metaso.paged_search import PagedSearch, SearchOptions, arun_search, run_search
 from langchain_metaso.search import MAX_SIZE, RequestOptions
 
 __all__ = ["MetasoRetriever"]
@@ -105,7 +99,7 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             [error] = exc.errors()
             message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
             raise _invalid(owner, ("query",), message) from None
-        return settings.client, paged_search(request, settings.search_filters())
+        return settings.client, PagedSearch(request, settings.search_filters())
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **overrides: Any

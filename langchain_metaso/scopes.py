@@ -1,9 +1,5 @@
 """The search scopes, written once: their names, where an answer lists their results, and
-how a model should read them.
-
-The request validation, the tools' argument schemas, the docstrings, the emulator and the
-tests all read this table. Standard library only, so the emulator can import it.
-"""
+how a model should read them. Standard library only, so the emulator can import it."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
 """The search endpoint, ``POST {base_url}/search``: its request, its answer, and the
-``Call`` that joins them.
-
-Requests are validated strictly, before any I/O; answers are read leniently (see
-``langchain_metaso._parsing``).
-"""
+``Call`` that joins them. Answers are read leniently (``langchain_metaso._parsing``)."""
 
 from __future__ import annotations
 
@@ -13,29 +9,26 @@ from functools import partial
 from typing import Any
 
 from langchain_core.documents import Document
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_metaso._http import Call
 from langchain_metaso._parsing import (
     Int,
     JsonObject,
+    Query,
     ScopeName,
     Text,
     TextList,
-    check_query,
     lenient,
     stable_id,
 )
 from langchain_metaso.dates import iso_date, today_in_china
-from langchain_metaso.scopes import SCOPES, Scope, result_key
+from langchain_metaso.scopes import result_key
 
 __all__ = [
     "MAX_SIZE",
     "PAGE_SIZE",
-    "SCOPES",
     "RequestOptions",
-    "Scope",
-    "ScopeName",
     "SearchRequest",
     "SearchResponse",
     "SearchResult",
@@ -50,16 +43,13 @@ PAGE_SIZE = 10
 
 
 class RequestOptions(BaseModel):
-    """What a search asks the API for besides the query, its size and its page."""
+    """What a search asks the API for besides the query, its size and its page (documented
+    where they are settings: ``MetasoRetriever``, ``MetasoSearchTool``)."""
 
     scope: ScopeName = "webpage"
-    """Where to search (one of ``SCOPES``)."""
     include_summary: bool = True
-    """Ask for an AI summary of each result."""
     include_raw_content: bool | None = None
-    """Ask for each page's full text (it then becomes ``page_content``)."""
     concise_snippet: bool | None = None
-    """Ask for shorter snippets."""
 
 
 class SearchRequest(RequestOptions):
@@ -67,19 +57,16 @@ class SearchRequest(RequestOptions):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    query: str
+    query: Query
     size: int = Field(default=10, ge=1, le=MAX_SIZE)
     page: int | None = Field(default=None, ge=1)
-
-    _check_query = field_validator("query")(check_query)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body in the API's names; optional fields only when set.
 
-        ``size`` is a number, as the API echoes it. ``size`` and ``page`` are "choose
-        one of the two" for the API (both together have been answered with errCode
-        1000), so a page is asked for without a size: it then holds the API's default
-        10 results (``PAGE_SIZE``), of which ``size`` are kept.
+        ``size`` and ``page`` are "choose one of the two" for the API (both together have
+        been answered with errCode 1000), so a page is asked for without a size: it then
+        holds the API's default 10 results (``PAGE_SIZE``), of which ``size`` are kept.
         """
         body: dict[str, Any] = {
             "q": self.query,
@@ -97,10 +84,7 @@ class SearchRequest(RequestOptions):
 
 
 class SearchResult(BaseModel):
-    """One search result. Every field is optional; unknown fields are kept as extras.
-
-    Image results have no ``link``: their ``image_url`` stands for them (``url``).
-    """
+    """One search result. Every field is optional; unknown fields are kept as extras."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -132,11 +116,8 @@ class SearchResult(BaseModel):
         return None
 
     def text(self, *, prefer_content: bool = False) -> tuple[str, str]:
-        """The best text of the result and the name of the field it came from.
-
-        Raw page text when asked for and present, else the summary, else the
-        snippet, else the title, else the URL: a result never reads as empty.
-        """
+        """The best text of the result (see the README's "Scopes and their metadata"), and
+        the name of the field it came from; the URL when there is no other."""
         order = ("content",) if prefer_content else ()
         for name in (*order, "summary", "snippet", "title", "link", "image_url"):
             value = getattr(self, name)
@@ -152,12 +133,8 @@ class SearchResult(BaseModel):
         prefer_content: bool = False,
         today: datetime.date | None = None,
     ) -> Document:
-        """A ``Document`` whose metadata holds every field under its API name (but the
-        text that became ``page_content``: the title and the URL always stay), plus
-        ``source`` (``url``), ``scope``, ``query`` and, when ``date`` can be read,
-        ``published`` (ISO, see ``langchain_metaso.dates``). Its ``id`` derives from
-        ``url``, else the title and text: the same for the same result on every call,
-        whatever the query, so vector stores and the indexing API can de-duplicate.
+        """The result as the README's "Scopes and their metadata" describes its
+        ``Document``; without a URL, the id derives from the title and text.
 
         Args:
             today: The day relative dates (``3天前``) count back from; default today in China.
@@ -231,15 +208,10 @@ class SearchResponse(BaseModel):
     def to_documents(
         self, request: SearchRequest, *, today: datetime.date | None = None
     ) -> list[Document]:
-        """One ``Document`` a result, in the server's order, at most ``request.size``.
-        What the call cost is not on them (it would count once a result, and again on a
-        cache hit): ``metaso_usage()`` sums it.
-
-        The cut guards against a server that returns more than was asked for.
-
-        Args:
-            today: The day relative dates count back from; default today in China.
-        """
+        """One ``Document`` a result (see ``SearchResult.to_document``), in the server's
+        order, at most ``request.size`` (a server may return more). What the call cost is not
+        on them (it would count once a result, and again on a cache hit): ``metaso_usage()``
+        sums it."""
         prefer_content = bool(request.include_raw_content)
         today = today or today_in_china()
         return [

@@ -1,9 +1,5 @@
-"""What calls cost: credits, requests and cache hits, counted where you ask, with budgets.
-
-README's "What a run cost" says how ``metaso_usage`` follows the context and how a budget
-holds, however many calls run at once: a call may start only while the credits spent plus
-those held by calls in flight are below the limit.
-"""
+"""What calls cost: credits, requests and cache hits, counted where you ask, and credit
+budgets (README "What a run cost")."""
 
 from __future__ import annotations
 
@@ -12,8 +8,8 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -29,11 +25,9 @@ __all__ = [
     "RedisCreditBudget",
     "Reservation",
     "UsageCounts",
-    "areserve",
     "credits_from",
     "metaso_usage",
     "record_usage",
-    "reserve",
 ]
 
 logger = logging.getLogger("langchain_metaso")
@@ -64,16 +58,6 @@ class UsageCounts:
     requests: int = 0
     cache_hits: int = 0
     unpriced_requests: int = 0
-
-    def _count(self, credits: float | None, cache_hit: bool) -> None:
-        if cache_hit:
-            self.cache_hits += 1
-            return
-        self.requests += 1
-        if credits is None:
-            self.unpriced_requests += 1
-        else:
-            self.credits += credits
 
 
 @runtime_checkable
@@ -153,13 +137,10 @@ class CreditBudget:
     # the calls in flight here.
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:
-            state = {**self.__dict__, "held": 0.0, "_prices": dict(self._prices)}
-        del state["_lock"]
-        return state
+            return {**self.__dict__, "held": 0.0, "_prices": dict(self._prices), "_lock": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def __repr__(self) -> str:
         return f"CreditBudget(limit={self.limit:g}, spent={self.spent:g})"
@@ -190,11 +171,8 @@ HOLD_LEASE = 600.0  # seconds: the hold of a worker that died mid-call lapses af
 class RedisCreditBudget:
     """A credit budget kept in Redis: every process and machine using the same
     ``redis_url`` and ``key`` spends from it, by the rule of ``CreditBudget`` (README "Many
-    machines"). The hold of a worker that died mid-call lapses after 10 minutes.
-
-    A budget that cannot be checked is not a budget: when Redis cannot be reached, a call
-    is refused before it is sent, with ``MetasoConnectionError``. It pickles as its URL and
-    settings; a copy in a worker reconnects.
+    machines"). It pickles as its URL and settings; a copy in a worker reconnects. When
+    Redis cannot be reached, a call is refused before it is sent (``MetasoConnectionError``).
 
     Args:
         redis_url: The Redis server, e.g. ``redis://localhost:6379/0``.
@@ -303,8 +281,15 @@ class MetasoUsage(UsageCounts):
 
     def _record(self, endpoint: str, credits: float | None, cache_hit: bool) -> None:
         with self._lock:
-            self._count(credits, cache_hit)
-            self.by_endpoint.setdefault(endpoint, UsageCounts())._count(credits, cache_hit)
+            for counts in (self, self.by_endpoint.setdefault(endpoint, UsageCounts())):
+                if cache_hit:
+                    counts.cache_hits += 1
+                    continue
+                counts.requests += 1
+                if credits is None:
+                    counts.unpriced_requests += 1
+                else:
+                    counts.credits += credits
 
     def __repr__(self) -> str:
         budget = "" if self.budget is None else f", credit_budget={self.budget.limit:g}"
@@ -320,14 +305,11 @@ _active: ContextVar[tuple[MetasoUsage, ...]] = ContextVar("metaso_usage", defaul
 @contextmanager
 def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[MetasoUsage]:
     """Count the credits, requests and cache hits of every call made inside the block.
-
     Blocks nest: a call counts in every block it is inside.
 
     Args:
-        credit_budget: Credits the block may spend, or a budget to spend from (e.g. a
-            ``RedisCreditBudget`` shared by every worker). A call that would start once
-            spent and in-flight credits reach it raises ``MetasoBudgetExceededError``
-            without being sent (an agent's tool gets an error message instead).
+        credit_budget: Credits the block may spend, by the rule of ``CreditBudget``, or a
+            budget to spend from (e.g. a ``RedisCreditBudget`` shared by every worker).
     """
     usage = MetasoUsage(credit_budget)
     token = _active.set((*_active.get(), usage))
@@ -338,20 +320,44 @@ def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[Metaso
 
 
 class Reservation:
-    """One call's holds on every budget that applies to it (see ``reserve``), until the
-    call settles, or is released when it ends without an answer."""
+    """One call's holds on every budget that applies to it (the instance's ``budget``,
+    each ``metaso_usage`` block's), around each call the HTTP core sends::
 
-    def __init__(self, endpoint: str, budgets: list[Budget]) -> None:
+        with Reservation(call.endpoint, budget) as reservation:  # or ``async with``
+            answer = send(call)
+            reservation.settle(credits_from(answer))
+
+    Entering raises ``MetasoBudgetExceededError`` (holding nothing) if a budget is spent;
+    leaving without ``settle`` releases the holds. ``async with`` and ``asettle`` ask a
+    budget kept on a server from a worker thread, never blocking the event loop.
+    """
+
+    def __init__(self, endpoint: str, budget: Budget | None = None) -> None:
         self.endpoint = endpoint
         self._usages = _active.get()  # the blocks the call started in, wherever it ends
-        self.remote = _remote(budgets)
-        self._holds: list[tuple[Budget, Any]] | None = []
+        found = [budget, *(usage.budget for usage in self._usages)]
+        self._budgets = list({id(each): each for each in found if each is not None}.values())
+        self._remote = not all(isinstance(each, CreditBudget) for each in self._budgets)
+        self._holds: list[tuple[Budget, Any]] | None = None
+
+    def __enter__(self) -> Reservation:
+        self._holds = []
         try:
-            for each in budgets:
-                self._holds.append((each, each.reserve(endpoint)))
+            for budget in self._budgets:
+                self._holds.append((budget, budget.reserve(self.endpoint)))
         except BaseException:
             self.release()
             raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    async def __aenter__(self) -> Reservation:
+        return await self._off_loop(self.__enter__)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._off_loop(self.release)
 
     def settle(self, credits: float | None) -> None:
         """The call was answered, and charged ``credits`` (``None``: the answer did not
@@ -365,8 +371,7 @@ class Reservation:
             usage._record(self.endpoint, credits, cache_hit=False)
 
     async def asettle(self, credits: float | None) -> None:
-        """``settle``, off the event loop if a budget is kept on a server."""
-        await _off_loop(self.remote, self.settle, credits)
+        await self._off_loop(self.settle, credits)
 
     def release(self) -> None:
         """Nothing was charged: drop the holds, count nothing."""
@@ -374,52 +379,8 @@ class Reservation:
         for budget, hold in holds or ():
             budget.release(hold)
 
-
-def _applying(budget: Budget | None) -> list[Budget]:
-    """The instance's ``budget`` and those of the ``metaso_usage`` blocks, each once."""
-    found = [budget, *(usage.budget for usage in _active.get())]
-    return list({id(b): b for b in found if b is not None}.values())
-
-
-def _remote(budgets: list[Budget]) -> bool:
-    # A budget kept on a server: the async paths ask it from a worker thread.
-    return any(not isinstance(budget, CreditBudget) for budget in budgets)
-
-
-async def _off_loop(remote: bool, function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.to_thread(function, *args) if remote else function(*args)
-
-
-@contextmanager
-def reserve(endpoint: str, budget: Budget | None = None) -> Iterator[Reservation]:
-    """Hold a call's expected cost on every budget that applies to it (the instance's
-    ``budget``, that of each ``metaso_usage`` block it is made in) while the block runs;
-    the HTTP core wraps each call it sends (not a cache hit, which is free)::
-
-        with reserve(call.endpoint, budget) as reservation:
-            answer = send(call)
-            reservation.settle(credits_from(answer))
-
-    Leaving the block without ``settle`` releases the holds: nothing was charged. Raises
-    ``MetasoBudgetExceededError`` (holding nothing) if a budget is spent.
-    """
-    reservation = Reservation(endpoint, _applying(budget))
-    try:
-        yield reservation
-    finally:
-        reservation.release()
-
-
-@asynccontextmanager
-async def areserve(endpoint: str, budget: Budget | None = None) -> AsyncIterator[Reservation]:
-    """``reserve`` on the event loop, which never waits for a budget kept on a server
-    (``RedisCreditBudget``): it is asked from a worker thread. Settle with ``asettle``."""
-    budgets = _applying(budget)
-    reservation = await _off_loop(_remote(budgets), Reservation, endpoint, budgets)
-    try:
-        yield reservation
-    finally:
-        await _off_loop(reservation.remote, reservation.release)
+    async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(function, *args) if self._remote else function(*args)
 
 
 def record_usage(endpoint: str, credits: float | None, *, cache_hit: bool = False) -> None:

@@ -42,7 +42,7 @@ from langchain_metaso.cache import (
     cache_set,
 )
 from langchain_metaso.errors import MetasoError, MetasoRateLimitError
-from langchain_metaso.usage import Budget, areserve, credits_from, record_usage, reserve
+from langchain_metaso.usage import Budget, Reservation, credits_from, record_usage
 
 __all__ = ["MetasoClient"]
 
@@ -144,7 +144,7 @@ class MetasoClient:
         when the caller stops reading early.
         """
         deadline = self.policy.deadline(time.monotonic())
-        with reserve(call.endpoint, self.budget) as reservation:
+        with Reservation(call.endpoint, self.budget) as reservation:
             response = self._run(call, self._opened, deadline)  # holds a slot until closed
             events = self._events(call, response, deadline)
             raw = events.body.raw(response)
@@ -163,7 +163,7 @@ class MetasoClient:
     async def astream(self, call: Call[T]) -> AsyncIterator[T]:
         """``stream`` on the running event loop."""
         deadline = self.policy.deadline(time.monotonic())
-        async with areserve(call.endpoint, self.budget) as reservation:
+        async with Reservation(call.endpoint, self.budget) as reservation:
             response = await self._arun(call, self._opened, deadline)
             events = self._events(call, response, deadline)
             raw = events.body.araw(response)
@@ -183,13 +183,13 @@ class MetasoClient:
     def _send(self, call: Call[T], deadline: float | None) -> tuple[Any, T]:
         """Send ``call`` (no cache), its expected cost held on its budgets until answered:
         its decoded answer and its parsed result."""
-        with reserve(call.endpoint, self.budget) as reservation:
+        with Reservation(call.endpoint, self.budget) as reservation:
             answer = self._run(call, self._parsed, deadline)
             reservation.settle(credits_from(answer[0]))
             return answer
 
     async def _asend(self, call: Call[T], deadline: float | None) -> tuple[Any, T]:
-        async with areserve(call.endpoint, self.budget) as reservation:
+        async with Reservation(call.endpoint, self.budget) as reservation:
             answer = await self._arun(call, self._parsed, deadline)
             await reservation.asettle(credits_from(answer[0]))
             return answer

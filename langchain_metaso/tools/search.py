@@ -11,7 +11,7 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_vali
 from typing_extensions import Self
 
 from langchain_metaso.filters import FilterSettings, SearchFilters
-from langchain_metaso.paged_search import PagedSearch, SearchOptions, SearchOutcome, paged_search
+from langchain_metaso.paged_search import PagedSearch, SearchOptions
 from langchain_metaso.scopes import Scope, describe_scope
 from langchain_metaso.search import MAX_SIZE, PAGE_SIZE, SearchResult
 from langchain_metaso.tools.base import MetasoTool, QueryInput, explain_invalid_arguments
@@ -53,15 +53,15 @@ QUERY_SHOWN = 100
 """The most characters of a query the text for a model repeats."""
 
 
-def format_results(outcome: SearchOutcome, filters: SearchFilters) -> str:
-    """Compact text for a model: one entry a result, numbered from 1, what ``filters``
-    dropped, and, when they kept nothing, what they keep."""
-    request, response = outcome.request, outcome.response
+def format_results(search: PagedSearch) -> str:
+    """Compact text for a model of a finished search: one entry a result, numbered from
+    1, what its filters dropped, and, when they kept nothing, what they keep."""
+    request, response = search.request, search.response
     query = _quote(request.query)
-    note = outcome.filtered.describe()
+    note = search.filtered.describe()
     note = f" ({note})" if note else ""
     if not response.results:
-        kept_to = _kept_to(filters, outcome.today) if note else ""
+        kept_to = _kept_to(search.filters, search.today) if note else ""
         if request.page and response.total:
             pages = -(-response.total // PAGE_SIZE)
             return (
@@ -254,7 +254,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         include_domains: list[str] | None = None,
         exclude_domains: list[str] | None = None,
         recency_days: int | None = None,
-    ) -> tuple[PagedSearch, Callable[[SearchOutcome], tuple[str, list[Document]]]]:
+    ) -> tuple[PagedSearch, Callable[[PagedSearch], tuple[str, list[Document]]]]:
         limit = self.size_limit
         request = self.search_request(
             query, scope=scope, size=min(size or self.size, limit), page=page or self.page
@@ -281,7 +281,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
                     f"Invalid arguments: {exc}. Fix the arguments and call the tool again."
                 ) from None
 
-        def answer(outcome: SearchOutcome) -> tuple[str, list[Document]]:
-            return format_results(outcome, filters) + cut, outcome.to_documents()
+        def answer(search: PagedSearch) -> tuple[str, list[Document]]:
+            return format_results(search) + cut, search.to_documents()
 
-        return paged_search(request, filters), answer
+        return PagedSearch(request, filters), answer

@@ -7,11 +7,13 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
 from langchain_core.messages import ToolMessage
+from ray_support import local_ray
 from redis_support import redis_server, redis_server_binary
 
 import langchain_metaso._http.body as body_module
@@ -91,6 +93,13 @@ def redis_server_url() -> Iterator[str]:
     """
     with redis_server(redis_server_binary()) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[ModuleType]:
+    """The ``ray`` module, initialised on a local cluster of the session's own (see
+    ``ray_support``); its address is ``ray_cluster.get_runtime_context().gcs_address``."""
+    yield from local_ray()
 
 
 @pytest.fixture

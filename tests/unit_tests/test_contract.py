@@ -32,7 +32,7 @@ from langchain_metaso._http.sse import SSEDecoder
 from langchain_metaso.chat import Answer
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.filters import SearchFilters
-from langchain_metaso.paged_search import paged_search, run_search
+from langchain_metaso.paged_search import PagedSearch, run_search
 from langchain_metaso.search import SearchRequest
 from langchain_metaso.testing import Fault, MetasoEmulator, load_seed_response
 
@@ -191,12 +191,12 @@ def test_search_answer_credits_and_total_reach_the_program(
     scope, query, _ = asked(payload)
     request = SearchRequest(query=query, scope=scope, size=100)
     emulator.script(Fault.status(200, body=payload))
-    outcome = run_search(make(MetasoConfig).client, paged_search(request, SearchFilters()))
+    outcome = run_search(make(MetasoConfig).client, PagedSearch(request, SearchFilters()))
     assert (outcome.response.credits, outcome.response.total) == (
         payload["credits"],
         payload["total"],
     )
-    assert outcome.requests == 1
+    assert len(outcome.answers) == 1
 
 
 ECHOES = [

@@ -411,9 +411,11 @@ def test_notebook_is_committed_valid_and_without_outputs() -> None:
 
 
 def _text(output: dict[str, Any]) -> str:
+    # A stream's text may come in several outputs, split anywhere (even mid-line): they
+    # carry their own newlines. A result's text ends its line.
     if output["output_type"] == "stream":
         return str(output["text"])
-    return str(output.get("data", {}).get("text/plain", ""))
+    return str(output.get("data", {}).get("text/plain", "")) + "\n"
 
 
 @pytest.mark.parametrize("folder", [EXAMPLES, REPO], ids=["from-examples", "from-the-root"])
@@ -435,7 +437,7 @@ def test_notebook_runs_offline(monkeypatch: pytest.MonkeyPatch, folder: Path) ->
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error"]
     assert not [o for o in outputs if o.get("name") == "stderr"]
-    text = "\n".join(_text(output) for output in outputs)
+    text = "".join(_text(output) for output in outputs)
     assert text.splitlines()[0].startswith("Offline:")
     assert text.rstrip().endswith(sys.prefix)
     # Search results, the metadata of every scope, the async batch and the chain's answer.

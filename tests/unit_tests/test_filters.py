@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
 from typing import Any
@@ -20,11 +19,9 @@ from langchain_metaso.filters import (
     UNDATED,
     Filtered,
     SearchFilters,
-    describe,
     domain_matches,
     host_of,
     normalize_domain,
-    result_date,
 )
 
 TODAY = date(2025, 3, 31)
@@ -304,8 +301,8 @@ RECENT = SearchFilters(recency_days=7)
 
 
 def drop_reason(filters: SearchFilters, url: str | None, date_text: str | None) -> str | None:
-    """Why ``apply`` drops an item with this URL and date, or ``None`` if it keeps it."""
-    judged = filters.apply([None], today=TODAY, url=lambda _: url, date_text=lambda _: date_text)
+    """Why ``apply`` drops a result with this URL and date, or ``None`` if it keeps it."""
+    judged = filters.apply([SearchResult(link=url, date=date_text)], today=TODAY)
     return next(iter(judged.dropped), None)
 
 
@@ -412,26 +409,16 @@ def test_the_link_wins_over_the_image_url() -> None:
     assert video.url == "https://v.a.com/1"
 
 
-def test_result_readers_tolerate_missing_and_odd_fields() -> None:
-    # Something without a URL has no site: never from an included site.
-    assert not SearchFilters(include_domains=["a.com"]).apply([object()], today=TODAY).kept
-    assert result_date(object()) is None
+def test_results_tolerate_missing_and_odd_fields() -> None:
+    # A result without a URL has no site: never from an included site.
+    assert not SearchFilters(include_domains=["a.com"]).apply([SearchResult()], today=TODAY).kept
     assert SearchResult.model_validate({"link": "  "}).url is None
-    assert result_date(SearchResult.model_validate({"date": "2023-06-01"})) == "2023-06-01"
-
-
-@dataclass
-class Row:
-    url: str
-    published: str
-
-
-def test_apply_reads_any_item_through_the_callables() -> None:
-    rows = [Row("https://a.com/1", "2025-03-30"), Row("https://b.com/1", "2025-03-30")]
-    outcome = SearchFilters(include_domains=["a.com"]).apply(
-        rows, today=TODAY, url=lambda r: r.url, date_text=lambda r: r.published
-    )
-    assert outcome.kept == [rows[0]]
+    results = [
+        SearchResult.model_validate({"link": "https://a.com/1", "date": "2025-03-30"}),
+        SearchResult.model_validate({"link": "https://b.com/1", "date": "2025-03-30"}),
+    ]
+    outcome = SearchFilters(include_domains=["a.com"], recency_days=7).apply(results, today=TODAY)
+    assert outcome.kept == [results[0]]
 
 
 @given(
@@ -501,7 +488,9 @@ def test_outcomes_of_pages_add_up() -> None:
     ],
 )
 def test_describe(kept: int, seen: int, dropped: dict[str, int], expected: str) -> None:
-    assert describe(kept, seen, dropped) == expected
+    filtered = Filtered(["a result"] * kept, dropped)
+    assert filtered.seen == seen
+    assert filtered.describe() == expected
 
 
 # --- narrowing an instance's filters with a call's ---------------------------------------
@@ -569,7 +558,10 @@ def test_published_before_keeps_results_up_to_that_day() -> None:
     window = SearchFilters(published_after="2025-01-01", published_before="2025-03-01")
     assert drop_reason(window, None, "2024-12-31") == "older than 2025-01-01"
     assert drop_reason(window, None, "2025-02-01") is None
-    assert describe(1, 3, {"newer than 2025-03-01": 2}) == "1 of 3 kept: 2 newer than 2025-03-01"
+    assert (
+        Filtered(["a result"], {"newer than 2025-03-01": 2}).describe()
+        == "1 of 3 kept: 2 newer than 2025-03-01"
+    )
 
 
 def test_published_before_and_after_must_leave_a_window() -> None:

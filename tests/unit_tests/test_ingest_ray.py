@@ -1,4 +1,5 @@
-"""``examples/ingest_ray.py --offline``: a corpus built on a local Ray cluster, twice; the
+"""``examples/ingest_ray.py --offline``: a corpus built twice, on a local Ray cluster of its
+own as a user runs it, then on an existing cluster (``--ray-address``, the session's); the
 second run finds everything already indexed."""
 
 from __future__ import annotations
@@ -8,13 +9,16 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-from ray_support import import_ray
+from ray_support import RAY_GROUP
 from redis_support import REPO, redis_server_binary
 
+pytestmark = RAY_GROUP
 
-def ingest(state: Path) -> dict[str, float]:
+
+def ingest(state: Path, *args: str) -> dict[str, float]:
     """Run the example offline, keeping its index in ``state``: its summary's figures."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("METASO_", "RAY_ADDRESS"))},
@@ -22,7 +26,7 @@ def ingest(state: Path) -> dict[str, float]:
         "PYTHONIOENCODING": "utf-8",
     }
     result = subprocess.run(
-        [sys.executable, "examples/ingest_ray.py", "--offline", "--state", str(state)],
+        [sys.executable, "examples/ingest_ray.py", "--offline", "--state", str(state), *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -42,8 +46,7 @@ def ingest(state: Path) -> dict[str, float]:
 
 
 @pytest.mark.timeout(900)
-def test_a_second_run_indexes_nothing_new(tmp_path: Path) -> None:
-    import_ray()
+def test_a_second_run_indexes_nothing_new(tmp_path: Path, ray_cluster: ModuleType) -> None:
     redis_server_binary()
     first = ingest(tmp_path / "state")
     # 5 queries, one of them twice, 3 pages each; no page is found by two queries.
@@ -55,6 +58,8 @@ def test_a_second_run_indexes_nothing_new(tmp_path: Path) -> None:
     assert first["requests"] + first["cache hits"] == 5 + 15 - first["duplicates skipped"]
     # The emulator charges 3 a search of 3 results and 1 a page.
     assert first["credits spent"] == 3 * (first["requests"] - 12) + 12
-    second = ingest(tmp_path / "state")
+    second = ingest(
+        tmp_path / "state", "--ray-address", ray_cluster.get_runtime_context().gcs_address
+    )
     assert second["documents indexed"] == 0
     assert second["already indexed"] == 12

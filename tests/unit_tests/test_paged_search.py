@@ -19,9 +19,8 @@ from langchain_metaso.dates import today_in_china
 from langchain_metaso.filters import SearchFilters
 from langchain_metaso.paged_search import (
     MAX_REQUESTS,
-    SearchOutcome,
+    PagedSearch,
     arun_search,
-    paged_search,
     run_search,
 )
 from langchain_metaso.search import SearchRequest
@@ -61,11 +60,11 @@ class Server:
 
 
 @pytest.fixture(params=["sync", "async"])
-def search(request: pytest.FixtureRequest) -> Callable[..., SearchOutcome]:
+def search(request: pytest.FixtureRequest) -> Callable[..., PagedSearch]:
     """``search(server, filters, **request)``: through ``run_search``, then ``arun_search``."""
 
-    def run(server: Server, filters: SearchFilters, **fields: Any) -> SearchOutcome:
-        flow = paged_search(SearchRequest(query="q", **fields), filters, today=TODAY)
+    def run(server: Server, filters: SearchFilters, **fields: Any) -> PagedSearch:
+        flow = PagedSearch(SearchRequest(query="q", **fields), filters, today=TODAY)
         if request.param == "sync":
             return run_search(server, flow)  # type: ignore[arg-type]
         return asyncio.run(arun_search(server, flow))  # type: ignore[arg-type]
@@ -73,7 +72,7 @@ def search(request: pytest.FixtureRequest) -> Callable[..., SearchOutcome]:
     return run
 
 
-def positions(outcome: SearchOutcome) -> list[int | None]:
+def positions(outcome: PagedSearch) -> list[int | None]:
     return [result.position for result in outcome.response.results]
 
 
@@ -82,7 +81,7 @@ def positions(outcome: SearchOutcome) -> list[int | None]:
 
 @pytest.mark.parametrize("fields", [{"size": 3}, {"size": 25}, {"size": 3, "page": 2}])
 def test_without_filters_one_request_exactly_as_asked(
-    search: Callable[..., SearchOutcome], fields: dict[str, Any]
+    search: Callable[..., PagedSearch], fields: dict[str, Any]
 ) -> None:
     server = Server([item(n, "b.com") for n in range(1, 51)])
     outcome = search(server, SearchFilters(keep_undated=False), **fields)
@@ -90,11 +89,11 @@ def test_without_filters_one_request_exactly_as_asked(
     assert len(outcome.response.results) == (3 if "page" in fields else fields["size"])
     assert outcome.filtered.dropped == {}
     assert outcome.filtered.describe() == ""
-    assert outcome.requests == 1
+    assert len(outcome.answers) == 1
 
 
 def test_with_filters_and_k_up_to_10_pages_1_2_3_without_size(
-    search: Callable[..., SearchOutcome],
+    search: Callable[..., PagedSearch],
 ) -> None:
     server = Server([item(n, "b.com") for n in range(1, 51)])
     outcome = search(server, SITES, size=5)
@@ -105,11 +104,11 @@ def test_with_filters_and_k_up_to_10_pages_1_2_3_without_size(
     ]
     assert outcome.response.results == []
     assert outcome.filtered.describe() == "0 of 30 kept: 30 outside the requested sites"
-    assert outcome.requests == MAX_REQUESTS == 3
+    assert len(outcome.answers) == MAX_REQUESTS == 3
 
 
 def test_with_filters_and_k_over_10_size_then_the_pages_after_it(
-    search: Callable[..., SearchOutcome],
+    search: Callable[..., PagedSearch],
 ) -> None:
     server = Server([item(n, "b.com") for n in range(1, 101)])
     search(server, SITES, size=25)
@@ -134,14 +133,14 @@ def test_with_filters_and_k_over_10_size_then_the_pages_after_it(
 
 
 def test_with_filters_a_page_asked_for_starts_the_pages(
-    search: Callable[..., SearchOutcome],
+    search: Callable[..., PagedSearch],
 ) -> None:
     server = Server([item(n, "b.com") for n in range(1, 101)])
     search(server, SITES, size=5, page=4)
     assert [b.get("page") for b in server.bodies] == [4, 5, 6]
 
 
-def test_stops_once_k_pass_and_never_keeps_more(search: Callable[..., SearchOutcome]) -> None:
+def test_stops_once_k_pass_and_never_keeps_more(search: Callable[..., PagedSearch]) -> None:
     server = Server([item(n, "b.com" if n in (2, 5) else "a.com") for n in range(1, 51)])
     outcome = search(server, SITES, size=4)
     assert len(server.bodies) == 1
@@ -150,7 +149,7 @@ def test_stops_once_k_pass_and_never_keeps_more(search: Callable[..., SearchOutc
     assert outcome.filtered.describe() == "4 of 6 kept: 2 outside the requested sites"
 
 
-def test_stops_at_a_short_page(search: Callable[..., SearchOutcome]) -> None:
+def test_stops_at_a_short_page(search: Callable[..., PagedSearch]) -> None:
     # The total says there is more; the short second page says there is not.
     server = Server([item(n, "a.com" if n == 3 else "b.com") for n in range(1, 16)], total=86)
     outcome = search(server, SITES, size=5)
@@ -158,7 +157,7 @@ def test_stops_at_a_short_page(search: Callable[..., SearchOutcome]) -> None:
     assert positions(outcome) == [3]
 
 
-def test_stops_past_total(search: Callable[..., SearchOutcome]) -> None:
+def test_stops_past_total(search: Callable[..., PagedSearch]) -> None:
     server = Server([item(n, "b.com") for n in range(1, 21)])
     outcome = search(server, SITES, size=5)
     # Page 2 ends at 20, the total: no page 3.
@@ -166,7 +165,7 @@ def test_stops_past_total(search: Callable[..., SearchOutcome]) -> None:
     assert outcome.filtered.describe() == "0 of 20 kept: 20 outside the requested sites"
 
 
-def test_results_repeated_across_pages_are_kept_once(search: Callable[..., SearchOutcome]) -> None:
+def test_results_repeated_across_pages_are_kept_once(search: Callable[..., PagedSearch]) -> None:
     first = [item(n) for n in range(1, 11)]
     server = Server([*first, *first[:5], *[item(n) for n in range(11, 16)]])
     outcome = search(server, SearchFilters(exclude_domains=["c.com"]), size=15)
@@ -174,20 +173,20 @@ def test_results_repeated_across_pages_are_kept_once(search: Callable[..., Searc
     assert outcome.filtered.seen == 15
 
 
-def test_without_filters_an_answer_is_kept_as_it_came(search: Callable[..., SearchOutcome]) -> None:
+def test_without_filters_an_answer_is_kept_as_it_came(search: Callable[..., PagedSearch]) -> None:
     server = Server([item(1), item(1), {"title": "x"}, {"title": "x"}])
     assert positions(search(server, SearchFilters(), size=4)) == [1, 1, None, None]
 
 
 def test_with_filters_results_without_a_url_are_never_taken_for_repeats(
-    search: Callable[..., SearchOutcome],
+    search: Callable[..., PagedSearch],
 ) -> None:
     server = Server([item(1), item(1), {"title": "x"}, {"title": "x"}])
     outcome = search(server, SearchFilters(exclude_domains=["b.com"]), size=4)
     assert [r.title for r in outcome.response.results] == ["t1", "x", "x"]
 
 
-def test_images_are_told_apart_by_their_image_url(search: Callable[..., SearchOutcome]) -> None:
+def test_images_are_told_apart_by_their_image_url(search: Callable[..., PagedSearch]) -> None:
     def image(n: int) -> dict[str, Any]:
         return {"title": "同名", "imageUrl": f"https://img.a.com/{n % 12}.jpg", "position": n}
 
@@ -200,7 +199,7 @@ def test_images_are_told_apart_by_their_image_url(search: Callable[..., SearchOu
 
 
 def test_credits_add_up_and_total_is_the_first_answers(
-    search: Callable[..., SearchOutcome],
+    search: Callable[..., PagedSearch],
 ) -> None:
     server = Server([item(n, "b.com") for n in range(1, 41)])
     outcome = search(server, SITES, size=3)
@@ -209,7 +208,7 @@ def test_credits_add_up_and_total_is_the_first_answers(
 
 
 def test_outcome_documents_read_dates_on_the_filters_day(
-    search: Callable[..., SearchOutcome],
+    search: Callable[..., PagedSearch],
 ) -> None:
     server = Server([item(1, day="3天前"), item(2, day="40天前"), item(3, day=None)])
     outcome = search(server, SearchFilters(recency_days=7), size=5)

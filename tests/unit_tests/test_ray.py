@@ -8,12 +8,11 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import pytest
-from ray_support import RAY_HINT, import_ray, local_ray
+from ray_support import RAY_GROUP, RAY_HINT, import_ray
 from redis_support import TEST_KEY, meet
 
 from langchain_metaso import (
@@ -29,9 +28,7 @@ WORKERS = 4
 RATE = 10.0  # requests a second, for all workers together
 
 
-@pytest.fixture(scope="module")
-def ray() -> Iterator[ModuleType]:
-    yield from local_ray()
+pytestmark = RAY_GROUP
 
 
 def search_each(
@@ -52,7 +49,7 @@ def search_each(
 
 
 def test_ray_workers_share_one_budget_one_cache_and_one_rate(
-    ray: ModuleType, redis_url: str, emulator: MetasoEmulator, emulator_url: str
+    ray_cluster: ModuleType, redis_url: str, emulator: MetasoEmulator, emulator_url: str
 ) -> None:
     queries = [f"问题 {number}" for number in range(12)]
     shared = {
@@ -60,6 +57,7 @@ def test_ray_workers_share_one_budget_one_cache_and_one_rate(
         "rate_limiter": RedisRateLimiter(redis_url, requests_per_second=RATE),
         "credit_budget": RedisCreditBudget(redis_url, credits=24),  # 8 searches of 3
     }
+    ray = ray_cluster
     task = ray.remote(search_each).options(num_cpus=2 / WORKERS)
     started = time.monotonic()
     # First each worker searches its share of the queries, then every worker all of them.

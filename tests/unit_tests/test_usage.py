@@ -36,7 +36,13 @@ from langchain_metaso import (
     metaso_usage,
 )
 from langchain_metaso.testing import Fault, MetasoEmulator
-from langchain_metaso.usage import EXPECTED_CREDITS, Budget, credits_from, record_usage, reserve
+from langchain_metaso.usage import (
+    EXPECTED_CREDITS,
+    Budget,
+    Reservation,
+    credits_from,
+    record_usage,
+)
 
 
 def search(
@@ -46,7 +52,7 @@ def search(
     if cache_hit:
         record_usage("search", None, cache_hit=True)
         return
-    with reserve("search", budget) as reservation:
+    with Reservation("search", budget) as reservation:
         reservation.settle(credits)
 
 
@@ -55,7 +61,7 @@ def test_calls_inside_the_block_are_counted() -> None:
         search(10)
         search(4.5)
         search(cache_hit=True)
-        with reserve("reader") as reservation:
+        with Reservation("reader") as reservation:
             reservation.settle(None)  # a text answer says nothing of its cost
     assert (usage.credits, usage.requests, usage.cache_hits) == (14.5, 3, 1)
     assert usage.unpriced_requests == 1
@@ -515,14 +521,14 @@ def test_an_answer_without_credits_is_charged_what_was_held(make: Make) -> None:
 
 def test_a_redis_budget_is_read_from_redis_by_every_copy(redis_url: str) -> None:
     budget = RedisCreditBudget(redis_url, credits=10, key="app/budget")
-    with reserve("search", budget) as reservation:
+    with Reservation("search", budget) as reservation:
         reservation.settle(4)
     clone = pickle.loads(pickle.dumps(budget))  # as Ray ships it to a worker
     assert clone is not budget
-    with reserve("search", clone) as reservation:
+    with Reservation("search", clone) as reservation:
         reservation.settle(5)
     assert (budget.spent, budget.remaining, clone.spent) == (9, 1, 9)
-    with reserve("reader", budget) as reservation:
+    with Reservation("reader", budget) as reservation:
         reservation.settle(None)  # unpriced: charged what was held, a page's price
     with pytest.raises(MetasoBudgetExceededError, match=r"budget of 10 credits is spent \(10"):
         clone.reserve("search")
@@ -534,7 +540,7 @@ def test_a_redis_budget_is_read_from_redis_by_every_copy(redis_url: str) -> None
 
 def test_a_redis_budget_learns_prices_for_every_process(redis_url: str) -> None:
     budget = RedisCreditBudget(redis_url, credits=100)
-    with reserve("search", budget) as reservation:
+    with Reservation("search", budget) as reservation:
         assert held(budget) == 1
         reservation.settle(3)
     other = pickle.loads(pickle.dumps(budget))
