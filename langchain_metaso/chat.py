@@ -3,10 +3,8 @@
 The API answers in two shapes, both understood whatever was asked for: ``simple``
 (``{"answer", "sources" | "citations", "credits"}``) and ``chat_completions`` (the
 OpenAI shape, ``choices[0].message.content`` plus ``citations`` or ``sources``).
-Asked to stream, it sends OpenAI-style chunks as server-sent events, each read into an
-``AnswerDelta``: sources first, the reasoning of the thinking models, the answer's text,
-then a last chunk with ``finish_reason`` and ``usage``; ``data: [DONE]`` ends the stream.
-The answer cites its sources with marks like ``[[1]]``: the n-th source, 1-based.
+Asked to stream, it sends OpenAI-style chunks as server-sent events (``AnswerDelta``),
+sources first, until ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -16,10 +14,10 @@ import re
 from typing import Annotated, Any, Literal, get_args
 
 from langchain_core.documents import Document
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from langchain_metaso._http import Call
-from langchain_metaso._parsing import Int, ScopeName, Text, check_query, lenient, stable_id
+from langchain_metaso._parsing import Int, Query, ScopeName, Text, lenient, stable_id
 
 __all__ = [
     "CHAT_MODELS",
@@ -57,8 +55,7 @@ def _relative_path(value: str) -> str:
 
 
 ChatPath = Annotated[str, AfterValidator(_relative_path)]
-"""The chat endpoint under ``base_url``: configurable because 302.AI documents it without
-its path."""
+"""The chat endpoint under ``base_url`` (see ``CHAT_PATH``)."""
 
 
 def _model_name(value: str) -> str:
@@ -73,35 +70,25 @@ ModelName = Annotated[str, AfterValidator(_model_name)]
 
 _MARK = re.compile(r"\[\[\s*(\d+(?:\s*,\s*\d+)*)\s*\]\]")
 # Where a source's URL and its best text may be, in order of preference.
-_URL_FIELDS = ("link", "url")
 _TEXT_FIELDS = ("snippet", "summary", "content", "title", "link", "url")
 # The keys a source list may come under, in a message, a delta or the whole answer.
 _SOURCE_KEYS = ("sources", "citations")
 
 
 class AnswerRequest(BaseModel):
-    """One call to ``POST {base_url}/chat/completions``, validated before any I/O.
-
-    Exactly one of ``query`` (sent as ``q``) and ``messages`` (OpenAI-style) is given.
-    ``model`` is any non-empty name, so models newer than this package work;
-    ``temperature`` and ``max_tokens`` are sent under their OpenAI names only when set.
-    """
+    """One call to ``POST {base_url}/chat/completions``, validated before any I/O: exactly
+    one of ``query`` and ``messages`` (OpenAI-style)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    query: str | None = None
+    query: Query | None = Field(default=None, serialization_alias="q")
     messages: list[dict[str, Any]] | None = None
     model: ModelName = "fast"
     scope: ScopeName = "webpage"
     format: AnswerFormat = "simple"
-    concise_snippet: bool | None = None
+    concise_snippet: bool | None = Field(default=None, serialization_alias="conciseSnippet")
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, ge=1)
-
-    @field_validator("query")
-    @classmethod
-    def _check_query(cls, value: str | None) -> str | None:
-        return None if value is None else check_query(value)
 
     @model_validator(mode="after")
     def _one_question(self) -> AnswerRequest:
@@ -113,17 +100,7 @@ class AnswerRequest(BaseModel):
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body in the API's names; optional fields only when set."""
-        question: dict[str, Any] = (
-            {"q": self.query} if self.messages is None else {"messages": self.messages}
-        )
-        body = {**question, "model": self.model, "scope": self.scope, "format": self.format}
-        optional = {
-            "conciseSnippet": self.concise_snippet,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
-        body.update((name, value) for name, value in optional.items() if value is not None)
-        return body
+        return self.model_dump(by_alias=True, exclude_none=True)
 
 
 class TokenUsage(BaseModel):
@@ -135,33 +112,53 @@ class TokenUsage(BaseModel):
     reasoning_tokens: Int = None
     """From ``completion_tokens_details.reasoning_tokens``, when the API reports it."""
 
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> TokenUsage | None:
-        """The ``usage`` of an answer or a chunk, or ``None`` if it has none."""
-        usage = payload.get("usage")
-        if not isinstance(usage, dict):
-            return None
-        details = usage.get("completion_tokens_details")
-        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
-        return lenient(cls, {**usage, "reasoning_tokens": reasoning})
 
+class AnswerDelta(BaseModel):
+    """What one chunk of a streamed answer adds: text, reasoning, sources, or the end.
 
-class Answer(BaseModel):
-    """An answer and the sources its ``[[n]]`` marks refer to (``sources[n - 1]``)."""
+    ``sources`` is ``None`` when the chunk carries none (``[]`` when it carries an empty
+    list); ``finish_reason``, ``usage`` and ``credits`` come on the last chunk.
+    """
 
-    text: str
-    sources: list[dict[str, Any]]
-    """Each source as the API gave it (fields vary); a bare URL becomes ``{"link": url}``."""
-    credits: Int = None
+    text: str = ""
     reasoning: str = ""
-    """The thinking of ``fast_thinking`` and ``ds-r1`` (``message.reasoning_content``)."""
+    """The thinking of ``fast_thinking`` and ``ds-r1`` (``reasoning_content``)."""
+    sources: list[dict[str, Any]] | None = None
+    """Each source as the API gave it (fields vary); a bare URL becomes ``{"link": url}``."""
     highlights: list[Any] | None = None
-    """``highlights``, as the API gave them, when it sent any."""
+    finish_reason: Text = None
     usage: TokenUsage | None = None
+    credits: Int = None
     model: Text = None
     """The model that answered, as the API names it."""
     id: Text = None
-    finish_reason: Text = None
+
+    @classmethod
+    def from_event(cls, payload: Any) -> AnswerDelta:
+        """Read one event's data: ``choices[0].delta`` and the chunk's own fields.
+
+        Sources may sit in the delta (as the API sends them) or beside ``choices``.
+
+        Raises:
+            ValueError: the data is not a chunk of an answer.
+        """
+        if not isinstance(payload, dict):
+            raise ValueError(f"a stream chunk is {type(payload).__name__}, not a JSON object")
+        if not isinstance(payload.get("choices"), list) and not any(
+            key in payload for key in (*_SOURCE_KEYS, "usage", "credits")
+        ):
+            raise ValueError("expected 'choices' in a stream chunk")
+        choice = _first_choice(payload)
+        delta = choice.get("delta")
+        return cls(**_read(payload, choice, delta if isinstance(delta, dict) else payload))
+
+
+class Answer(AnswerDelta):
+    """A whole answer and the sources its ``[[n]]`` marks refer to (``sources[n - 1]``):
+    the fields of a stream's chunks, said once."""
+
+    text: str
+    sources: list[dict[str, Any]]
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Answer:
@@ -170,33 +167,19 @@ class Answer(BaseModel):
         Raises:
             ValueError: the payload is neither shape, or its answer is not text.
         """
-        containers: list[dict[str, Any]] = [payload]
-        choice: dict[str, Any] = {}
-        if "answer" in payload:
-            text = payload["answer"]
-        else:
-            choice = _first_choice(payload)
-            message = choice.get("message")
-            if not isinstance(message, dict):
-                raise ValueError(
-                    "expected 'answer' (format 'simple') or 'choices[0].message' "
-                    "(format 'chat_completions')"
-                )
-            text = message.get("content")
-            containers.append(message)
+        simple = "answer" in payload
+        choice = {} if simple else _first_choice(payload)
+        message = payload if simple else choice.get("message")
+        if not isinstance(message, dict):
+            raise ValueError(
+                "expected 'answer' (format 'simple') or 'choices[0].message' "
+                "(format 'chat_completions')"
+            )
+        text = message.get("answer" if simple else "content")
         if not isinstance(text, str):
             raise ValueError(f"the answer text is {type(text).__name__}, not a string")
-        return cls(
-            text=text,
-            sources=_sources(containers) or [],
-            credits=payload.get("credits"),
-            reasoning=_text_of(containers[-1].get("reasoning_content")),
-            highlights=_highlights(containers),
-            usage=TokenUsage.from_payload(payload),
-            model=payload.get("model"),
-            id=payload.get("id"),
-            finish_reason=choice.get("finish_reason"),
-        )
+        fields = _read(payload, choice, message)
+        return cls(**{**fields, "text": text, "sources": fields["sources"] or []})
 
     def content(self) -> str:
         """Text for a model: marks ``[[n]]`` shown as ``[n]``, then a numbered source list."""
@@ -234,53 +217,43 @@ class Answer(BaseModel):
         return documents
 
 
-class AnswerDelta(BaseModel):
-    """What one chunk of a streamed answer adds: text, reasoning, sources, or the end.
-
-    ``sources`` is ``None`` when the chunk carries none (``[]`` when it carries an empty
-    list); ``finish_reason``, ``usage`` and ``credits`` come on the last chunk.
-    """
-
-    text: str = ""
-    reasoning: str = ""
-    sources: list[dict[str, Any]] | None = None
+def _read(payload: dict[str, Any], choice: dict[str, Any], inner: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an answer or a chunk: ``inner`` is its message or delta (or
+    ``payload`` itself, the simple shape), read before the fields beside ``choices``."""
+    # Plain loops: this runs for every chunk of a stream.
+    sources: list[Any] | None = None
     highlights: list[Any] | None = None
-    finish_reason: Text = None
-    usage: TokenUsage | None = None
-    credits: Int = None
-    model: Text = None
-    id: Text = None
-
-    @classmethod
-    def from_event(cls, payload: Any) -> AnswerDelta:
-        """Read one event's data: ``choices[0].delta`` and the chunk's own fields.
-
-        Sources may sit in the delta (as the API sends them) or beside ``choices``.
-
-        Raises:
-            ValueError: the data is not a chunk of an answer.
-        """
-        if not isinstance(payload, dict):
-            raise ValueError(f"a stream chunk is {type(payload).__name__}, not a JSON object")
-        choices = payload.get("choices")
-        if not isinstance(choices, list) and not any(
-            key in payload for key in (*_SOURCE_KEYS, "usage", "credits")
-        ):
-            raise ValueError("expected 'choices' in a stream chunk")
-        choice = _first_choice(payload)
-        delta = choice.get("delta")
-        containers = [payload, delta] if isinstance(delta, dict) else [payload]
-        return cls(
-            text=_text_of(containers[-1].get("content")),
-            reasoning=_text_of(containers[-1].get("reasoning_content")),
-            sources=_sources(containers),
-            highlights=_highlights(containers),
-            finish_reason=choice.get("finish_reason"),
-            usage=TokenUsage.from_payload(payload),
-            credits=payload.get("credits"),
-            model=payload.get("model"),
-            id=payload.get("id"),
-        )
+    for container in (payload, inner):
+        for key in _SOURCE_KEYS:
+            if sources is None and isinstance(container.get(key), list):
+                sources = container[key]
+        if highlights is None and isinstance(container.get("highlights"), list):
+            highlights = container["highlights"]
+    if sources is not None:
+        given = len(sources)
+        sources = [{"link": item} if isinstance(item, str) else item for item in sources]
+        sources = [source for source in sources if isinstance(source, dict)]
+        if len(sources) < given:
+            logger.warning(
+                "Metaso chat/completions: ignored %d sources that were neither objects nor URLs",
+                given - len(sources),
+            )
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        details = usage.get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        usage = lenient(TokenUsage, {**usage, "reasoning_tokens": reasoning})
+    return {
+        "text": _text_of(inner.get("content")),
+        "reasoning": _text_of(inner.get("reasoning_content")),
+        "sources": sources,
+        "highlights": highlights,
+        "finish_reason": choice.get("finish_reason"),
+        "usage": usage if isinstance(usage, TokenUsage) else None,
+        "credits": payload.get("credits"),
+        "model": payload.get("model"),
+        "id": payload.get("id"),
+    }
 
 
 def _show_mark(mark: re.Match[str]) -> str:
@@ -295,37 +268,6 @@ def _first_choice(payload: dict[str, Any]) -> dict[str, Any]:
     return choices[0]
 
 
-def _sources(containers: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    """The first source list in ``containers``, normalized."""
-    found = _first_list(containers, _SOURCE_KEYS)
-    return None if found is None else _normalize(found)
-
-
-def _highlights(containers: list[dict[str, Any]]) -> list[Any] | None:
-    return _first_list(containers, ("highlights",))
-
-
-def _first_list(containers: list[dict[str, Any]], keys: tuple[str, ...]) -> list[Any] | None:
-    # Plain loops: this runs for every chunk of a stream.
-    for container in containers:
-        for key in keys:
-            items = container.get(key)
-            if isinstance(items, list):
-                return items
-    return None
-
-
-def _normalize(items: list[Any]) -> list[dict[str, Any]]:
-    sources = [{"link": item} if isinstance(item, str) else item for item in items]
-    kept = [source for source in sources if isinstance(source, dict)]
-    if len(kept) < len(items):
-        logger.warning(
-            "Metaso chat/completions: ignored %d sources that were neither objects nor URLs",
-            len(items) - len(kept),
-        )
-    return kept
-
-
 def _text_of(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -336,7 +278,7 @@ def _string(value: Any) -> str | None:
 
 def source_url(source: dict[str, Any]) -> str | None:
     """A source's URL (``link``, else ``url``), if it has one."""
-    return next((url for key in _URL_FIELDS if (url := _string(source.get(key)))), None)
+    return next((url for key in ("link", "url") if (url := _string(source.get(key)))), None)
 
 
 def chat_call(request: AnswerRequest, path: str = CHAT_PATH) -> Call[Answer]:

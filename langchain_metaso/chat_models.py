@@ -10,6 +10,7 @@ from langchain_core.caches import BaseCache
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -21,7 +22,7 @@ from langchain_core.messages import (
 from langchain_core.messages import content as types
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.block_translators import register_translator
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -58,33 +59,25 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
 
     Key init args — completion params:
         model: str
-            ``fast`` (default), ``fast_thinking`` or ``ds-r1`` (``CHAT_MODELS``); any
-            other name is sent as given, so newer models work without a new release.
+            ``fast`` (default), ``fast_thinking``, ``ds-r1`` or any newer name, sent as given.
         scope: str
-            Where the sources come from: ``webpage`` (default), ``document``,
-            ``scholar``, ``podcast``, ``video`` or ``image``.
+            Where the sources come from: ``webpage`` (default), ``scholar``, ... (``Scope``).
         concise_snippet: bool | None
             Ask for shorter source snippets.
         stop: list[str] | None
-            Stop sequences. The API takes none: the text is cut here, at the first one,
-            streamed or not (a stop sequence may straddle chunks).
+            Stop sequences: the API takes none, so the text is cut here, streamed or not.
         temperature: float | None, max_tokens: int | None
-            Sent under these OpenAI names only when set. Metaso does not document
-            them, so whether the service honours them is up to the service.
+            Sent under these OpenAI names only when set (Metaso does not document them).
         streaming: bool
             Let ``invoke`` stream underneath (callbacks then see each token).
 
     Key init args — client params:
-        metaso_api_key (alias ``api_key``), base_url, max_retries, max_concurrency, ...:
-            As for every class of the package (``MetasoConfig``); ``timeout`` (120 s) and
-            ``total_timeout`` (300 s) are longer here, because a thinking model may take
-            minutes and a non-streamed answer arrives only once it is complete.
         chat_path: str
             The chat endpoint under ``base_url`` (default ``chat/completions``).
+        timeout, total_timeout: float
+            120 s and 300 s, longer than elsewhere: a thinking model may take minutes.
         cache, rate_limiter:
-            LangChain's own, as for any chat model: ``cache`` is a ``BaseCache`` of
-            whole answers (streams are not cached; the package's ``InMemoryCache`` is
-            refused, saying so), and the rate limiter is consulted once a call.
+            LangChain's own, as for any chat model (streams are not cached).
 
     Instantiate:
         .. code-block:: python
@@ -101,37 +94,14 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
             message.response_metadata["citations"]  # the sources, as the API gave them
             [block["annotations"] for block in message.content_blocks if block["type"] == "text"]
             # -> [[{"type": "citation", "url": "https://...", "title": "...", "extras": {...}}]]
+            message.additional_kwargs.get("reasoning_content")  # fast_thinking's, ds-r1's
 
     Stream:
         .. code-block:: python
 
-            full = None
             for chunk in chat.stream("秘塔 AI 搜索是哪家公司做的?"):
                 print(chunk.text, end="", flush=True)
-                full = chunk if full is None else full + chunk
-            full.response_metadata["citations"]  # the same sources as invoke's
-
-        Sources arrive on the first chunk, before any text; the last chunk carries
-        ``finish_reason``, ``model_name``, ``credits`` and ``usage_metadata``.
-
-    Reasoning (``fast_thinking``, ``ds-r1``):
-        .. code-block:: python
-
-            message = ChatMetaso(model="ds-r1").invoke("...")
-            message.additional_kwargs["reasoning_content"]  # never part of .content
-            [b for b in message.content_blocks if b["type"] == "reasoning"]
-
-    Multi-turn:
-        System, human and AI messages go to the API as its ``messages``. Tool messages,
-        tool calls, images and files cannot be sent, nor a blank question or text with a
-        lone surrogate: they raise ``ValueError`` before any request.
-
-    Serialize:
-        ``langchain_core.load.dumps(chat)``: the key as a secret (``METASO_API_KEY``).
-
-    Errors are the package's typed ``MetasoError``s. Failures before the answer starts
-    are retried; a stream that breaks once it has started raises (never a silently
-    shortened answer).
+            # sources on the first chunk; finish_reason, credits, usage_metadata on the last
     """
 
     # The class docstring says what each field is.
@@ -180,11 +150,8 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         return {name: getattr(self, name) for name in (*_PER_CALL, "base_url", "chat_path")}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
+        params = super()._get_ls_params(stop=self._stops(stop), **kwargs)
         params["ls_provider"] = PROVIDER
-        stops = self._stops(stop)
-        if stops:
-            params["ls_stop"] = stops
         return params
 
     @property
@@ -220,10 +187,9 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request = self._request(messages, kwargs)
+        request, stream = self._prepare(messages, stop, kwargs)
         answer = self.client.request(chat_call(request, self.chat_path))
-        message = _convert_answer_to_message(answer, model=request.model, stops=self._stops(stop))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return _convert_answer_to_result(answer, stream)
 
     async def _agenerate(
         self,
@@ -232,10 +198,9 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        request = self._request(messages, kwargs)
+        request, stream = self._prepare(messages, stop, kwargs)
         answer = await self.client.arequest(chat_call(request, self.chat_path))
-        message = _convert_answer_to_message(answer, model=request.model, stops=self._stops(stop))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return _convert_answer_to_result(answer, stream)
 
     def _stream(
         self,
@@ -245,11 +210,9 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         # LangChain reports each chunk to the callbacks itself (``on_llm_new_token``).
-        request = self._request(messages, kwargs)
-        stream = _Stream(StopCut(self._stops(stop)), model=request.model)
+        request, stream = self._prepare(messages, stop, kwargs)
         for delta in self.client.stream(chat_stream_call(request, self.chat_path)):
-            chunk = _convert_delta_to_chunk(delta, stream)
-            if chunk is not None:
+            if (chunk := _convert_delta_to_chunk(delta, stream)) is not None:
                 yield ChatGenerationChunk(message=chunk)
         yield ChatGenerationChunk(message=_last_chunk(stream))
 
@@ -260,30 +223,30 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request = self._request(messages, kwargs)
-        stream = _Stream(StopCut(self._stops(stop)), model=request.model)
+        request, stream = self._prepare(messages, stop, kwargs)
         async for delta in self.client.astream(chat_stream_call(request, self.chat_path)):
-            chunk = _convert_delta_to_chunk(delta, stream)
-            if chunk is not None:
+            if (chunk := _convert_delta_to_chunk(delta, stream)) is not None:
                 yield ChatGenerationChunk(message=chunk)
         yield ChatGenerationChunk(message=_last_chunk(stream))
 
-    def _request(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> AnswerRequest:
-        """The API request for ``messages``, with the call's overrides; a ``ValueError``
-        before any I/O for a message, argument or value the API cannot take."""
-        options = {name: value for name, value in kwargs.items() if name != "stream"}
-        unknown = sorted(set(options) - set(_PER_CALL))
+    def _prepare(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[AnswerRequest, _Stream]:
+        """The API request for ``messages`` with the call's overrides, and the answer's
+        ``_Stream`` (stop sequences, the model asked); a ``ValueError`` before any I/O for
+        a message, argument or value the API cannot take."""
+        unknown = sorted(set(kwargs) - {*_PER_CALL, "stream"})
         if unknown:
             raise ValueError(
                 f"ChatMetaso does not take {', '.join(map(repr, unknown))}: a call may set "
                 f"{', '.join(_PER_CALL)} (and stop)."
             )
-        settings = {name: options.get(name, getattr(self, name)) for name in _PER_CALL}
+        settings = {name: kwargs.get(name, getattr(self, name)) for name in _PER_CALL}
         sent = [_convert_message_to_dict(message) for message in messages]
         if not any(message["role"] == "user" for message in sent):
             raise ValueError("ChatMetaso needs a question: the messages hold no human message.")
         try:
-            return AnswerRequest(messages=sent, format="chat_completions", **settings)
+            request = AnswerRequest(messages=sent, format="chat_completions", **settings)
         except ValidationError as exc:
             # In the caller's names (``invoke(q, scope=...)``), not the request model's.
             problems = "; ".join(
@@ -291,6 +254,7 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
                 for error in exc.errors()
             )
             raise ValueError(f"ChatMetaso got an invalid value: {problems}") from None
+        return request, _Stream(StopCut(self._stops(stop)), model=request.model)
 
     def _stops(self, stop: list[str] | None) -> list[str]:
         return list(self.stop or ()) if stop is None else stop
@@ -311,7 +275,11 @@ _ROLES: dict[type[BaseMessage], str] = {
 def _convert_message_to_dict(message: BaseMessage) -> dict[str, Any]:
     """``message`` as one of the API's ``messages``: ``{"role", "content"}`` (and ``name``);
     a ``ValueError`` saying which and why if the chat endpoint cannot take it."""
-    role = _role(message)
+    role = next((role for cls, role in _ROLES.items() if isinstance(message, cls)), None)
+    if role is None and isinstance(message, ChatMessage) and message.role in _ROLES.values():
+        role = message.role
+    if role is None:
+        raise _cannot_send(f"a {type(message).__name__} (role {message.type!r})")
     if isinstance(message, AIMessage) and message.tool_calls:
         raise _cannot_send("an AI message with tool calls")
     for block in message.content if isinstance(message.content, list) else ():
@@ -332,15 +300,6 @@ def _convert_message_to_dict(message: BaseMessage) -> dict[str, Any]:
     if message.name:
         sent["name"] = message.name
     return sent
-
-
-def _role(message: BaseMessage) -> str:
-    role = next((role for cls, role in _ROLES.items() if isinstance(message, cls)), None)
-    if role is None and isinstance(message, ChatMessage) and message.role in _ROLES.values():
-        role = message.role
-    if role is None:
-        raise _cannot_send(f"a {type(message).__name__} (role {message.type!r})")
-    return role
 
 
 def _cannot_send(what: str) -> ValueError:
@@ -379,44 +338,22 @@ class StopCut:
         return "" if self.stopped else self._split(self._held, final=True)
 
     def _split(self, text: str, *, final: bool) -> str:
-        found = [at for stop in self._stops if (at := text.find(stop)) >= 0]
-        cut = min(found, default=None)
-        maybe = None if final else self._partial_start(text)
-        if cut is not None and (maybe is None or cut <= maybe):
+        cut = min((at for stop in self._stops if (at := text.find(stop)) >= 0), default=None)
+        keep = len(text) if final else self._held_from(text)
+        if cut is not None and cut <= keep:
             self.stopped, self._held = True, ""
             return text[:cut]
-        if maybe is None:
-            self._held = ""
-            return text
-        self._held = text[maybe:]
-        return text[:maybe]
+        self._held = text[keep:]
+        return text[:keep]
 
-    def _partial_start(self, text: str) -> int | None:
-        """Where the earliest tail of ``text`` that begins a stop sequence starts."""
+    def _held_from(self, text: str) -> int:
+        """Where the earliest tail of ``text`` that begins a stop sequence starts (or its
+        end: nothing to hold back)."""
         for start in range(max(0, len(text) - self._longest + 1), len(text)):
             tail = text[start:]
             if any(len(stop) > len(tail) and stop.startswith(tail) for stop in self._stops):
                 return start
-        return None
-
-
-def _convert_answer_to_message(answer: Answer, *, model: str, stops: Sequence[str]) -> AIMessage:
-    """The ``AIMessage`` of a whole answer to a question asked of ``model``."""
-    cut = StopCut(stops)
-    text = cut.feed(answer.text) + cut.finish()
-    return AIMessage(
-        content=text,
-        additional_kwargs=_reasoning(answer.reasoning),
-        response_metadata=_metadata(
-            citations=answer.sources,
-            highlights=answer.highlights,
-            model_name=answer.model or model,
-            finish_reason=answer.finish_reason,
-            credits=answer.credits,
-        ),
-        usage_metadata=_usage_metadata(answer.usage),
-        id=answer.id,
-    )
+        return len(text)
 
 
 @dataclass
@@ -443,15 +380,15 @@ def _convert_delta_to_chunk(delta: AnswerDelta, stream: _Stream) -> AIMessageChu
     stream.usage = delta.usage or stream.usage
     stream.credits = stream.credits if delta.credits is None else delta.credits
     stream.sources_seen = stream.sources_seen or delta.sources is not None
-    text = stream.cut.feed(delta.text)
     # What the model thinks after the answer was cut is of no use either.
     reasoning = "" if stream.cut.stopped else delta.reasoning
+    text = stream.cut.feed(delta.text)
     if not (text or reasoning or delta.sources is not None or delta.highlights is not None):
         return None
     # Every chunk carries the provider, so each one's content_blocks shows what it brought.
     return AIMessageChunk(
         content=text,
-        additional_kwargs=_reasoning(reasoning),
+        additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
         response_metadata=_metadata(citations=delta.sources, highlights=delta.highlights),
         id=stream.id,
     )
@@ -474,8 +411,11 @@ def _last_chunk(stream: _Stream) -> AIMessageChunk:
     )
 
 
-def _reasoning(reasoning: str) -> dict[str, Any]:
-    return {"reasoning_content": reasoning} if reasoning else {}
+def _convert_answer_to_result(answer: Answer, stream: _Stream) -> ChatResult:
+    """A whole answer added up as LangChain adds up a stream: its one delta's chunk, then
+    the last chunk, so that ``invoke`` and ``stream`` agree."""
+    chunks = [_convert_delta_to_chunk(answer, stream), _last_chunk(stream)]
+    return generate_from_stream(ChatGenerationChunk(message=c) for c in chunks if c is not None)
 
 
 def _metadata(**fields: Any) -> dict[str, Any]:
@@ -512,24 +452,21 @@ def _content_blocks(message: AIMessage) -> list[types.ContentBlock]:
     ours): LangChain then reads it its own way."""
     if not isinstance(message.content, str):
         raise NotImplementedError("only text content comes from the Metaso chat endpoint")
-    chunk = isinstance(message, AIMessageChunk)
     blocks: list[types.ContentBlock] = []
     reasoning = message.additional_kwargs.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
-        thought = cast("types.ReasoningContentBlock", {"type": "reasoning", "reasoning": reasoning})
-        if chunk:
-            # A fixed index a kind: summed chunks merge into one block of each kind.
-            thought["index"] = 0
-        blocks.append(thought)
-    sources = message.response_metadata.get("citations")
-    annotations = [_citation(source) for source in sources or () if isinstance(source, dict)]
+        blocks.append(cast("types.ContentBlock", {"type": "reasoning", "reasoning": reasoning}))
+    sources = message.response_metadata.get("citations") or ()
+    annotations: list[types.Annotation] = [_citation(s) for s in sources if isinstance(s, dict)]
     if message.content or annotations:
         text = cast("types.TextContentBlock", {"type": "text", "text": message.content})
         if annotations:
-            text["annotations"] = list(annotations)
-        if chunk:
-            text["index"] = 1
+            text["annotations"] = annotations
         blocks.append(text)
+    if isinstance(message, AIMessageChunk):
+        # A fixed index a kind: summed chunks merge into one block of each kind.
+        for block in blocks:
+            block["index"] = 0 if block["type"] == "reasoning" else 1
     return blocks
 
 

@@ -46,7 +46,7 @@ from langchain_metaso import (
 from langchain_metaso.chat import Answer, AnswerDelta, TokenUsage
 from langchain_metaso.chat_models import (
     StopCut,
-    _convert_answer_to_message,
+    _convert_answer_to_result,
     _convert_delta_to_chunk,
     _convert_message_to_dict,
     _last_chunk,
@@ -837,7 +837,11 @@ def test_a_whole_answer_becomes_a_message_with_cited_text_and_reasoning_apart() 
         id="c1",
         finish_reason="stop",
     )
-    message = _convert_answer_to_message(answer, model="asked", stops=[])
+    message = (
+        _convert_answer_to_result(answer, _Stream(StopCut([]), model="asked"))
+        .generations[0]
+        .message
+    )
 
     assert message.content == "答案[[1]]"
     assert message.id == "c1"
@@ -878,7 +882,10 @@ def test_a_whole_answer_becomes_a_message_with_cited_text_and_reasoning_apart() 
 
 
 def test_an_answer_without_sources_says_so_and_keeps_the_asked_model() -> None:
-    message = _convert_answer_to_message(Answer(text="答", sources=[]), model="fast", stops=["答"])
+    stream = _Stream(StopCut(["答"]), model="fast")
+    message = (
+        _convert_answer_to_result(Answer(text="答", sources=[]), stream).generations[0].message
+    )
     assert message.content == ""
     assert message.response_metadata == {
         "model_provider": "metaso",
@@ -918,19 +925,22 @@ def test_chunks_show_what_they_bring_and_add_up_to_the_whole_message() -> None:
     full = chunks[0]
     for chunk in chunks[1:]:
         full += chunk
-    whole = _convert_answer_to_message(
-        Answer(
-            text="答案[[1]]，另见[[2]]。",
-            sources=SOURCES[:2],
-            credits=5,
-            reasoning="先想",
-            usage=TokenUsage(prompt_tokens=1),
-            model="fast_thinking",
-            id="c1",
-            finish_reason="stop",
-        ),
-        model="asked",
-        stops=[],
+    whole = (
+        _convert_answer_to_result(
+            Answer(
+                text="答案[[1]]，另见[[2]]。",
+                sources=SOURCES[:2],
+                credits=5,
+                reasoning="先想",
+                usage=TokenUsage(prompt_tokens=1),
+                model="fast_thinking",
+                id="c1",
+                finish_reason="stop",
+            ),
+            _Stream(StopCut([]), model="asked"),
+        )
+        .generations[0]
+        .message
     )
     assert full.content == whole.content
     assert full.additional_kwargs == whole.additional_kwargs
@@ -950,6 +960,15 @@ def test_a_stopped_stream_drops_later_text_and_reasoning_but_keeps_the_end() -> 
     assert last.content == ""
     assert last.response_metadata["citations"] == []
     assert last.response_metadata["model_name"] == "fast"
+
+
+def test_a_whole_answer_cut_at_a_stop_keeps_its_reasoning() -> None:
+    # The reasoning came before the answer, so the cut leaves it, as it always did.
+    stream = _Stream(StopCut(["停"]), model="fast")
+    answer = Answer(text="前停后", sources=[], reasoning="先想")
+    message = _convert_answer_to_result(answer, stream).generations[0].message
+    assert message.content == "前"
+    assert message.additional_kwargs == {"reasoning_content": "先想"}
 
 
 def test_content_that_is_not_text_is_read_by_langchain_itself() -> None:
