@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool
@@ -279,3 +279,10 @@ class MetasoTool(MetasoConfig, BaseTool):
         if isinstance(work, PagedSearch):
             return self._respond(*answer(await arun_search(client, work)))
         return self._respond(*answer(await client.arequest(work)))
+
+
+# LangChain reads these methods' type hints on every call: resolved once, the string
+# annotations of ``from __future__ import annotations`` are not evaluated again each time
+# (measured: about 50 us, 5% of an in-process search call).
+for _method in (MetasoTool._run, MetasoTool._arun):
+    _method.__annotations__ = get_type_hints(_method)
