@@ -7,7 +7,6 @@ import functools
 import inspect
 import threading
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Annotated, Any, TypeVar
 
 import httpx
@@ -69,30 +68,6 @@ def check_arguments(owner: str, given: Iterable[str], accepted: Mapping[str, lis
             raise ValueError(
                 f"{owner} got {other!r} and {name!r}, two names of one setting: pass one"
             )
-
-
-@functools.cache  # a class's fields do not change; every construction reads them
-def _argument_names(cls: type[BaseModel]) -> dict[str, list[str]]:
-    mro = cls.__mro__
-    # The class furthest down the MRO that declares a field owns it: `name` is
-    # BaseTool's, though every tool gives it a default.
-    declared_by = {
-        name: index for index, klass in enumerate(mro) for name in inspect.get_annotations(klass)
-    }
-    names = {}
-    for name, field in cls.model_fields.items():
-        alias = field.validation_alias
-        choices = alias.choices if isinstance(alias, AliasChoices) else [name]
-        names[name] = [choice for choice in choices if isinstance(choice, str)]
-    return dict(sorted(names.items(), key=lambda item: declared_by.get(item[0], len(mro))))
-
-
-@functools.cache
-def _setting_of_alias(cls: type[MetasoConfig]) -> dict[str, str]:
-    """Each other name of a setting (``size`` of ``k``), and the setting it names."""
-    return {
-        alias: setting for setting, names in cls.argument_names().items() for alias in names[1:]
-    }
 
 
 class MetasoConfig(BaseModel):
@@ -174,10 +149,32 @@ class MetasoConfig(BaseModel):
     _budget: Budget | None = PrivateAttr(default=None)
 
     @classmethod
+    @functools.cache  # a class's fields do not change; every construction reads them
     def argument_names(cls) -> dict[str, list[str]]:
         """Each setting the constructor takes and its names (its own, then its aliases),
         a class's own settings first and those of the LangChain base class last."""
-        return _argument_names(cls)
+        mro = cls.__mro__
+        # The class furthest down the MRO that declares a field owns it: `name` is
+        # BaseTool's, though every tool gives it a default.
+        declared_by = {
+            name: index
+            for index, klass in enumerate(mro)
+            for name in inspect.get_annotations(klass)
+        }
+        names = {}
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            choices = alias.choices if isinstance(alias, AliasChoices) else [name]
+            names[name] = [choice for choice in choices if isinstance(choice, str)]
+        return dict(sorted(names.items(), key=lambda item: declared_by.get(item[0], len(mro))))
+
+    @classmethod
+    @functools.cache
+    def _setting_of_alias(cls) -> dict[str, str]:
+        """Each other name of a setting (``size`` of ``k``), and the setting it names."""
+        return {
+            alias: setting for setting, names in cls.argument_names().items() for alias in names[1:]
+        }
 
     @model_validator(mode="before")
     @classmethod
@@ -235,13 +232,13 @@ class MetasoConfig(BaseModel):
 
     def __getattr__(self, name: str) -> Any:
         # Another name of a setting reads it, as it sets it (``retriever.size``).
-        setting = _setting_of_alias(type(self)).get(name)
+        setting = type(self)._setting_of_alias().get(name)
         if setting is None:
             return super().__getattr__(name)  # type: ignore[misc]  # pydantic's, for private attributes
         return getattr(self, setting)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        name = _setting_of_alias(type(self)).get(name, name)
+        name = type(self)._setting_of_alias().get(name, name)
         if name not in type(self).model_fields:
             super().__setattr__(name, value)
             return
@@ -268,12 +265,8 @@ class MetasoConfig(BaseModel):
         # The arguments this instance was made with (and the settings read from the
         # environment then), updated: what is derived from them is derived again.
         given = (copied.model_fields_set | set(MetasoConfig.model_fields)) - replaced
-        fresh = type(self).model_validate(
-            {**{name: getattr(copied, name) for name in given}, **update}
-        )
-        for resource in MetasoConfig.__private_attributes__:  # the pool, the credit budget
-            setattr(fresh, resource, getattr(copied, resource))
-        return fresh
+        values = {name: getattr(copied, name) for name in given}
+        return copied._share_with(type(self).model_validate({**values, **update}))
 
     @property
     def client(self) -> MetasoClient:
@@ -320,10 +313,12 @@ class MetasoConfig(BaseModel):
             search = MetasoSearchTool()
             reader = search.share_connections(MetasoReaderTool, max_chars=4000)
         """
-        sibling = cls(**{**self.connection_settings(), **kwargs})
-        sibling._pool = self._pool
-        sibling._budget = self._credit_budget()
-        return sibling
+        return self._share_with(cls(**{**self.connection_settings(), **kwargs}))
+
+    def _share_with(self, other: C) -> C:
+        other._pool = self._pool
+        other._budget = self._credit_budget()
+        return other
 
     def close(self) -> None:
         """Close pooled sync connections now, rather than when garbage collected."""
@@ -336,21 +331,11 @@ class MetasoConfig(BaseModel):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
+from langchain_metaso._http import Call
 from langchain_metaso._parsing import Query
 from langchain_metaso.chat import (
     CHAT_PATH,
@@ -16,7 +19,7 @@ from langchain_metaso.chat import (
     chat_call,
 )
 from langchain_metaso.scopes import Scope, describe_scope
-from langchain_metaso.tools.base import MetasoTool, QueryInput, ToolCallPlan
+from langchain_metaso.tools.base import MetasoTool, QueryInput
 
 __all__ = ["MetasoAnswerInput", "MetasoAnswerTool"]
 
@@ -40,12 +43,9 @@ class MetasoAnswerTool(MetasoTool):
             Default scope of the sources: ``webpage``, ``document``, ``scholar``,
             ``podcast``, ``video`` or ``image``.
         model_args: tuple[str, ...] | None
-            The call arguments besides ``query`` a model may set (``scope``);
-            ``None`` (default): all, ``[]``: the model gives the question only, and
-            the description it reads does not speak of scopes.
+            ``None`` (default): a model may set ``scope``; ``[]``: the question only.
         max_chars: int | None
-            Longest text handed to the model (default 16,000); longer is cut, saying
-            how much. The artifact keeps every source.
+            Longest text handed to the model (default 16,000; see ``MetasoTool``).
         answer_format: str
             The shape asked of the API, ``simple`` (default) or ``chat_completions``;
             both are understood either way.
@@ -101,7 +101,9 @@ class MetasoAnswerTool(MetasoTool):
             "sources listed. Strongest on Chinese-language sources."
         )
 
-    def _plan_call(self, query: str, scope: Scope | None = None) -> ToolCallPlan[Answer]:
+    def _plan_call(
+        self, query: str, scope: Scope | None = None
+    ) -> tuple[Call[Answer], Callable[[Answer], tuple[str, list[Document]]]]:
         request = AnswerRequest(
             query=query,
             model=self.model,
@@ -113,4 +115,4 @@ class MetasoAnswerTool(MetasoTool):
         def answer(reply: Answer) -> tuple[str, list[Document]]:
             return reply.content(), reply.to_documents(query=query)
 
-        return ToolCallPlan.of_call(chat_call(request, self.chat_path), answer)
+        return chat_call(request, self.chat_path), answer

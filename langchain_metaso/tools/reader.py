@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from langchain_core.documents import Document
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from langchain_metaso._http import Call
 from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
-from langchain_metaso.tools.base import MetasoTool, ToolCallPlan
+from langchain_metaso.tools.base import MetasoTool
 
 __all__ = ["MetasoReaderInput", "MetasoReaderTool"]
 
@@ -32,9 +34,7 @@ class MetasoReaderTool(MetasoTool):
 
     Key init args:
         max_chars: int | None
-            Longest page text handed to the model (default 8000); a longer page is
-            cut, with a marker saying how many characters were left out. ``None``
-            never cuts. The artifact always holds the whole page.
+            Longest page text handed to the model (default 8000; see ``MetasoTool``).
         reader_format: str
             ``"json"`` (default): the page with title, author, date and credits;
             ``"text"``: Markdown only (title from its first heading).
@@ -72,9 +72,10 @@ class MetasoReaderTool(MetasoTool):
     max_chars: int | None = Field(default=8000, ge=1)
     reader_format: ReaderFormat = "json"
 
-    def _plan_call(self, url: str) -> ToolCallPlan[ReaderPage]:
-        call = reader_call(ReaderRequest(url=url, format=self.reader_format))
-        return ToolCallPlan.of_call(call, self._answer)
+    def _plan_call(
+        self, url: str
+    ) -> tuple[Call[ReaderPage], Callable[[ReaderPage], tuple[str, Document]]]:
+        return reader_call(ReaderRequest(url=url, format=self.reader_format)), self._answer
 
     def _answer(self, page: ReaderPage) -> tuple[str, Document]:
         if not page.markdown.strip():

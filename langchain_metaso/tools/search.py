@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from langchain_core.documents import Document
@@ -9,28 +10,11 @@ from langchain_core.tools import ToolException
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, model_validator
 from typing_extensions import Self
 
-from langchain_metaso.dates import today_in_china
-from langchain_metaso.filters import Filtered, FilterSettings, SearchFilters
-from langchain_metaso.paged_search import (
-    PagedSearch,
-    SearchOptions,
-    arun_search,
-    run_search,
-)
+from langchain_metaso.filters import FilterSettings, SearchFilters
+from langchain_metaso.paged_search import PagedSearch, SearchOptions
 from langchain_metaso.scopes import Scope, describe_scope
-from langchain_metaso.search import (
-    MAX_SIZE,
-    PAGE_SIZE,
-    SearchRequest,
-    SearchResponse,
-    SearchResult,
-)
-from langchain_metaso.tools.base import (
-    MetasoTool,
-    QueryInput,
-    ToolCallPlan,
-    explain_invalid_arguments,
-)
+from langchain_metaso.search import MAX_SIZE, PAGE_SIZE, SearchResult
+from langchain_metaso.tools.base import MetasoTool, QueryInput, explain_invalid_arguments
 
 __all__ = ["DEFAULT_MAX_SIZE", "MetasoSearchInput", "MetasoSearchTool", "format_results"]
 
@@ -69,28 +53,15 @@ QUERY_SHOWN = 100
 """The most characters of a query the text for a model repeats."""
 
 
-def format_results(
-    request: SearchRequest,
-    response: SearchResponse,
-    filtered: Filtered[SearchResult] | None = None,
-    filters: SearchFilters | None = None,
-    today: date | None = None,
-) -> str:
-    """Compact text for a model: one entry a result, numbered from 1, and what filters
-    dropped.
-
-    Args:
-        request: The search asked for (its query, scope, size and page).
-        response: Its answer, or the kept results of a filtered search.
-        filtered: What the filters kept and dropped, said when they dropped any.
-        filters: The filters applied: named when they kept nothing.
-        today: The day their date cutoff counts back from (default: today in China).
-    """
+def format_results(search: PagedSearch) -> str:
+    """Compact text for a model of a finished search: one entry a result, numbered from
+    1, what its filters dropped, and, when they kept nothing, what they keep."""
+    request, response = search.request, search.response
     query = _quote(request.query)
-    note = filtered.describe() if filtered is not None else ""
+    note = search.filtered.describe()
     note = f" ({note})" if note else ""
     if not response.results:
-        kept_to = _kept_to(filters, today) if filters is not None and note else ""
+        kept_to = _kept_to(search.filters, search.today) if note else ""
         if request.page and response.total:
             pages = -(-response.total // PAGE_SIZE)
             return (
@@ -112,9 +83,9 @@ def format_results(
     return "\n".join(lines)
 
 
-def _kept_to(filters: SearchFilters, today: date | None) -> str:
+def _kept_to(filters: SearchFilters, today: date) -> str:
     """What the filters keep, as the end of a sentence: "; kept only results from gov.cn"."""
-    cutoff = filters.cutoff(today or today_in_china())
+    cutoff = filters.cutoff(today)
     rules = [
         f"from {', '.join(filters.include_domains)}" if filters.include_domains else "",
         f"not from {', '.join(filters.exclude_domains)}" if filters.exclude_domains else "",
@@ -185,18 +156,13 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
             Default result page (the API's pages hold 10 results; ``size`` is
             then not sent, as the API takes one or the other).
         model_args: tuple[str, ...] | None
-            The call arguments besides ``query`` a model may set: any of ``scope``,
-            ``size``, ``page``, ``include_domains``, ``exclude_domains`` and
-            ``recency_days``; ``None`` (default): all. The others always take the
-            instance's values; the schema and the description the model reads speak
-            only of these.
+            The call arguments besides ``query`` a model may set (``None``, the default:
+            all); the others take the instance's values (see ``MetasoTool``).
         max_size: int | None
-            The most results a model may ask for; ``None`` (default): 20, or ``size``
-            if that is larger. A call asking for more gets ``max_size``, and the
-            text says so. A ``size`` left unset is lowered to it.
+            The most results a model may ask for (default: 20, or ``size`` if larger);
+            a call asking for more gets ``max_size``, and the text says so.
         max_chars: int | None
-            Longest text handed to the model (default 16,000); longer is cut, saying
-            how much. The artifact keeps every result whole.
+            Longest text handed to the model (default 16,000; see ``MetasoTool``).
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
@@ -288,7 +254,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         include_domains: list[str] | None = None,
         exclude_domains: list[str] | None = None,
         recency_days: int | None = None,
-    ) -> ToolCallPlan[PagedSearch]:
+    ) -> tuple[PagedSearch, Callable[[PagedSearch], tuple[str, list[Document]]]]:
         limit = self.size_limit
         request = self.search_request(
             query, scope=scope, size=min(size or self.size, limit), page=page or self.page
@@ -315,14 +281,7 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
                     f"Invalid arguments: {exc}. Fix the arguments and call the tool again."
                 ) from None
 
-        def answer(outcome: PagedSearch) -> tuple[str, list[Document]]:
-            text = format_results(
-                outcome.request, outcome.response, outcome.filtered, filters, outcome.today
-            )
-            return text + cut, outcome.to_documents()
+        def answer(search: PagedSearch) -> tuple[str, list[Document]]:
+            return format_results(search) + cut, search.to_documents()
 
-        return ToolCallPlan(
-            lambda client: run_search(client, PagedSearch(request, filters)),
-            lambda client: arun_search(client, PagedSearch(request, filters)),
-            answer,
-        )
+        return PagedSearch(request, filters), answer
