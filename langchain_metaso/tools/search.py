@@ -72,7 +72,7 @@ QUERY_SHOWN = 100
 def format_results(
     request: SearchRequest,
     response: SearchResponse,
-    filtered: Filtered[SearchResult] | None = None,
+    filtered: Filtered | None = None,
     filters: SearchFilters | None = None,
     today: date | None = None,
 ) -> str:
