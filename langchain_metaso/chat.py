@@ -105,8 +105,7 @@ class TokenUsage(BaseModel):
     prompt_tokens: Int = None
     completion_tokens: Int = None
     total_tokens: Int = None
-    reasoning_tokens: Int = None
-    """From ``completion_tokens_details.reasoning_tokens``, when the API reports it."""
+    reasoning_tokens: Int = None  # from completion_tokens_details
 
 
 class AnswerDelta(BaseModel):
@@ -126,7 +125,6 @@ class AnswerDelta(BaseModel):
     usage: TokenUsage | None = None
     credits: Int = None
     model: Text = None
-    """The model that answered, as the API names it."""
     id: Text = None
 
     @classmethod
