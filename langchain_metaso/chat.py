@@ -1,10 +1,6 @@
-"""The chat endpoint, ``POST {base_url}/chat/completions``: a search-grounded answer.
-
-The API answers in two shapes, both understood whatever was asked for: ``simple``
-(``{"answer", "sources" | "citations", "credits"}``) and ``chat_completions`` (the
-OpenAI shape, ``choices[0].message.content`` plus ``citations`` or ``sources``).
-Asked to stream, it sends OpenAI-style chunks as server-sent events (``AnswerDelta``),
-sources first, until ``data: [DONE]``.
+"""The chat endpoint, ``POST {base_url}/chat/completions``: a search-grounded answer, whole
+in either of the API's shapes whatever was asked for (``Answer.from_payload``), or streamed
+as OpenAI-style chunks (``AnswerDelta``), sources first, until ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -109,8 +105,7 @@ class TokenUsage(BaseModel):
     prompt_tokens: Int = None
     completion_tokens: Int = None
     total_tokens: Int = None
-    reasoning_tokens: Int = None
-    """From ``completion_tokens_details.reasoning_tokens``, when the API reports it."""
+    reasoning_tokens: Int = None  # from completion_tokens_details
 
 
 class AnswerDelta(BaseModel):
@@ -130,14 +125,11 @@ class AnswerDelta(BaseModel):
     usage: TokenUsage | None = None
     credits: Int = None
     model: Text = None
-    """The model that answered, as the API names it."""
     id: Text = None
 
     @classmethod
     def from_event(cls, payload: Any) -> AnswerDelta:
         """Read one event's data: ``choices[0].delta`` and the chunk's own fields.
-
-        Sources may sit in the delta (as the API sends them) or beside ``choices``.
 
         Raises:
             ValueError: the data is not a chunk of an answer.
@@ -197,12 +189,9 @@ class Answer(AnswerDelta):
         return "\n".join(lines)
 
     def to_documents(self, *, query: str) -> list[Document]:
-        """One ``Document`` a source, in citation order.
-
-        ``page_content`` is the source's snippet (else summary, content, title, URL);
-        metadata holds its other fields under their API names, plus ``source`` (the
-        URL), ``citation`` (the n of ``[[n]]``) and ``query``.
-        """
+        """One ``Document`` a source, in citation order: its best text (``_TEXT_FIELDS``) as
+        ``page_content``, its other fields, ``source`` (the URL), ``citation`` (the n of
+        ``[[n]]``) and ``query`` as metadata."""
         documents = []
         for number, source in enumerate(self.sources, start=1):
             used = next((key for key in _TEXT_FIELDS if _string(source.get(key))), None)

@@ -446,10 +446,8 @@ def _usage_metadata(usage: TokenUsage | None) -> UsageMetadata | None:
 
 
 def _content_blocks(message: AIMessage) -> list[types.ContentBlock]:
-    """The standard blocks of a message or chunk of ours: a ``reasoning`` block, then a
-    ``text`` block whose ``annotations`` are one ``citation`` a source, in the order the
-    ``[[n]]`` marks count them. ``NotImplementedError`` for content that is not text (not
-    ours): LangChain then reads it its own way."""
+    """The standard blocks of a message or chunk of ours (the README's "Ask the web");
+    ``NotImplementedError`` for content that is not text: LangChain then reads it its way."""
     if not isinstance(message.content, str):
         raise NotImplementedError("only text content comes from the Metaso chat endpoint")
     blocks: list[types.ContentBlock] = []

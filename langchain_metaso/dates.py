@@ -43,7 +43,7 @@ _MONTH_NUMBERS = {
     )
 }
 _MONTH = (
-    r"\b(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"\b(?P<m>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
 )
 _CHINESE_DIGITS = {**dict(zip("一二三四五六七八九", range(1, 10), strict=True)), "两": 2}
@@ -68,12 +68,9 @@ _UNIT_MONTHS = {"month": 1, "year": 12}
 
 
 def _ymd(match: re.Match[str], _today: date) -> date:
-    return date(int(match["y"]), int(match["m"]), int(match["d"]))
-
-
-def _english(match: re.Match[str], _today: date) -> date:
-    month = _MONTH_NUMBERS[match["mon"][:3].lower()]
-    return date(int(match["y"]), month, int(match["d"]))
+    month = match["m"]  # a number, or an English month's name
+    number = int(month) if month.isdigit() else _MONTH_NUMBERS[month[:3].lower()]
+    return date(int(match["y"]), number, int(match["d"]))
 
 
 def _month_day(match: re.Match[str], today: date) -> date | None:
@@ -144,13 +141,13 @@ _FORMS: tuple[tuple[re.Pattern[str], _Reader], ...] = tuple(
         # 20250317, only as the whole text: inside a text eight digits are too often not a date
         (r"\A(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})\Z", _ymd),
         # Mar 17, 2025; March 17th, 2025
-        (_MONTH + r"\s*(?P<d>\d{1,2})(?:st|nd|rd|th)?\b,?\s*(?P<y>\d{4})(?!\d)", _english),
+        (_MONTH + r"\s*(?P<d>\d{1,2})(?:st|nd|rd|th)?\b,?\s*(?P<y>\d{4})(?!\d)", _ymd),
         # 17 March 2025; 17th of March, 2025; Mon, 17 Mar 2025 08:00:00 GMT
         (
             r"(?<!\d)(?P<d>\d{1,2})(?:st|nd|rd|th)?\s*(?:of\s+)?"
             + _MONTH
             + r",?\s*(?P<y>\d{4})(?!\d)",
-            _english,
+            _ymd,
         ),
         # 3月17日, with no year
         (r"(?<![\d年])(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]", _month_day),

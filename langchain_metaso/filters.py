@@ -1,10 +1,8 @@
 """Site and date filters for search results, applied by this client to what the API
 returns (it has none): see the README's "Filters: sites and dates".
 
-A result's site is the host of its ``url``; one without a URL never passes
-``include_domains`` and always passes ``exclude_domains``. Domains are compared as ASCII: an
-internationalised name (``例子.中国``) becomes its punycode (``xn--fsqu00a.xn--fiqs8s``) by
-the standard library's IDNA 2003 codec, on both sides.
+Domains are compared as ASCII: an internationalised name (``例子.中国``) becomes its
+punycode (``xn--fsqu00a.xn--fiqs8s``) by the standard library's IDNA 2003 codec, on both sides.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -53,8 +51,6 @@ _NEWER = "newer than "
 
 _LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 _LIST_SEPARATORS = re.compile(r"[\s,，、;；]+")
-
-T = TypeVar("T")
 
 
 def normalize_domain(value: str) -> str:
@@ -158,9 +154,7 @@ def _date_of(value: Any) -> Any:
 
 class FilterSettings(BaseModel):
     """The filter settings, validated: the fields of ``SearchFilters``, also carried by
-    the classes that search (``MetasoSearchTool``, ``MetasoRetriever``, ``MetasoLoader``).
-    A result must pass every filter that is set: with ``recency_days`` and
-    ``published_after`` both set, the later cutoff applies."""
+    the classes that search (``MetasoSearchTool``, ``MetasoRetriever``, ``MetasoLoader``)."""
 
     include_domains: Domains = Field(
         default=None,
@@ -276,7 +270,7 @@ class SearchFilters(FilterSettings):
 
     def apply(
         self, results: Iterable[SearchResult], *, today: date, limit: int | None = None
-    ) -> Filtered[SearchResult]:
+    ) -> Filtered:
         """The results that pass, in their order, and how many were dropped for each reason;
         ``today`` is the day relative dates and ``recency_days`` count back from. With a
         ``limit``, it stops once that many pass: the results after are not judged (nor
@@ -303,8 +297,18 @@ class SearchFilters(FilterSettings):
             ValueError: both include sites and no site is in both, or a site one includes
                 the other excludes.
         """
+        first, second = self.include_domains, other.include_domains
+        common = first or second
+        if first and second:
+            # Each domain of one that falls under a domain of the other.
+            common = tuple(a for a in first if any(domain_matches(a, b) for b in second))
+            common += tuple(b for b in second if any(domain_matches(b, a) for a in first))
+            if not common:
+                raise ValueError(
+                    f"include_domains {list(first)} and {list(second)} have no site in common"
+                )
         return SearchFilters(
-            include_domains=_common_sites(self.include_domains, other.include_domains),
+            include_domains=common,
             exclude_domains=(self.exclude_domains or ()) + (other.exclude_domains or ()),
             recency_days=_pick_given(min, self.recency_days, other.recency_days),
             published_after=_pick_given(max, self.published_after, other.published_after),
@@ -318,25 +322,12 @@ def _pick_given(pick: Callable[..., Any], *values: Any) -> Any:
     return pick((value for value in values if value is not None), default=None)
 
 
-def _common_sites(
-    first: tuple[str, ...] | None, second: tuple[str, ...] | None
-) -> tuple[str, ...] | None:
-    """The sites in both lists: each domain of one that falls under a domain of the other."""
-    if first is None or second is None:
-        return first or second
-    common = [a for a in first if any(domain_matches(a, b) for b in second)]
-    common += [b for b in second if any(domain_matches(b, a) for a in first)]
-    if not common:
-        raise ValueError(f"include_domains {list(first)} and {list(second)} have no site in common")
-    return tuple(common)
-
-
 @dataclass(frozen=True)
-class Filtered(Generic[T]):
+class Filtered:
     """What ``SearchFilters.apply`` kept, and how many it dropped for each reason.
     Outcomes of successive pages add up with ``+``."""
 
-    kept: list[T]
+    kept: list[SearchResult]
     dropped: Mapping[str, int] = field(default_factory=dict)
 
     @property
@@ -344,7 +335,7 @@ class Filtered(Generic[T]):
         """How many items were judged."""
         return len(self.kept) + sum(self.dropped.values())
 
-    def __add__(self, other: Filtered[T]) -> Filtered[T]:
+    def __add__(self, other: Filtered) -> Filtered:
         dropped = Counter(self.dropped) + Counter(other.dropped)
         return Filtered([*self.kept, *other.kept], dict(dropped))
 

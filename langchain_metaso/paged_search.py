@@ -1,14 +1,7 @@
 """The search the tool, the retriever and the loader all run: without an active filter
-the one request asked for, exactly; with filters, up to ``MAX_REQUESTS`` pages, as the
-README's "Filters: sites and dates" says:
-
-- no page asked for, ``size`` <= 10: pages 1, 2 and 3 (10 results each, no size sent);
-- no page asked for, ``size`` > 10: ``size`` results, then pages ``size // 10 + 1`` and
-  the next (what they repeat of the first answer is dropped);
-- page ``p`` asked for: pages ``p``, ``p + 1`` and ``p + 2``.
-
-Across its pages, a result whose URL came before is dropped. ``run_search`` and
-``arun_search`` differ only in the line that sends.
+the one request asked for, exactly; with filters, up to ``MAX_REQUESTS`` pages as the
+README's "Filters: sites and dates" says (from page ``p`` when one is asked for), a result
+whose URL came before dropped.
 """
 
 from __future__ import annotations
@@ -69,7 +62,7 @@ class PagedSearch:
     filters: SearchFilters
     today: date = field(default_factory=today_in_china)
     pages: list[SearchRequest] = field(init=False)
-    filtered: Filtered[SearchResult] = field(init=False, default_factory=lambda: Filtered([]))
+    filtered: Filtered = field(init=False, default_factory=lambda: Filtered([]))
     answers: list[SearchResponse] = field(init=False, default_factory=list)
     response: SearchResponse = field(init=False, repr=False)
     _seen_urls: set[str] = field(init=False, repr=False, default_factory=set)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from langchain_core.documents import Document
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from langchain_metaso._http import Call
 from langchain_metaso._parsing import Int, Text, stable_id
@@ -43,10 +43,8 @@ class ReaderRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    url: str
+    url: Annotated[str, AfterValidator(check_url)]
     format: ReaderFormat = "json"
-
-    _check_url = field_validator("url")(check_url)
 
 
 class ReaderPage(BaseModel):
@@ -76,13 +74,14 @@ class ReaderPage(BaseModel):
             raise ValueError("the answer has no 'markdown' text")
         page = cls.model_validate({**payload, "source": source, "markdown": markdown})
         if not (page.title and page.title.strip()):
-            page.title = _first_heading(markdown)
+            lines = markdown.splitlines()
+            page.title = next((line[2:].strip() for line in lines if line.startswith("# ")), None)
         return page
 
     @classmethod
     def from_text(cls, markdown: str, *, source: str) -> ReaderPage:
         """Read a ``text/plain`` answer: the Markdown, titled by its first heading."""
-        return cls(source=source, markdown=markdown, title=_first_heading(markdown))
+        return cls.from_payload({"markdown": markdown}, source=source)
 
     def to_document(self) -> Document:
         """The Markdown as ``page_content``; ``source``, then title, author, date and
@@ -96,10 +95,6 @@ class ReaderPage(BaseModel):
         metadata.update((k, v) for k, v in (self.model_extra or {}).items() if v is not None)
         # The id of the same URL as a search result's: one page, one id.
         return Document(id=stable_id(self.source), page_content=self.markdown, metadata=metadata)
-
-
-def _first_heading(markdown: str) -> str | None:
-    return next((line[2:].strip() for line in markdown.splitlines() if line.startswith("# ")), None)
 
 
 def reader_call(request: ReaderRequest) -> Call[ReaderPage]:

@@ -84,7 +84,8 @@ class SearchRequest(RequestOptions):
 
 
 class SearchResult(BaseModel):
-    """One search result. Every field is optional; unknown fields are kept as extras."""
+    """One search result (the README's "Scopes and their metadata" says which fields each
+    scope's carry). Every field is optional; unknown fields are kept as extras."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -96,15 +97,12 @@ class SearchResult(BaseModel):
     position: Int = None
     authors: TextList = None
     date: Text = None
-    """As the API writes it: ``2025年05月16日`` (webpages), ``2023-06-01`` (scholar...)."""
     duration: Text = None
-    """Podcasts and videos: seconds, as text (``"617"``)."""
     content: Text = None
     image_url: Text = Field(default=None, alias="imageUrl")
     image_width: Int = Field(default=None, alias="imageWidth")
     image_height: Int = Field(default=None, alias="imageHeight")
     cover_image: Text = Field(default=None, alias="coverImage")
-    """Videos: the URL of the cover picture."""
 
     @property
     def url(self) -> str | None:
