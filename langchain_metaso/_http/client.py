@@ -206,6 +206,12 @@ class MetasoClient(RetryPolicy):
         client, slots = await self.pool.async_client(self.transport, self.max_concurrency)
         errors = self.errors(call)
         attempts = self._attempts(call, errors, read, deadline)
+
+        async def fetch(reply: Reply, request: httpx.Request) -> None:
+            reply.response = await client.send(request, stream=True)
+            if not reply.opened(call):
+                reply.body = await BodyReader(errors, reply.response, deadline).aread()
+
         delay, request = next(attempts)
         while True:
             if delay:
@@ -220,9 +226,9 @@ class MetasoClient(RetryPolicy):
             except asyncio.TimeoutError:
                 raise errors.out_of_time() from None
             reply = Reply()
+
             try:  # within the deadline as a whole: headers trickled a byte at a time too
-                fetch = self._afetch(client, request, call, errors, deadline, reply)
-                await asyncio.wait_for(fetch, time_left(deadline))
+                await asyncio.wait_for(fetch(reply, request), time_left(deadline))
             except httpx.RequestError as exc:
                 reply.error = exc
             except asyncio.TimeoutError:
@@ -234,19 +240,6 @@ class MetasoClient(RetryPolicy):
                 delay, request = attempts.send(reply)
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
-
-    async def _afetch(
-        self,
-        client: httpx.AsyncClient,
-        request: httpx.Request,
-        call: Call[Any],
-        errors: CallErrors,
-        deadline: float | None,
-        reply: Reply,
-    ) -> None:
-        reply.response = await client.send(request, stream=True)
-        if not reply.opened(call):
-            reply.body = await BodyReader(errors, reply.response, deadline).aread()
 
     # --- everything below is shared by sync and async, and does no I/O ---
 
