@@ -1,61 +1,34 @@
 """An opt-in cache of API answers (README: "Repeated calls, concurrency and rate limits"),
-which the HTTP core reaches only through ``cache_get``/``cache_set`` and their async twins."""
+which the HTTP core reaches only through ``single_flight.cache_call`` and its async twin."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import logging
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.stores import ByteStore
 
 from langchain_metaso._redis import RedisByteStore, RedisConnection
 
-__all__ = [
-    "InMemoryCache",
-    "MetasoAsyncCache",
-    "MetasoCache",
-    "MetasoStoreCache",
-    "acache_get",
-    "acache_set",
-    "cache_get",
-    "cache_key",
-    "cache_set",
-]
-
-logger = logging.getLogger("langchain_metaso")
+__all__ = ["InMemoryCache", "MetasoCache", "MetasoStoreCache", "cache_key"]
 
 
 @runtime_checkable
 class MetasoCache(Protocol):
     """What a cache backend provides. Values are JSON-compatible (dicts, lists, text).
-    It may also define ``aget`` and ``aset`` (``MetasoAsyncCache``), which async calls use."""
+    It may also define ``async aget(key)`` and ``aset(key, value)``, which async calls use."""
 
     def get(self, key: str) -> Any | None:
         """The value stored under ``key``, or ``None`` on a miss."""
 
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key``."""
-
-
-@runtime_checkable
-class MetasoAsyncCache(MetasoCache, Protocol):
-    """A cache with native async methods too (a protocol of its own: settings typed
-    ``MetasoCache`` check it with ``isinstance``, which a sync-only cache must pass)."""
-
-    async def aget(self, key: str) -> Any | None:
-        """``get`` without blocking the event loop."""
-
-    async def aset(self, key: str, value: Any) -> None:
-        """``set`` without blocking the event loop."""
 
 
 def cache_key(
@@ -69,43 +42,6 @@ def cache_key(
         sort_keys=True,
         separators=(",", ":"),
     )
-
-
-@contextmanager
-def _tolerated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:  # a cache backend that fails must not fail the search
-        logger.warning("Metaso cache %s failed (%s); going without", action, exc)
-
-
-def cache_get(cache: MetasoCache, key: str) -> Any | None:
-    """``cache.get(key)``, or ``None`` (logged) if the backend fails."""
-    with _tolerated("get"):
-        return cache.get(key)
-    return None
-
-
-def cache_set(cache: MetasoCache, key: str, value: Any) -> None:
-    """``cache.set(key, value)``; a failing backend is logged and ignored."""
-    with _tolerated("set"):
-        cache.set(key, value)
-
-
-async def acache_get(cache: MetasoCache, key: str) -> Any | None:
-    """``cache_get`` for async code: the cache's ``aget``, else ``get`` off the loop."""
-    # getattr, not isinstance: a runtime protocol check costs ~10 µs, more than a hit.
-    aget = getattr(cache, "aget", None)
-    with _tolerated("get"):
-        return await (aget(key) if aget else asyncio.to_thread(cache.get, key))
-    return None
-
-
-async def acache_set(cache: MetasoCache, key: str, value: Any) -> None:
-    """``cache_set`` for async code: the cache's ``aset``, else ``set`` off the loop."""
-    aset = getattr(cache, "aset", None)
-    with _tolerated("set"):
-        await (aset(key, value) if aset else asyncio.to_thread(cache.set, key, value))
 
 
 class InMemoryCache:

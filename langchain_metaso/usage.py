@@ -321,11 +321,7 @@ def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[Metaso
 
 class Reservation:
     """One call's holds on every budget that applies to it (the instance's ``budget``,
-    each ``metaso_usage`` block's), around each call the HTTP core sends::
-
-        with Reservation(call.endpoint, budget) as reservation:  # or ``async with``
-            answer = send(call)
-            reservation.settle(credits_from(answer))
+    each ``metaso_usage`` block's), around each call the HTTP core sends (``MetasoClient._send``).
 
     Entering raises ``MetasoBudgetExceededError`` (holding nothing) if a budget is spent;
     leaving without ``settle`` releases the holds. ``async with`` and ``asettle`` ask a

@@ -13,14 +13,14 @@ import re
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from langchain_metaso._http.call import Call
 from langchain_metaso._http.failures import CallErrors, is_error
 from langchain_metaso._http.pool import DEADLINE
-from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder
+from langchain_metaso.errors import MetasoResponseError
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -41,6 +41,7 @@ DRAIN_SECONDS = 0.5
 goes back to the pool; a server that keeps it open longer has it closed."""
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
+DONE = "[DONE]"
 
 
 def time_left(deadline: float | None) -> float | None:
@@ -134,26 +135,34 @@ class BodyReader:
 
 
 class EventReader(Generic[T]):
-    """The items of an event stream, fed its raw chunks in turn (``None`` at its end)."""
+    """The items of a server-sent event stream, fed its raw chunks in turn (``None`` at its
+    end). Lines follow the WHATWG rules (``field: value``, ``:`` comments, a blank line ends
+    an event, multi-line ``data`` joined by ``\\n``) and the OpenAI convention the chat
+    stream uses: each event's data is JSON, and ``data: [DONE]`` ends the stream."""
 
     def __init__(self, call: Call[T], body: BodyReader) -> None:
         self.call = call
         self.errors = body.errors
         self.body = body
         self.credits: float | None = None
+        self.done = False  # data: [DONE] came
         charset = BodyReader.charset(body.response)
         self._text = codecs.getincrementaldecoder(charset)(errors="replace")
-        self._sse = SSEDecoder(call.endpoint, excerpt=self.errors.shorten)
         self._pending = ""
-
-    @property
-    def done(self) -> bool:
-        """Whether ``data: [DONE]`` came."""
-        return self._sse.done
+        self._data: list[str] = []  # the data lines of the event being read
+        self._first = True
 
     def feed(self, raw: bytes | None) -> list[T]:
         """The items the chunk completes; at the end (``None``), checks the stream ended
-        with ``[DONE]``."""
+        with ``[DONE]``.
+
+        Raises:
+            MetasoResponseError: an event's data is not JSON, or the stream ended before
+                ``data: [DONE]`` (e.g. cut short by a proxy): what came may be only part of
+                the answer.
+        """
+        if self.done:
+            return []
         if raw is None:
             lines = [self._pending + self._text.decode(b"", final=True)]
             self._pending = ""
@@ -163,25 +172,61 @@ class EventReader(Generic[T]):
             keep = text.endswith("\r")
             lines = _LINE_END.split(text[:-1] if keep else text)
             self._pending = lines.pop() + ("\r" if keep else "")
-        items = []
+        items: list[T] = []
         for line in lines:
-            event = self._sse.feed(line)
-            if event is not None:
-                items.append(self._item(event))
-            if self._sse.done:
+            items += map(self._item, self._line(line))
+            if self.done:
                 return items
         if raw is None:
-            self._sse.finish()
+            self._dispatch()  # a last event without its blank line: still checked
+            if not self.done:
+                raise MetasoResponseError(
+                    f"the event stream ended before 'data: {DONE}', so it may be incomplete",
+                    endpoint=self.call.endpoint,
+                )
         return items
 
-    def _item(self, event: ServerSentEvent) -> T:
-        # A server that fails once the stream has started can only say so in an event.
-        if isinstance(event.data, dict) and is_error(event.data):
-            raise self.errors.api_error(200, event.data)
+    def _line(self, line: str) -> list[Any]:
+        """The data of the event ``line`` ends, if it ends one."""
+        line = line.rstrip("\r\n")
+        if self._first:
+            self._first = False
+            line = line.removeprefix("\ufeff")
+        if not line:
+            return self._dispatch()
+        name, _, value = line.partition(":")
+        if name == "data":  # else a comment (a keep-alive ping), or a field only a
+            value = value.removeprefix(" ")  # reconnecting browser needs
+            if value.strip() == DONE and not self._data:
+                self.done = True  # at once: a server may keep the connection open after it
+            else:
+                self._data.append(value)
+        return []
+
+    def _dispatch(self) -> list[Any]:
+        data = "\n".join(self._data)
+        self._data = []
+        if data.strip() == DONE:
+            self.done = True
+        if not data or self.done:
+            return []
         try:
-            item = self.call.parse(event.data)
+            return [json.loads(data)]
+        except (ValueError, RecursionError) as exc:
+            raise MetasoResponseError(
+                "an event's data is not JSON",
+                endpoint=self.call.endpoint,
+                body_excerpt=self.errors.shorten(data),
+            ) from exc
+
+    def _item(self, data: Any) -> T:
+        # A server that fails once the stream has started can only say so in an event.
+        if isinstance(data, dict) and is_error(data):
+            raise self.errors.api_error(200, data)
+        try:
+            item = self.call.parse(data)
         except ValueError as exc:
-            shown = self.errors.shorten(json.dumps(event.data, ensure_ascii=False))
+            shown = self.errors.shorten(json.dumps(data, ensure_ascii=False))
             raise self.errors.unusable(str(exc), shown) from exc
         spent = getattr(item, "credits", None)  # read off the parsed item, not parsed again
         if isinstance(spent, int | float) and spent >= 0:

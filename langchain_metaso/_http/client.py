@@ -29,15 +29,8 @@ from langchain_metaso._http.call import ACCEPT, Call
 from langchain_metaso._http.failures import CallErrors, Reply, is_html
 from langchain_metaso._http.pool import DEADLINE, ConnectionPool
 from langchain_metaso._http.retry import MAX_RETRY_AFTER, RetryPolicy
-from langchain_metaso._http.single_flight import Abandoned, ain_time, in_time, join
-from langchain_metaso.cache import (
-    MetasoCache,
-    acache_get,
-    acache_set,
-    cache_get,
-    cache_key,
-    cache_set,
-)
+from langchain_metaso._http.single_flight import Abandoned, acache_call, cache_call, join
+from langchain_metaso.cache import MetasoCache, cache_key
 from langchain_metaso.errors import MetasoError, MetasoRateLimitError
 from langchain_metaso.usage import Budget, Reservation, credits_from, record_usage
 
@@ -84,7 +77,7 @@ class MetasoClient(RetryPolicy):
             return self._send(call, deadline)[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            hit = self._from_cache(call, in_time(deadline, cache, cache_get, key))
+            hit = self._from_cache(call, cache_call(deadline, cache, "get", key))
             if hit is not None:
                 return hit
             flight, leader = join(cache, key, self.api_key)
@@ -95,7 +88,7 @@ class MetasoClient(RetryPolicy):
                     continue
             with flight:
                 flight.answer, result = self._send(call, deadline)
-                in_time(deadline, cache, cache_set, key, flight.answer)
+                cache_call(deadline, cache, "set", key, flight.answer)
                 return result
 
     async def arequest(self, call: Call[T]) -> T:
@@ -106,8 +99,7 @@ class MetasoClient(RetryPolicy):
             return (await self._asend(call, deadline))[1]
         key = cache_key(call.endpoint, self.base_url, call.body, expect=call.expect)
         while True:
-            entry = await ain_time(deadline, acache_get(cache, key))
-            hit = self._from_cache(call, entry)
+            hit = self._from_cache(call, await acache_call(deadline, cache, "get", key))
             if hit is not None:
                 return hit
             flight, leader = join(cache, key, self.api_key)
@@ -118,7 +110,7 @@ class MetasoClient(RetryPolicy):
                     continue
             with flight:
                 flight.answer, result = await self._asend(call, deadline)
-                await ain_time(deadline, acache_set(cache, key, flight.answer))
+                await acache_call(deadline, cache, "set", key, flight.answer)
                 return result
 
     def stream(self, call: Call[T]) -> Iterator[T]:
@@ -214,6 +206,12 @@ class MetasoClient(RetryPolicy):
         client, slots = await self.pool.async_client(self.transport, self.max_concurrency)
         errors = self.errors(call)
         attempts = self._attempts(call, errors, read, deadline)
+
+        async def fetch(reply: Reply, request: httpx.Request) -> None:
+            reply.response = await client.send(request, stream=True)
+            if not reply.opened(call):
+                reply.body = await BodyReader(errors, reply.response, deadline).aread()
+
         delay, request = next(attempts)
         while True:
             if delay:
@@ -228,9 +226,9 @@ class MetasoClient(RetryPolicy):
             except asyncio.TimeoutError:
                 raise errors.out_of_time() from None
             reply = Reply()
+
             try:  # within the deadline as a whole: headers trickled a byte at a time too
-                fetch = self._afetch(client, request, call, errors, deadline, reply)
-                await asyncio.wait_for(fetch, time_left(deadline))
+                await asyncio.wait_for(fetch(reply, request), time_left(deadline))
             except httpx.RequestError as exc:
                 reply.error = exc
             except asyncio.TimeoutError:
@@ -242,19 +240,6 @@ class MetasoClient(RetryPolicy):
                 delay, request = attempts.send(reply)
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
-
-    async def _afetch(
-        self,
-        client: httpx.AsyncClient,
-        request: httpx.Request,
-        call: Call[Any],
-        errors: CallErrors,
-        deadline: float | None,
-        reply: Reply,
-    ) -> None:
-        reply.response = await client.send(request, stream=True)
-        if not reply.opened(call):
-            reply.body = await BodyReader(errors, reply.response, deadline).aread()
 
     # --- everything below is shared by sync and async, and does no I/O ---
 

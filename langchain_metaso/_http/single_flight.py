@@ -17,21 +17,21 @@ import hashlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import SecretStr
 
 from langchain_metaso._http.body import time_left
 from langchain_metaso.cache import InMemoryCache, MetasoCache
 
-__all__ = ["Abandoned", "Flight", "ain_time", "in_time", "join"]
+__all__ = ["Abandoned", "Flight", "acache_call", "cache_call", "join"]
 
 logger = logging.getLogger("langchain_metaso")
-R = TypeVar("R")
 # Sync cache calls that must finish within total_timeout run here, so that a cache that
 # does not answer (a Redis that accepts and never replies) is given up on, not waited for.
 _CACHE_THREADS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="metaso-cache")
 _SKIPPED = "Metaso cache: skipped, it did not answer within total_timeout"
+_FAILED = "Metaso cache %s failed (%s); going without"
 
 _lock = threading.Lock()
 _flights: dict[tuple[int, str], Flight] = {}
@@ -97,28 +97,51 @@ def join(cache: object, key: str, api_key: SecretStr) -> tuple[Flight, bool]:
         return flight, True
 
 
-def in_time(
-    deadline: float | None, cache: MetasoCache, op: Callable[..., R], *args: Any
-) -> R | None:
-    """``op(cache, *args)``, a sync cache call, given up on (with a warning) once it takes
-    a quarter of what the call has left before ``deadline``, so a hung cache leaves time
-    for the call itself; an in-process cache never blocks: called directly."""
+def cache_call(deadline: float | None, cache: MetasoCache, action: str, *args: Any) -> Any:
+    """``cache.get(key)`` or ``cache.set(key, value)`` (``action``), or ``None``: a backend
+    that fails is logged and bypassed, one that takes a quarter of what the call has left
+    before ``deadline`` is given up on (a hung cache leaves time for the call itself). An
+    in-process cache never blocks: called directly."""
+    method = getattr(cache, action)
     left = _cache_time(deadline)
     if left is None or isinstance(cache, InMemoryCache):
-        return op(cache, *args)
+        return _tolerated(action, method, *args)
     try:
-        return _CACHE_THREADS.submit(op, cache, *args).result(timeout=left)
+        return _CACHE_THREADS.submit(_tolerated, action, method, *args).result(timeout=left)
     except concurrent.futures.TimeoutError:
         logger.warning(_SKIPPED)
         return None
 
 
-async def ain_time(deadline: float | None, op: Awaitable[R]) -> R | None:
-    """``in_time`` for an async cache call."""
+async def acache_call(deadline: float | None, cache: MetasoCache, action: str, *args: Any) -> Any:
+    """``cache_call`` on the running event loop: the cache's ``aget``/``aset``, else its
+    ``get``/``set`` in a worker thread."""
+    # getattr, not isinstance: a runtime protocol check costs ~10 µs, more than a hit.
+    native = getattr(cache, "a" + action, None)
+    if native is None:
+        op = asyncio.to_thread(_tolerated, action, getattr(cache, action), *args)
+    else:
+        op = _atolerated(action, native(*args))
     try:
         return await asyncio.wait_for(op, _cache_time(deadline))
     except asyncio.TimeoutError:
         logger.warning(_SKIPPED)
+        return None
+
+
+def _tolerated(action: str, method: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return method(*args)
+    except Exception as exc:  # a cache backend that fails must not fail the call
+        logger.warning(_FAILED, action, exc)
+        return None
+
+
+async def _atolerated(action: str, op: Awaitable[Any]) -> Any:
+    try:
+        return await op
+    except Exception as exc:
+        logger.warning(_FAILED, action, exc)
         return None
 
 

@@ -20,7 +20,6 @@ from conftest import TEST_KEY, FakeClock, Invoke, Make, RecordingCache, tool_cal
 from langchain_core.stores import ByteStore, InMemoryByteStore
 from redis_support import free_port, run_elsewhere, search_with_cache
 
-import langchain_metaso.cache as caching
 from langchain_metaso import (
     InMemoryCache,
     MetasoReaderTool,
@@ -29,8 +28,9 @@ from langchain_metaso import (
     MetasoServerError,
     MetasoStoreCache,
 )
+from langchain_metaso._http.single_flight import acache_call, cache_call
 from langchain_metaso._redis import RedisByteStore, RedisConnection
-from langchain_metaso.cache import MetasoAsyncCache, MetasoCache, cache_key
+from langchain_metaso.cache import MetasoCache, cache_key
 from langchain_metaso.testing import Fault, MetasoEmulator
 
 KEY = cache_key("search", "https://api.302.ai/metaso", {"q": "秘塔", "size": 3})
@@ -182,7 +182,6 @@ def test_an_answer_comes_back_from_any_store(store: ByteStore) -> None:
     cache.set(KEY, ANSWER)
     assert cache.get(KEY) == ANSWER
     assert isinstance(cache, MetasoCache)
-    assert isinstance(cache, MetasoAsyncCache)
 
 
 def test_async_methods_share_the_entries(store: ByteStore) -> None:
@@ -360,11 +359,10 @@ class FailingCache:
 def test_a_sync_only_cache_runs_off_the_event_loop() -> None:
     cache = SyncOnlyCache()
     assert isinstance(cache, MetasoCache)
-    assert not isinstance(cache, MetasoAsyncCache)
 
     async def scenario() -> tuple[Any, int]:
-        await caching.acache_set(cache, "k", {"x": 1})
-        return await caching.acache_get(cache, "k"), threading.get_ident()
+        await acache_call(None, cache, "set", "k", {"x": 1})
+        return await acache_call(None, cache, "get", "k"), threading.get_ident()
 
     value, loop_thread = asyncio.run(scenario())
     assert value == {"x": 1}
@@ -376,8 +374,8 @@ def test_a_cache_with_async_methods_is_awaited_directly() -> None:
     cache = RecordingAsyncCache()
 
     async def scenario() -> Any:
-        await caching.acache_set(cache, "k", "v")
-        return await caching.acache_get(cache, "k")
+        await acache_call(None, cache, "set", "k", "v")
+        return await acache_call(None, cache, "get", "k")
 
     assert asyncio.run(scenario()) == "v"
     assert cache.async_calls == ["aset", "aget"]
@@ -386,7 +384,6 @@ def test_a_cache_with_async_methods_is_awaited_directly() -> None:
 
 def test_in_memory_cache_has_async_methods_over_the_same_entries() -> None:
     cache = InMemoryCache()
-    assert isinstance(cache, MetasoAsyncCache)
     cache.set("a", 1)
 
     async def scenario() -> tuple[Any, Any]:
@@ -406,12 +403,12 @@ def test_a_failing_backend_is_logged_and_bypassed(
         monkeypatch.setattr(cache, "set", FailingCache().set)
 
     async def scenario() -> Any:
-        await caching.acache_set(cache, "k", 1)
-        return await caching.acache_get(cache, "k")
+        await acache_call(None, cache, "set", "k", 1)
+        return await acache_call(None, cache, "get", "k")
 
     assert asyncio.run(scenario()) is None
-    assert caching.cache_get(cache, "k") is None
-    caching.cache_set(cache, "k", 1)
+    assert cache_call(None, cache, "get", "k") is None
+    cache_call(None, cache, "set", "k", 1)
     assert caplog.text.count("cache server down") == 4
     assert "Metaso cache get failed" in caplog.text
     assert "Metaso cache set failed" in caplog.text

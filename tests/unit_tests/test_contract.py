@@ -28,7 +28,8 @@ from langchain_metaso import (
     SearchResponse,
 )
 from langchain_metaso._http import Call
-from langchain_metaso._http.sse import SSEDecoder
+from langchain_metaso._http.body import BodyReader, EventReader
+from langchain_metaso._http.failures import CallErrors
 from langchain_metaso.chat import Answer
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.filters import SearchFilters
@@ -246,11 +247,13 @@ def check_chunks(chunks: list[Any]) -> None:
 
 
 def test_chat_stream_is_read_by_the_event_parser() -> None:
-    decoder = SSEDecoder("chat/completions")
-    found = [decoder.feed(line) for line in STREAM.splitlines(True)]
-    decoder.finish()
-    check_chunks([event.data for event in found if event is not None])
-    assert decoder.done
+    call: Call[Any] = Call("chat/completions", {}, dict, "events")
+    errors = CallErrors("chat/completions", "http://test/x", "secret", 1.0, None, 1 << 20)
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"})
+    reader = EventReader(call, BodyReader(errors, response, None))
+    found = [item for line in STREAM.splitlines(True) for item in reader.feed(line.encode())]
+    check_chunks(found + reader.feed(None))
+    assert reader.done
 
 
 def test_chat_stream_is_read_through_the_http_core() -> None:

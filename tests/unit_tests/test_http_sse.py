@@ -1,6 +1,6 @@
-"""The server-sent events parser (``_http/sse.py``) and the reader that feeds it the lines
-of an answer's chunks (``_http/body.py``'s ``EventReader``); the HTTP core's stream
-methods that use them are tested in ``test_http_client.py``."""
+"""The server-sent events reader (``_http/body.py``'s ``EventReader``): an answer's chunks
+read as lines and events; the HTTP core's stream methods that use it are tested in
+``test_http_client.py``."""
 
 from __future__ import annotations
 
@@ -16,35 +16,33 @@ from hypothesis import strategies as st
 from langchain_metaso._http import Call
 from langchain_metaso._http.body import BodyReader, EventReader
 from langchain_metaso._http.failures import CallErrors
-from langchain_metaso._http.sse import ServerSentEvent, SSEDecoder
 from langchain_metaso.errors import MetasoResponseError
 
 
-def iter_events(lines: Iterator[str] | list[str], decoder: SSEDecoder) -> Iterator[ServerSentEvent]:
-    """The events of ``lines`` in order, up to ``[DONE]``; then the end checked."""
-    for line in lines:
-        event = decoder.feed(line)
-        if event is not None:
-            yield event
-        if decoder.done:
-            return
-    decoder.finish()
-
-
-def event_reader(limit: int = 1 << 20) -> EventReader[Any]:
-    call: Call[Any] = Call("x", {}, parse=lambda data: data, expect="events")
-    errors = CallErrors("x", "http://test/x", "secret", 1.0, None, limit)
+def event_reader(limit: int = 1 << 20, endpoint: str = "x") -> EventReader[Any]:
+    call: Call[Any] = Call(endpoint, {}, parse=lambda data: data, expect="events")
+    errors = CallErrors(endpoint, "http://test/x", "secret", 1.0, None, limit)
     response = httpx.Response(200, headers={"content-type": "text/event-stream"})
     return EventReader(call, BodyReader(errors, response, None))
 
 
-def events(lines: list[str]) -> list[ServerSentEvent]:
-    return list(iter_events(lines, SSEDecoder("chat/completions")))
+def iter_events(lines: Iterator[str] | list[str], reader: EventReader[Any]) -> Iterator[Any]:
+    """The data of the events of ``lines`` (each a whole line) in order, up to ``[DONE]``;
+    then the end checked."""
+    for line in lines:
+        yield from reader.feed(line.encode() + (b"" if line.endswith("\n") else b"\n"))
+        if reader.done:
+            return
+    yield from reader.feed(None)
+
+
+def events(lines: list[str]) -> list[Any]:
+    return list(iter_events(lines, event_reader(endpoint="chat/completions")))
 
 
 def test_events_come_in_order_and_done_ends_the_stream() -> None:
     lines = ['data: {"n": 1}', "", 'data: {"n": 2}', "", "data: [DONE]", "", 'data: {"n": 3}', ""]
-    assert [event.data for event in events(lines)] == [{"n": 1}, {"n": 2}]
+    assert events(lines) == [{"n": 1}, {"n": 2}]
 
 
 def test_nothing_after_done_is_read() -> None:
@@ -55,19 +53,17 @@ def test_nothing_after_done_is_read() -> None:
             read.append(line)
             yield line
 
-    assert [event.data for event in iter_events(lines(), SSEDecoder("x"))] == [{"n": 1}]
+    assert list(iter_events(lines(), event_reader())) == [{"n": 1}]
     assert read == ['data: {"n": 1}', "", "data: [DONE]"]
 
 
 def test_multi_line_data_is_joined_with_newlines() -> None:
     lines = ['data: {"text":', 'data: "two lines"}', "", "data: [DONE]"]
-    assert [event.data for event in events(lines)] == [{"text": "two lines"}]
-    decoder = SSEDecoder("x")
-    for line in ["data: [1,", "data:2]"]:
-        assert decoder.feed(line) is None
-    event = decoder.feed("")
-    assert event is not None
-    assert event.data == [1, 2]
+    assert events(lines) == [{"text": "two lines"}]
+    reader = event_reader()
+    for line in [b"data: [1,\n", b"data:2]\n"]:
+        assert reader.feed(line) == []
+    assert reader.feed(b"\n") == [[1, 2]]
 
 
 def test_comments_keep_alives_and_unknown_fields_are_ignored() -> None:
@@ -75,6 +71,8 @@ def test_comments_keep_alives_and_unknown_fields_are_ignored() -> None:
         ": keep-alive",
         "",
         ":",
+        "event: delta",
+        "id: 7",
         "retry: 3000",
         "foo: bar",
         'data: {"n": 1}',
@@ -83,29 +81,21 @@ def test_comments_keep_alives_and_unknown_fields_are_ignored() -> None:
         "",
         "data: [DONE]",
     ]
-    assert [event.data for event in events(lines)] == [{"n": 1}]
-
-
-def test_event_name_and_id_are_kept_and_the_id_carries_over() -> None:
-    lines = ["event: delta", "id: 7", 'data: {"n": 1}', "", 'data: {"n": 2}', "", "data: [DONE]"]
-    first, second = events(lines)
-    assert (first.event, first.id, first.data) == ("delta", "7", {"n": 1})
-    # Per the SSE rules the event type resets after each event, the last id does not.
-    assert (second.event, second.id, second.data) == ("message", "7", {"n": 2})
+    assert events(lines) == [{"n": 1}]
 
 
 def test_space_after_colon_is_optional_and_line_endings_and_bom_are_dropped() -> None:
     lines = ['\ufeffdata:{"a": 1}\r\n', "\r\n", 'data:  {"b": 2}\n', "\n", "data:[DONE]\r\n"]
-    assert [event.data for event in events(lines)] == [{"a": 1}, {"b": 2}]
+    assert events(lines) == [{"a": 1}, {"b": 2}]
 
 
 def test_done_without_a_blank_line_after_it_ends_the_stream() -> None:
-    assert [event.data for event in events(['data: {"n": 1}', "", "data: [DONE]"])] == [{"n": 1}]
-    decoder = SSEDecoder("x")
-    assert decoder.feed("data: [DONE]") is None
-    assert decoder.done
-    assert decoder.feed('data: {"late": true}') is None
-    assert decoder.feed("") is None
+    assert events(['data: {"n": 1}', "", "data: [DONE]"]) == [{"n": 1}]
+    reader = event_reader()
+    assert reader.feed(b"data: [DONE]\n") == []
+    assert reader.done
+    assert reader.feed(b'data: {"late": true}\n') == []
+    assert reader.feed(b"\n") == []
 
 
 def test_malformed_json_event_is_a_response_error() -> None:
@@ -116,10 +106,9 @@ def test_malformed_json_event_is_a_response_error() -> None:
     assert "not JSON" in str(caught.value)
 
 
-def test_excerpt_hook_shapes_what_an_error_shows() -> None:
-    decoder = SSEDecoder("chat/completions", excerpt=lambda text: text.replace("secret", "***"))
+def test_what_an_error_shows_is_redacted() -> None:
     with pytest.raises(MetasoResponseError) as caught:
-        list(iter_events(["data: secret <html>", ""], decoder))
+        events(["data: secret <html>", ""])
     assert caught.value.body_excerpt == "*** <html>"
 
 
@@ -142,7 +131,7 @@ def test_chunks_split_anywhere_give_the_same_events(size: int) -> None:
         got += reader.feed(text[start : start + size])
         if reader.done:
             break
-    assert got == [event.data for event in events(lines)] == [{"n": 1}, {"n": 2}]
+    assert got == events(lines) == [{"n": 1}, {"n": 2}]
 
     cut_short = event_reader()
     assert cut_short.feed(b'data: {"n": 1}\n\n') == [{"n": 1}]
@@ -177,4 +166,4 @@ def test_any_json_values_survive_framing(items: list[tuple[Any, bool, bool]]) ->
         # Pretty-printed JSON spans several data lines; the parser joins them back.
         lines += [f"data: {part}" for part in text.split("\n")] + [""]
     lines.append("data: [DONE]")
-    assert [event.data for event in events(lines)] == [value for value, _, _ in items]
+    assert events(lines) == [value for value, _, _ in items]
