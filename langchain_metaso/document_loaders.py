@@ -17,18 +17,8 @@ from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.errors import MetasoError
 from langchain_metaso.filters import FilterSettings
-from langchain_metaso.paged_search import (
-    PagedSearch,
-    arun_search,
-    run_search,
-)
-from langchain_metaso.reader import (
-    ReaderFormat,
-    ReaderPage,
-    ReaderRequest,
-    check_url,
-    reader_call,
-)
+from langchain_metaso.paged_search import PagedSearch, arun_search, run_search
+from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
 from langchain_metaso.search import MAX_SIZE, SearchRequest
 
 __all__ = ["MetasoLoader"]

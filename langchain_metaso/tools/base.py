@@ -213,14 +213,10 @@ class MetasoTool(MetasoConfig, BaseTool):
         """The description of the tool for these settings (the class's by default)."""
         return str(type(self).model_fields["description"].default)
 
-    # Also run on every assignment (validate_assignment): the schema and the description
-    # follow the settings.
+    # Also run on every assignment (validate_assignment) and unpickling: the schema and
+    # the description follow the settings.
     @model_validator(mode="after")
     def _fit_to_settings(self) -> Self:
-        self._fit_schema_and_description()
-        return self
-
-    def _fit_schema_and_description(self) -> None:
         full = self._full_schema()
         names = (next(iter(full.model_fields)), *self._given_by_model())
         notes = tuple(
@@ -235,6 +231,7 @@ class MetasoTool(MetasoConfig, BaseTool):
             self.__pydantic_fields_set__.discard("args_schema")
             if self.__pydantic_private__ is not None:
                 self._tool_call_schema_memo = None  # LangChain's cache of what they shaped
+        return self
 
     def __getstate__(self) -> dict[Any, Any]:
         # The schema is a class made by call_schema, which cannot be pickled by name.
@@ -244,7 +241,7 @@ class MetasoTool(MetasoConfig, BaseTool):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        self._fit_schema_and_description()
+        self._fit_to_settings()
 
     def _plan_call(
         self, *args: Any, **kwargs: Any
