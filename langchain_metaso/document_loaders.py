@@ -57,8 +57,6 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         keep_undated:
             Which search results to read (sites, dates), only with ``query``; applied
             by this client, with up to 3 search requests (see ``FilterSettings``).
-        max_concurrency:
-            Also bounds the pages read at once by ``alazy_load``.
 
     Instantiate:
         .. code-block:: python

@@ -50,14 +50,15 @@ class MetasoSearchInput(QueryInput):
 
 
 QUERY_SHOWN = 100
-"""The most characters of a query the text for a model repeats."""
+"""The most characters of a query the text for a model repeats (on one line, in quotes)."""
 
 
 def format_results(search: PagedSearch) -> str:
     """Compact text for a model of a finished search: one entry a result, numbered from
     1, what its filters dropped, and, when they kept nothing, what they keep."""
     request, response = search.request, search.response
-    query = _quote(request.query)
+    line = " ".join(request.query.split())
+    query = f"'{line if len(line) <= QUERY_SHOWN else line[: QUERY_SHOWN - 1] + '…'}'"
     note = search.filtered.describe()
     note = f" ({note})" if note else ""
     if not response.results:
@@ -121,17 +122,11 @@ def _entry(result: SearchResult, index: int) -> list[str]:
     return lines
 
 
-def _quote(query: str) -> str:
-    """The query on one line, cut to ``QUERY_SHOWN`` characters, in quotes."""
-    line = " ".join(query.split())
-    return f"'{line if len(line) <= QUERY_SHOWN else line[: QUERY_SHOWN - 1] + '…'}'"
-
-
 def _duration(value: str | None) -> str | None:
     """``"617"`` (seconds, as the API writes it) as ``"duration 10:17"``; other text as is."""
-    if not value or not value.strip():
+    text = (value or "").strip()
+    if not text:
         return None
-    text = value.strip()
     if not (text.isascii() and text.isdigit()):
         return f"duration {text}"
     hours, rest = divmod(int(text), 3600)
@@ -155,14 +150,11 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         page: int | None
             Default result page (the API's pages hold 10 results; ``size`` is
             then not sent, as the API takes one or the other).
-        model_args: tuple[str, ...] | None
-            The call arguments besides ``query`` a model may set (``None``, the default:
-            all); the others take the instance's values (see ``MetasoTool``).
         max_size: int | None
             The most results a model may ask for (default: 20, or ``size`` if larger);
             a call asking for more gets ``max_size``, and the text says so.
-        max_chars: int | None
-            Longest text handed to the model (default 16,000; see ``MetasoTool``).
+        model_args, max_chars:
+            What a model may set, and the longest text it gets: see ``MetasoTool``.
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
