@@ -202,12 +202,11 @@ class MetasoTool(MetasoConfig, BaseTool):
         """The call arguments a model may set besides the first."""
         return tuple(self._optional_args()) if self.model_args is None else self.model_args
 
-    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
-        """Per argument, the description the model reads and the bound it is shown, where
-        they depend on this instance's settings: by default the scope's, naming the
-        tool's own default scope."""
+    def _argument_notes(self) -> tuple[tuple[str, str, int | None], ...]:
+        """``call_schema``'s notes where they depend on this instance's settings: by
+        default the scope's, naming the tool's own default scope."""
         scope = getattr(self, "scope", None)  # the reader has none
-        return {"scope": (f"Where to look: {describe_scopes(scope)}.", None)} if scope else {}
+        return (("scope", f"Where to look: {describe_scopes(scope)}.", None),) if scope else ()
 
     def _describe(self) -> str:
         """The description of the tool for these settings (the class's by default)."""
@@ -219,9 +218,7 @@ class MetasoTool(MetasoConfig, BaseTool):
     def _fit_to_settings(self) -> Self:
         full = self._full_schema()
         names = (next(iter(full.model_fields)), *self._given_by_model())
-        notes = tuple(
-            (name, *note) for name, note in self._argument_notes().items() if name in names
-        )
+        notes = tuple(note for note in self._argument_notes() if note[0] in names)
         fitted: dict[str, Any] = {"args_schema": call_schema(full, names, notes)}
         if "description" not in self.model_fields_set:
             fitted["description"] = self._describe()

@@ -222,10 +222,10 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         """The most results a call gets: ``max_size``, else 20 or ``size`` if larger."""
         return self.max_size or max(DEFAULT_MAX_SIZE, self.size)
 
-    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
+    def _argument_notes(self) -> tuple[tuple[str, str, int | None], ...]:
         size = MetasoSearchInput.model_fields["size"].description
         limit = self.size_limit
-        return {**super()._argument_notes(), "size": (f"{size} At most {limit}.", limit)}
+        return (*super()._argument_notes(), ("size", f"{size} At most {limit}.", limit))
 
     def _describe(self) -> str:
         if "scope" in self._given_by_model():
