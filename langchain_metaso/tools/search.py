@@ -13,7 +13,7 @@ from typing_extensions import Self
 from langchain_metaso.filters import FilterSettings, SearchFilters
 from langchain_metaso.paged_search import PagedSearch, SearchOptions
 from langchain_metaso.scopes import Scope, describe_scope
-from langchain_metaso.search import MAX_SIZE, PAGE_SIZE, SearchResult
+from langchain_metaso.search import MAX_SIZE, PAGE_SIZE
 from langchain_metaso.tools.base import MetasoTool, QueryInput, explain_invalid_arguments
 
 __all__ = ["DEFAULT_MAX_SIZE", "MetasoSearchInput", "MetasoSearchTool", "format_results"]
@@ -74,8 +74,26 @@ def format_results(search: PagedSearch) -> str:
     of_total = f" of {response.total}" if response.total else ""
     lines = [f"Metaso {request.scope} search for {query}: {shown}{of_total} results{note}."]
     for index, result in enumerate(response.results[:shown], start=1):
-        lines.append("")
-        lines.extend(_entry(result, index))
+        lines += ["", f"[{index}] {result.title or '(untitled)'}"]
+        if result.link:
+            lines.append(result.link)
+        if result.image_url:  # an image's own URL, besides the page it is on
+            lines.append(f"image: {result.image_url}" if result.link else result.image_url)
+        details = [
+            result.date,
+            _duration(result.duration),
+            ", ".join(result.authors or ()),
+            f"{result.image_width}x{result.image_height} pixels"
+            if result.image_width and result.image_height
+            else None,
+        ]
+        if any(details):
+            lines.append(" | ".join(part for part in details if part))
+        # Summary or snippet even when raw content was fetched: whole pages would swamp
+        # the model's context; they are in the artifact. A title or URL is shown already.
+        text, used = result.text()
+        if used in ("summary", "snippet"):
+            lines.append(text.strip())
     if request.page and shown < request.size:
         lines.append(
             f"\n(Asked for {request.size} results of page {request.page}: a page holds "
@@ -96,30 +114,6 @@ def _kept_to(filters: SearchFilters, today: date) -> str:
         else "",
     ]
     return f"; kept only results {', '.join(rule for rule in rules if rule)}"
-
-
-def _entry(result: SearchResult, index: int) -> list[str]:
-    lines = [f"[{index}] {result.title or '(untitled)'}"]
-    if result.link:
-        lines.append(result.link)
-    if result.image_url:  # an image's own URL, besides the page it is on
-        lines.append(f"image: {result.image_url}" if result.link else result.image_url)
-    details = [
-        result.date,
-        _duration(result.duration),
-        ", ".join(result.authors or ()),
-        f"{result.image_width}x{result.image_height} pixels"
-        if result.image_width and result.image_height
-        else None,
-    ]
-    if any(details):
-        lines.append(" | ".join(part for part in details if part))
-    # Summary or snippet even when raw content was fetched: whole pages would swamp
-    # the model's context; they are in the artifact. A title or URL is shown already.
-    text, used = result.text()
-    if used in ("summary", "snippet"):
-        lines.append(text.strip())
-    return lines
 
 
 def _duration(value: str | None) -> str | None:
