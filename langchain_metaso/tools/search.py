@@ -104,14 +104,12 @@ def format_results(search: PagedSearch) -> str:
 
 def _kept_to(filters: SearchFilters, today: date) -> str:
     """What the filters keep, as the end of a sentence: "; kept only results from gov.cn"."""
-    cutoff = filters.cutoff(today)
+    cutoff, before = filters.cutoff(today), filters.published_before
     rules = [
         f"from {', '.join(filters.include_domains)}" if filters.include_domains else "",
         f"not from {', '.join(filters.exclude_domains)}" if filters.exclude_domains else "",
         f"dated on or after {cutoff.isoformat()}" if cutoff else "",
-        f"dated on or before {filters.published_before.isoformat()}"
-        if filters.published_before
-        else "",
+        f"dated on or before {before.isoformat()}" if before else "",
     ]
     return f"; kept only results {', '.join(rule for rule in rules if rule)}"
 
