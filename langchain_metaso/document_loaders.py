@@ -121,7 +121,6 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
                 "(search, then read the top k results)"
             )
         if self.query is not None and self.scope == "image":
-            # Image results have no page to read: the loader would return nothing.
             raise ValueError(
                 "MetasoLoader reads the pages of search results, and image results have no "
                 "page (only an image URL): use MetasoRetriever(scope='image') for their "
@@ -163,7 +162,6 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         urls = self.urls
         if urls is None:
             urls = self._links(await arun_search(client, self._search()))
-        # The client lets max_concurrency of these run at once; the others wait their turn.
         tasks = [asyncio.ensure_future(client.arequest(self._call(url))) for url in urls]
         try:
             for url, task in self._progress(zip(urls, tasks, strict=True), len(urls)):

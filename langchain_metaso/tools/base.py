@@ -11,7 +11,6 @@ from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackMan
 from langchain_core.tools import BaseTool
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     GetJsonSchemaHandler,
     ValidationError,
@@ -45,11 +44,9 @@ DEFAULT_MAX_CHARS = 16_000
 fit (about 600 characters each), a runaway snippet or answer does not."""
 
 
-class QueryInput(BaseModel):
+# extra="forbid": an argument the tool does not take is an error the model can fix, not dropped.
+class QueryInput(BaseModel, extra="forbid"):
     """The arguments the search and answer tools share: a query, and where to look."""
-
-    # An argument the tool does not take is an error the model can fix, not dropped.
-    model_config = ConfigDict(extra="forbid")
 
     query: Query = Field(description="What to search for, in Chinese or English.")
     scope: ScopeName | None = Field(
@@ -212,10 +209,14 @@ class MetasoTool(MetasoConfig, BaseTool):
         """The description of the tool for these settings (the class's by default)."""
         return str(type(self).model_fields["description"].default)
 
-    # Also run on every assignment (validate_assignment) and unpickling: the schema and
-    # the description follow the settings.
+    # Also run on every assignment (validate_assignment): the schema and the description
+    # follow the settings.
     @model_validator(mode="after")
     def _fit_to_settings(self) -> Self:
+        self._fit_schema_and_description()
+        return self
+
+    def _fit_schema_and_description(self) -> None:
         full = self._full_schema()
         names = (next(iter(full.model_fields)), *self._given_by_model())
         notes = tuple(note for note in self._argument_notes() if note[0] in names)
@@ -228,7 +229,6 @@ class MetasoTool(MetasoConfig, BaseTool):
             self.__pydantic_fields_set__.discard("args_schema")
             if self.__pydantic_private__ is not None:
                 self._tool_call_schema_memo = None  # LangChain's cache of what they shaped
-        return self
 
     def __getstate__(self) -> dict[Any, Any]:
         # The schema is a class made by call_schema, which cannot be pickled by name.
@@ -238,7 +238,7 @@ class MetasoTool(MetasoConfig, BaseTool):
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        self._fit_to_settings()
+        self._fit_schema_and_description()
 
     def _plan_call(
         self, *args: Any, **kwargs: Any
