@@ -129,8 +129,7 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         if self.urls is not None and self.search_filters().active:
             raise ValueError(
                 "include_domains, exclude_domains, recency_days, published_after and "
-                "published_before "
-                "filter search results: use them with query='...', not with urls"
+                "published_before filter search results: use them with query='...', not with urls"
             )
         return self
 

@@ -257,10 +257,9 @@ class MetasoTool(MetasoConfig, BaseTool):
         self, *args: Any, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any
     ) -> str | tuple[str, Any]:
         work, answer = self._plan_call(*args, **kwargs)
-        client = self.client
         if isinstance(work, PagedSearch):
-            return self._respond(*answer(run_search(client, work)))
-        return self._respond(*answer(client.request(work)))
+            return self._respond(*answer(run_search(self.client, work)))
+        return self._respond(*answer(self.client.request(work)))
 
     async def _arun(
         self,
@@ -269,10 +268,9 @@ class MetasoTool(MetasoConfig, BaseTool):
         **kwargs: Any,
     ) -> str | tuple[str, Any]:
         work, answer = self._plan_call(*args, **kwargs)
-        client = self.client
         if isinstance(work, PagedSearch):
-            return self._respond(*answer(await arun_search(client, work)))
-        return self._respond(*answer(await client.arequest(work)))
+            return self._respond(*answer(await arun_search(self.client, work)))
+        return self._respond(*answer(await self.client.arequest(work)))
 
 
 # LangChain reads these methods' type hints on every call: resolved once, the string
