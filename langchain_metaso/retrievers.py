@@ -61,8 +61,7 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             docs[0].page_content         # the summary (or snippet, or raw content)
             docs[0].metadata["source"]   # the result's URL
 
-            # Any search setting for one call: k (or size), page, scope, include_summary,
-            # include_raw_content, concise_snippet; anything else is an error.
+            # Any search setting above (not a connection's) for one call; nothing else.
             docs = retriever.invoke("大语言模型 幻觉 评测", k=3, scope="video", page=2)
 
     The README says what each ``Document`` holds. Errors raise the typed exceptions of
