@@ -130,14 +130,13 @@ def call_schema(
             field = FieldInfo.merge_field_infos(field, description=description)
             field.metadata = [*field.metadata, _ModelFacing(maximum)]
         fields[name] = (field.annotation, field)
-    schema: type[BaseModel] = create_model(
+    return create_model(
         full.__name__,
         __config__=full.model_config,
         __doc__=full.__doc__,
         __module__=full.__module__,
         **fields,
     )
-    return schema
 
 
 class MetasoTool(MetasoConfig, BaseTool):
