@@ -306,13 +306,8 @@ class MetasoConfig(BaseModel):
 
     def share_connections(self, cls: type[C], **kwargs: Any) -> C:
         """A ``cls`` instance with these settings (``kwargs`` added or overriding) that
-        shares this instance's connection pool, and so its ``max_concurrency`` bound.
-
-        This is how a toolkit's tools share one pool::
-
-            search = MetasoSearchTool()
-            reader = search.share_connections(MetasoReaderTool, max_chars=4000)
-        """
+        shares this instance's connection pool, and so its ``max_concurrency`` bound (as
+        a toolkit's tools do)."""
         return self._share_with(cls(**{**self.connection_settings(), **kwargs}))
 
     def _share_with(self, other: C) -> C:

@@ -17,18 +17,8 @@ from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.config import MetasoConfig
 from langchain_metaso.errors import MetasoError
 from langchain_metaso.filters import FilterSettings
-from langchain_metaso.paged_search import (
-    PagedSearch,
-    arun_search,
-    run_search,
-)
-from langchain_metaso.reader import (
-    ReaderFormat,
-    ReaderPage,
-    ReaderRequest,
-    check_url,
-    reader_call,
-)
+from langchain_metaso.paged_search import PagedSearch, arun_search, run_search
+from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
 from langchain_metaso.search import MAX_SIZE, SearchRequest
 
 __all__ = ["MetasoLoader"]
@@ -67,8 +57,6 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         keep_undated:
             Which search results to read (sites, dates), only with ``query``; applied
             by this client, with up to 3 search requests (see ``FilterSettings``).
-        max_concurrency:
-            Also bounds the pages read at once by ``alazy_load``.
 
     Instantiate:
         .. code-block:: python
@@ -133,7 +121,6 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
                 "(search, then read the top k results)"
             )
         if self.query is not None and self.scope == "image":
-            # Image results have no page to read: the loader would return nothing.
             raise ValueError(
                 "MetasoLoader reads the pages of search results, and image results have no "
                 "page (only an image URL): use MetasoRetriever(scope='image') for their "
@@ -142,8 +129,7 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         if self.urls is not None and self.search_filters().active:
             raise ValueError(
                 "include_domains, exclude_domains, recency_days, published_after and "
-                "published_before "
-                "filter search results: use them with query='...', not with urls"
+                "published_before filter search results: use them with query='...', not with urls"
             )
         return self
 
@@ -175,7 +161,6 @@ class MetasoLoader(FilterSettings, MetasoConfig, BaseLoader):
         urls = self.urls
         if urls is None:
             urls = self._links(await arun_search(client, self._search()))
-        # The client lets max_concurrency of these run at once; the others wait their turn.
         tasks = [asyncio.ensure_future(client.arequest(self._call(url))) for url in urls]
         try:
             for url, task in self._progress(zip(urls, tasks, strict=True), len(urls)):

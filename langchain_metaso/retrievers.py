@@ -61,14 +61,10 @@ class MetasoRetriever(SearchOptions, MetasoConfig, BaseRetriever):
             docs[0].page_content         # the summary (or snippet, or raw content)
             docs[0].metadata["source"]   # the result's URL
 
-            # Any search setting for one call: k (or size), page, scope, include_summary,
-            # include_raw_content, concise_snippet; anything else is an error.
+            # Any search setting above (not a connection's) for one call; nothing else.
             docs = retriever.invoke("大语言模型 幻觉 评测", k=3, scope="video", page=2)
 
-    ``page_content`` is the raw page text when asked for and returned, else the summary,
-    else the snippet, else the title; ``metadata``, the result's other fields and
-    ``source``, ``scope``, ``query``, ``published``; ``id``, the same for a result on every
-    call (the README says more). Errors raise the typed exceptions of
+    The README says what each ``Document`` holds. Errors raise the typed exceptions of
     ``langchain_metaso.errors``.
     """
 

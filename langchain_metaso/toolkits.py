@@ -17,9 +17,8 @@ class MetasoToolkit(MetasoConfig, BaseToolkit):
         See ``MetasoConfig``: the package, ``METASO_API_KEY`` and every connection setting.
 
     Key init args:
-        metaso_api_key, base_url, timeout, max_retries, retry_backoff, max_concurrency:
-            Connection settings, handed to every tool. The tools also share one pool
-            of connections, so ``max_concurrency`` bounds their requests together.
+        The connection settings, handed to every tool. The tools also share one pool of
+        connections, so ``max_concurrency`` bounds their requests together.
 
     Instantiate:
         .. code-block:: python

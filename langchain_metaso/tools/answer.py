@@ -44,8 +44,6 @@ class MetasoAnswerTool(MetasoTool):
             ``podcast``, ``video`` or ``image``.
         model_args: tuple[str, ...] | None
             ``None`` (default): a model may set ``scope``; ``[]``: the question only.
-        max_chars: int | None
-            Longest text handed to the model (default 16,000; see ``MetasoTool``).
         answer_format: str
             The shape asked of the API, ``simple`` (default) or ``chat_completions``;
             both are understood either way.

@@ -11,7 +11,6 @@ from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackMan
 from langchain_core.tools import BaseTool
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     GetJsonSchemaHandler,
     ValidationError,
@@ -45,11 +44,9 @@ DEFAULT_MAX_CHARS = 16_000
 fit (about 600 characters each), a runaway snippet or answer does not."""
 
 
-class QueryInput(BaseModel):
+# extra="forbid": an argument the tool does not take is an error the model can fix, not dropped.
+class QueryInput(BaseModel, extra="forbid"):
     """The arguments the search and answer tools share: a query, and where to look."""
-
-    # An argument the tool does not take is an error the model can fix, not dropped.
-    model_config = ConfigDict(extra="forbid")
 
     query: Query = Field(description="What to search for, in Chinese or English.")
     scope: ScopeName | None = Field(
@@ -133,14 +130,13 @@ def call_schema(
             field = FieldInfo.merge_field_infos(field, description=description)
             field.metadata = [*field.metadata, _ModelFacing(maximum)]
         fields[name] = (field.annotation, field)
-    schema: type[BaseModel] = create_model(
+    return create_model(
         full.__name__,
         __config__=full.model_config,
         __doc__=full.__doc__,
         __module__=full.__module__,
         **fields,
     )
-    return schema
 
 
 class MetasoTool(MetasoConfig, BaseTool):
@@ -202,12 +198,11 @@ class MetasoTool(MetasoConfig, BaseTool):
         """The call arguments a model may set besides the first."""
         return tuple(self._optional_args()) if self.model_args is None else self.model_args
 
-    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
-        """Per argument, the description the model reads and the bound it is shown, where
-        they depend on this instance's settings: by default the scope's, naming the
-        tool's own default scope."""
+    def _argument_notes(self) -> tuple[tuple[str, str, int | None], ...]:
+        """``call_schema``'s notes where they depend on this instance's settings: by
+        default the scope's, naming the tool's own default scope."""
         scope = getattr(self, "scope", None)  # the reader has none
-        return {"scope": (f"Where to look: {describe_scopes(scope)}.", None)} if scope else {}
+        return (("scope", f"Where to look: {describe_scopes(scope)}.", None),) if scope else ()
 
     def _describe(self) -> str:
         """The description of the tool for these settings (the class's by default)."""
@@ -223,9 +218,7 @@ class MetasoTool(MetasoConfig, BaseTool):
     def _fit_schema_and_description(self) -> None:
         full = self._full_schema()
         names = (next(iter(full.model_fields)), *self._given_by_model())
-        notes = tuple(
-            (name, *note) for name, note in self._argument_notes().items() if name in names
-        )
+        notes = tuple(note for note in self._argument_notes() if note[0] in names)
         fitted: dict[str, Any] = {"args_schema": call_schema(full, names, notes)}
         if "description" not in self.model_fields_set:
             fitted["description"] = self._describe()
@@ -263,10 +256,9 @@ class MetasoTool(MetasoConfig, BaseTool):
         self, *args: Any, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any
     ) -> str | tuple[str, Any]:
         work, answer = self._plan_call(*args, **kwargs)
-        client = self.client
         if isinstance(work, PagedSearch):
-            return self._respond(*answer(run_search(client, work)))
-        return self._respond(*answer(client.request(work)))
+            return self._respond(*answer(run_search(self.client, work)))
+        return self._respond(*answer(self.client.request(work)))
 
     async def _arun(
         self,
@@ -275,10 +267,9 @@ class MetasoTool(MetasoConfig, BaseTool):
         **kwargs: Any,
     ) -> str | tuple[str, Any]:
         work, answer = self._plan_call(*args, **kwargs)
-        client = self.client
         if isinstance(work, PagedSearch):
-            return self._respond(*answer(await arun_search(client, work)))
-        return self._respond(*answer(await client.arequest(work)))
+            return self._respond(*answer(await arun_search(self.client, work)))
+        return self._respond(*answer(await self.client.arequest(work)))
 
 
 # LangChain reads these methods' type hints on every call: resolved once, the string

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from langchain_core.documents import Document
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from langchain_metaso._http import Call
 from langchain_metaso.reader import ReaderFormat, ReaderPage, ReaderRequest, check_url, reader_call
@@ -15,11 +15,8 @@ from langchain_metaso.tools.base import MetasoTool
 __all__ = ["MetasoReaderInput", "MetasoReaderTool"]
 
 
-class MetasoReaderInput(BaseModel):
+class MetasoReaderInput(BaseModel, extra="forbid"):  # as QueryInput
     """Arguments of a ``metaso_reader`` call."""
-
-    # An argument the tool does not take is an error the model can fix, not dropped.
-    model_config = ConfigDict(extra="forbid")
 
     url: Annotated[str, AfterValidator(check_url)] = Field(
         description="The page to read: a full http:// or https:// URL."

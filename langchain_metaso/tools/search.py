@@ -13,7 +13,7 @@ from typing_extensions import Self
 from langchain_metaso.filters import FilterSettings, SearchFilters
 from langchain_metaso.paged_search import PagedSearch, SearchOptions
 from langchain_metaso.scopes import Scope, describe_scope
-from langchain_metaso.search import MAX_SIZE, PAGE_SIZE, SearchResult
+from langchain_metaso.search import MAX_SIZE, PAGE_SIZE
 from langchain_metaso.tools.base import MetasoTool, QueryInput, explain_invalid_arguments
 
 __all__ = ["DEFAULT_MAX_SIZE", "MetasoSearchInput", "MetasoSearchTool", "format_results"]
@@ -50,14 +50,15 @@ class MetasoSearchInput(QueryInput):
 
 
 QUERY_SHOWN = 100
-"""The most characters of a query the text for a model repeats."""
+"""The most characters of a query the text for a model repeats (on one line, in quotes)."""
 
 
 def format_results(search: PagedSearch) -> str:
     """Compact text for a model of a finished search: one entry a result, numbered from
     1, what its filters dropped, and, when they kept nothing, what they keep."""
     request, response = search.request, search.response
-    query = _quote(request.query)
+    line = " ".join(request.query.split())
+    query = f"'{line if len(line) <= QUERY_SHOWN else line[: QUERY_SHOWN - 1] + '…'}'"
     note = search.filtered.describe()
     note = f" ({note})" if note else ""
     if not response.results:
@@ -73,8 +74,26 @@ def format_results(search: PagedSearch) -> str:
     of_total = f" of {response.total}" if response.total else ""
     lines = [f"Metaso {request.scope} search for {query}: {shown}{of_total} results{note}."]
     for index, result in enumerate(response.results[:shown], start=1):
-        lines.append("")
-        lines.extend(_entry(result, index))
+        lines += ["", f"[{index}] {result.title or '(untitled)'}"]
+        if result.link:
+            lines.append(result.link)
+        if result.image_url:  # an image's own URL, besides the page it is on
+            lines.append(f"image: {result.image_url}" if result.link else result.image_url)
+        details = [
+            result.date,
+            _duration(result.duration),
+            ", ".join(result.authors or ()),
+            f"{result.image_width}x{result.image_height} pixels"
+            if result.image_width and result.image_height
+            else None,
+        ]
+        if any(details):
+            lines.append(" | ".join(part for part in details if part))
+        # Summary or snippet even when raw content was fetched: whole pages would swamp
+        # the model's context; they are in the artifact. A title or URL is shown already.
+        text, used = result.text()
+        if used in ("summary", "snippet"):
+            lines.append(text.strip())
     if request.page and shown < request.size:
         lines.append(
             f"\n(Asked for {request.size} results of page {request.page}: a page holds "
@@ -85,53 +104,21 @@ def format_results(search: PagedSearch) -> str:
 
 def _kept_to(filters: SearchFilters, today: date) -> str:
     """What the filters keep, as the end of a sentence: "; kept only results from gov.cn"."""
-    cutoff = filters.cutoff(today)
+    cutoff, before = filters.cutoff(today), filters.published_before
     rules = [
         f"from {', '.join(filters.include_domains)}" if filters.include_domains else "",
         f"not from {', '.join(filters.exclude_domains)}" if filters.exclude_domains else "",
         f"dated on or after {cutoff.isoformat()}" if cutoff else "",
-        f"dated on or before {filters.published_before.isoformat()}"
-        if filters.published_before
-        else "",
+        f"dated on or before {before.isoformat()}" if before else "",
     ]
     return f"; kept only results {', '.join(rule for rule in rules if rule)}"
 
 
-def _entry(result: SearchResult, index: int) -> list[str]:
-    lines = [f"[{index}] {result.title or '(untitled)'}"]
-    if result.link:
-        lines.append(result.link)
-    if result.image_url:  # an image's own URL, besides the page it is on
-        lines.append(f"image: {result.image_url}" if result.link else result.image_url)
-    details = [
-        result.date,
-        _duration(result.duration),
-        ", ".join(result.authors or ()),
-        f"{result.image_width}x{result.image_height} pixels"
-        if result.image_width and result.image_height
-        else None,
-    ]
-    if any(details):
-        lines.append(" | ".join(part for part in details if part))
-    # Summary or snippet even when raw content was fetched: whole pages would swamp
-    # the model's context; they are in the artifact. A title or URL is shown already.
-    text, used = result.text()
-    if used in ("summary", "snippet"):
-        lines.append(text.strip())
-    return lines
-
-
-def _quote(query: str) -> str:
-    """The query on one line, cut to ``QUERY_SHOWN`` characters, in quotes."""
-    line = " ".join(query.split())
-    return f"'{line if len(line) <= QUERY_SHOWN else line[: QUERY_SHOWN - 1] + '…'}'"
-
-
 def _duration(value: str | None) -> str | None:
     """``"617"`` (seconds, as the API writes it) as ``"duration 10:17"``; other text as is."""
-    if not value or not value.strip():
+    text = (value or "").strip()
+    if not text:
         return None
-    text = value.strip()
     if not (text.isascii() and text.isdigit()):
         return f"duration {text}"
     hours, rest = divmod(int(text), 3600)
@@ -155,14 +142,11 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         page: int | None
             Default result page (the API's pages hold 10 results; ``size`` is
             then not sent, as the API takes one or the other).
-        model_args: tuple[str, ...] | None
-            The call arguments besides ``query`` a model may set (``None``, the default:
-            all); the others take the instance's values (see ``MetasoTool``).
         max_size: int | None
             The most results a model may ask for (default: 20, or ``size`` if larger);
             a call asking for more gets ``max_size``, and the text says so.
-        max_chars: int | None
-            Longest text handed to the model (default 16,000; see ``MetasoTool``).
+        model_args, max_chars:
+            What a model may set, and the longest text it gets: see ``MetasoTool``.
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).
@@ -230,10 +214,10 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         """The most results a call gets: ``max_size``, else 20 or ``size`` if larger."""
         return self.max_size or max(DEFAULT_MAX_SIZE, self.size)
 
-    def _argument_notes(self) -> dict[str, tuple[str, int | None]]:
+    def _argument_notes(self) -> tuple[tuple[str, str, int | None], ...]:
         size = MetasoSearchInput.model_fields["size"].description
         limit = self.size_limit
-        return {**super()._argument_notes(), "size": (f"{size} At most {limit}.", limit)}
+        return (*super()._argument_notes(), ("size", f"{size} At most {limit}.", limit))
 
     def _describe(self) -> str:
         if "scope" in self._given_by_model():
