@@ -1,10 +1,10 @@
-"""A local Ray cluster for the tests: conftest's ``ray_cluster`` starts one for the session.
+"""A local Ray cluster for the tests: conftest's ``ray_cluster`` starts one a session
+(a pytest-xdist worker), for every Ray test that worker runs.
 
 Without Ray the tests that use it skip, saying how to install it; under ``CI=true`` they
 fail. The cluster is the session's own (``address="local"``: never one that
-``RAY_ADDRESS`` points at), on free ports. Every Ray test is in the ``ray`` xdist group
-(``RAY_GROUP``), so one pytest-xdist worker runs them all on one cluster: a cluster takes
-seconds to start. Its workers find the package and these helpers through ``PYTHONPATH``.
+``RAY_ADDRESS`` points at), on free ports. Its workers find the package and these helpers
+through ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from types import ModuleType
 import pytest
 
 HERE = Path(__file__).resolve().parent
-RAY_GROUP = pytest.mark.xdist_group("ray")
 RAY_HINT = 'Ray not installed: pip install "langchain-metaso[ray]"'
 
 

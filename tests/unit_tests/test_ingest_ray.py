@@ -12,10 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from ray_support import RAY_GROUP
 from redis_support import REPO, redis_server_binary
-
-pytestmark = RAY_GROUP
 
 
 def ingest(state: Path, *args: str) -> dict[str, float]:

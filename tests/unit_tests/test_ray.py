@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from ray_support import RAY_GROUP, RAY_HINT, import_ray
+from ray_support import RAY_HINT, import_ray
 from redis_support import TEST_KEY, meet
 
 from langchain_metaso import (
@@ -26,9 +26,6 @@ from langchain_metaso.testing import MetasoEmulator
 
 WORKERS = 4
 RATE = 10.0  # requests a second, for all workers together
-
-
-pytestmark = RAY_GROUP
 
 
 def search_each(
