@@ -321,7 +321,8 @@ def metaso_usage(credit_budget: float | Budget | None = None) -> Iterator[Metaso
 
 class Reservation:
     """One call's holds on every budget that applies to it (the instance's ``budget``,
-    each ``metaso_usage`` block's), around each call the HTTP core sends (``MetasoClient._send``).
+    each ``metaso_usage`` block's), around each call the HTTP core sends
+    (``MetasoClient._send``, ``stream``, ``astream``).
 
     Entering raises ``MetasoBudgetExceededError`` (holding nothing) if a budget is spent;
     leaving without ``settle`` releases the holds. ``async with`` and ``asettle`` ask a

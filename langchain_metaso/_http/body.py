@@ -66,10 +66,10 @@ class BodyReader:
             encoding = "identity"
         # 47: a gzip or zlib header, detected; deflate is sent with a zlib header or none.
         wbits = {"identity": None, "": None, "gzip": 47, "x-gzip": 47, "deflate": 47}
-        if encoding not in wbits:
-            raise httpx.DecodingError(f"unsupported content-encoding {encoding!r}")
+        # Refused at the first chunk, not here: the caller closes the response from there.
+        self._unsupported = None if encoding in wbits else encoding
         self._raw_deflate = encoding == "deflate"
-        bits = wbits[encoding]
+        bits = wbits.get(encoding)
         self._zlib = None if bits is None else zlib.decompressobj(bits)
 
     def decode(self, raw: bytes) -> bytes:
@@ -82,6 +82,8 @@ class BodyReader:
         """
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise httpx.ReadTimeout("total_timeout passed while the answer was arriving")
+        if self._unsupported is not None:
+            raise httpx.DecodingError(f"unsupported content-encoding {self._unsupported!r}")
         data = raw if self._zlib is None else self._inflate(raw)
         self._left -= len(data)
         if self._left < 0:
@@ -195,8 +197,10 @@ class EventReader(Generic[T]):
         if not line:
             return self._dispatch()
         name, _, value = line.partition(":")
-        if name == "data":  # else a comment (a keep-alive ping), or a field only a
-            value = value.removeprefix(" ")  # reconnecting browser needs
+        # Any other line is a comment (a keep-alive ping), or a field (event, id, retry)
+        # that only a browser reconnecting needs.
+        if name == "data":
+            value = value.removeprefix(" ")
             if value.strip() == DONE and not self._data:
                 self.done = True  # at once: a server may keep the connection open after it
             else:
@@ -248,7 +252,8 @@ async def _exhaust(raw: AsyncIterator[bytes]) -> None:
 def drain_sync(raw: Iterator[bytes]) -> None:
     """Read what is left of a finished stream's response, for at most ``DRAIN_SECONDS``,
     so that its connection can go back to the pool; past that the read times out, which
-    closes the connection."""
+    closes the connection. Only the default transport's sockets keep to that bound
+    (``pool.DEADLINE``): the client drains no other transport's streams."""
     bound = DEADLINE.set(time.monotonic() + DRAIN_SECONDS)
     try:
         with contextlib.suppress(httpx.HTTPError):

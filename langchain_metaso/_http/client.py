@@ -132,7 +132,8 @@ class MetasoClient(RetryPolicy):
             try:
                 while not events.done:
                     yield from events.feed(next(raw, None))
-                drain_sync(raw)  # so the connection goes back to the pool
+                if self.transport is None:  # see drain_sync: only then is the drain bounded
+                    drain_sync(raw)  # so the connection goes back to the pool
             except httpx.RequestError as exc:
                 raise events.errors.connection(exc, status=response.status_code) from exc
             finally:

@@ -238,4 +238,5 @@ class ConnectionPool:
         with self._lock:
             state = self._async.pop(asyncio.get_running_loop(), None)
         if state is not None:
-            await state[1].aclose()
+            _, closer = state
+            await closer.aclose()

@@ -121,7 +121,7 @@ async def acache_call(deadline: float | None, cache: MetasoCache, action: str, *
     if native is None:
         op = asyncio.to_thread(_tolerated, action, getattr(cache, action), *args)
     else:
-        op = _atolerated(action, native(*args))
+        op = _atolerated(action, native, *args)
     try:
         return await asyncio.wait_for(op, _cache_time(deadline))
     except asyncio.TimeoutError:
@@ -137,9 +137,9 @@ def _tolerated(action: str, method: Callable[..., Any], *args: Any) -> Any:
         return None
 
 
-async def _atolerated(action: str, op: Awaitable[Any]) -> Any:
+async def _atolerated(action: str, method: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     try:
-        return await op
+        return await method(*args)
     except Exception as exc:
         logger.warning(_FAILED, action, exc)
         return None

@@ -358,6 +358,74 @@ def test_a_stream_kept_open_after_done_is_closed(hostile: Any, mode: str) -> Non
     assert server.closed_by_client.wait(30)  # the client hung up: the socket is not kept
 
 
+class StaysOpen(httpx.SyncByteStream):
+    """An event stream whose body, after ``[DONE]``, a server keeps open: reading on would
+    block as long as it likes (here it notes that it was read, and ends)."""
+
+    read_past_done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield 'data: {"choices": [{"delta": {"content": "好"}}]}\n\n'.encode()
+        yield b"data: [DONE]\n\n"
+        self.read_past_done = True
+
+
+def test_a_sync_stream_through_another_transport_ends_at_done() -> None:
+    # Only the default transport's sockets keep to the drain's bound: another transport's
+    # stream is closed at [DONE], never read on.
+    body = StaysOpen()
+    headers = {"content-type": "text/event-stream"}
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers=headers, stream=body)
+    )
+    client = config("http://127.0.0.1:9", transport=transport).client
+    assert [
+        delta.text for delta in client.stream(chat_stream_call(AnswerRequest(query="秘塔")))
+    ] == ["好"]
+    assert not body.read_past_done
+
+
+def br_encoded(content_type: str) -> Behave:
+    body = b"\x1b\x03\x00"  # brotli, which no reader here decodes
+
+    def behave(conn: socket.socket, server: HostileServer) -> None:
+        size = str(len(body))
+        conn.sendall(head(content_type=content_type, content_encoding="br", content_length=size))
+        conn.sendall(body)
+
+    return behave
+
+
+@pytest.mark.parametrize("kind", ["request", "stream"])
+def test_an_unsupported_encoding_fails_each_call_and_frees_its_connection(
+    hostile: Any, mode: str, kind: str
+) -> None:
+    server = hostile(br_encoded("text/event-stream" if kind == "stream" else "application/json"))
+    # One slot and one connection: a response left open would hold every later call.
+    client = config(server.url, max_concurrency=1, max_retries=0).client
+    expected = "unsupported content-encoding 'br'"
+    call = chat_stream_call(AnswerRequest(query="秘塔")) if kind == "stream" else search()
+
+    async def once() -> None:
+        if kind == "stream":
+            [item async for item in client.astream(call)]
+        else:
+            await client.arequest(call)
+
+    async def three() -> None:  # one loop: its connections are its own
+        for _ in range(3):
+            with pytest.raises(MetasoResponseError, match=expected):
+                await once()
+
+    if mode == "async":
+        asyncio.run(three())
+    else:
+        for _ in range(3):
+            with pytest.raises(MetasoResponseError, match=expected):
+                list(client.stream(call)) if kind == "stream" else client.request(call)
+    assert server.requests == 3
+
+
 # The issue's own case, in a process of its own: what other tests left in this one (their
 # loops, pools and sockets, collected at any moment) is not this test's to count.
 DROPPED_UNCLOSED = """

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import Served
+from conftest import Make, Served
 
 from langchain_metaso import (
     InMemoryCache,
@@ -139,3 +139,26 @@ def test_a_cancelled_leader_lets_a_follower_send(served: Served, emulator: Metas
     docs = asyncio.run(run())
     assert len(docs) == 3
     assert emulator.stats.requests == 2
+
+
+class FailsWhenCalled:
+    """A cache whose every method raises at once: its ``aget``/``aset`` are plain functions
+    (a sync wrapper), so they fail before there is anything to await."""
+
+    def get(self, key: str) -> Any:
+        raise ConnectionError("the cache is down")
+
+    def set(self, key: str, value: Any) -> None:
+        raise ConnectionError("the cache is down")
+
+    aget, aset = get, set
+
+
+@pytest.mark.asyncio
+async def test_an_async_cache_that_fails_when_called_is_bypassed(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    retriever = make(MetasoRetriever, cache=FailsWhenCalled(), k=2)
+    assert len(await retriever.ainvoke("秘塔")) == 2
+    assert "Metaso cache get failed (the cache is down); going without" in caplog.text
+    assert "Metaso cache set failed (the cache is down); going without" in caplog.text
