@@ -142,7 +142,7 @@ class AnswerDelta(BaseModel):
             raise ValueError("expected 'choices' in a stream chunk")
         choice = _first_choice(payload)
         delta = choice.get("delta")
-        return cls(**_read(payload, choice, delta if isinstance(delta, dict) else payload))
+        return cls(**_delta_fields(payload, choice, delta if isinstance(delta, dict) else payload))
 
 
 class Answer(AnswerDelta):
@@ -170,7 +170,7 @@ class Answer(AnswerDelta):
         text = message.get("answer" if simple else "content")
         if not isinstance(text, str):
             raise ValueError(f"the answer text is {type(text).__name__}, not a string")
-        fields = _read(payload, choice, message)
+        fields = _delta_fields(payload, choice, message)
         return cls(**{**fields, "text": text, "sources": fields["sources"] or []})
 
     def content(self) -> str:
@@ -206,9 +206,12 @@ class Answer(AnswerDelta):
         return documents
 
 
-def _read(payload: dict[str, Any], choice: dict[str, Any], inner: dict[str, Any]) -> dict[str, Any]:
-    """The fields of an answer or a chunk: ``inner`` is its message or delta (or
-    ``payload`` itself, the simple shape), read before the fields beside ``choices``."""
+def _delta_fields(
+    payload: dict[str, Any], choice: dict[str, Any], inner: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``AnswerDelta`` fields of an answer or a chunk: the text and reasoning from
+    ``inner`` (its message or delta, or ``payload`` itself, the simple shape), the sources
+    and highlights from ``payload``'s top level, else from ``inner``."""
     # Plain loops: this runs for every chunk of a stream.
     sources: list[Any] | None = None
     highlights: list[Any] | None = None
