@@ -95,10 +95,11 @@ def redis_server_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[ModuleType]:
-    """The ``ray`` module, initialised on a local cluster of the session's own (see
-    ``ray_support``); its address is ``ray_cluster.get_runtime_context().gcs_address``."""
+    """The ``ray`` module, initialised on a local cluster of the test module's own (see
+    ``ray_support``; stopped after it, so its daemons do not slow the tests that follow);
+    its address is ``ray_cluster.get_runtime_context().gcs_address``."""
     yield from local_ray()
 
 

@@ -1,10 +1,10 @@
-"""A local Ray cluster for the tests: conftest's ``ray_cluster`` starts one a session
-(a pytest-xdist worker), for every Ray test that worker runs.
+"""A local Ray cluster for the tests: conftest's ``ray_cluster`` starts one for a test
+module.
 
 Without Ray the tests that use it skip, saying how to install it; under ``CI=true`` they
-fail. The cluster is the session's own (``address="local"``: never one that
-``RAY_ADDRESS`` points at), on free ports. Its workers find the package and these helpers
-through ``PYTHONPATH``.
+fail. The cluster is the module's own (``address="local"``: never one that
+``RAY_ADDRESS`` points at), on free ports, so two pytest-xdist workers each start theirs.
+Its workers find the package and these helpers through ``PYTHONPATH``.
 """
 
 from __future__ import annotations
