@@ -19,7 +19,7 @@ import httpx
 
 from langchain_metaso._http.call import Call
 from langchain_metaso._http.failures import CallErrors, is_error
-from langchain_metaso._http.pool import DEADLINE
+from langchain_metaso._http.pool import DEADLINE, DeadlineStream
 from langchain_metaso.errors import MetasoResponseError
 
 __all__ = [
@@ -249,11 +249,14 @@ async def _exhaust(raw: AsyncIterator[bytes]) -> None:
         pass
 
 
-def drain_sync(raw: Iterator[bytes]) -> None:
+def drain_sync(response: httpx.Response, raw: Iterator[bytes]) -> None:
     """Read what is left of a finished stream's response, for at most ``DRAIN_SECONDS``,
     so that its connection can go back to the pool; past that the read times out, which
     closes the connection. Only the default transport's sockets keep to that bound
-    (``pool.DEADLINE``): the client drains no other transport's streams."""
+    (``pool.DEADLINE``): another transport's stream is not read on, and its connection
+    closes with the response."""
+    if not isinstance(response.extensions.get("network_stream"), DeadlineStream):
+        return
     bound = DEADLINE.set(time.monotonic() + DRAIN_SECONDS)
     try:
         with contextlib.suppress(httpx.HTTPError):

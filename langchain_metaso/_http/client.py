@@ -132,8 +132,7 @@ class MetasoClient(RetryPolicy):
             try:
                 while not events.done:
                     yield from events.feed(next(raw, None))
-                if self.transport is None:  # see drain_sync: only then is the drain bounded
-                    drain_sync(raw)  # so the connection goes back to the pool
+                drain_sync(response, raw)  # so the connection goes back to the pool
             except httpx.RequestError as exc:
                 raise events.errors.connection(exc, status=response.status_code) from exc
             finally:

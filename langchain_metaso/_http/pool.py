@@ -15,7 +15,7 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["DEADLINE", "MAX_COOLDOWN", "ConnectionPool"]
+__all__ = ["DEADLINE", "MAX_COOLDOWN", "ConnectionPool", "DeadlineStream"]
 
 DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "metaso_deadline", default=None
@@ -43,7 +43,7 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-class _DeadlineStream(httpcore.NetworkStream):
+class DeadlineStream(httpcore.NetworkStream):
     """A socket whose every wait ends by ``DEADLINE``."""
 
     def __init__(self, stream: httpcore.NetworkStream) -> None:
@@ -65,7 +65,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
         tls = self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout))
-        return _DeadlineStream(tls)
+        return DeadlineStream(tls)
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
@@ -74,7 +74,7 @@ class _DeadlineStream(httpcore.NetworkStream):
 class _DeadlineBackend(httpcore.SyncBackend):
     # TCP only: the transport built here has no ``uds``.
     def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        return _DeadlineStream(super().connect_tcp(*args, **kwargs))
+        return DeadlineStream(super().connect_tcp(*args, **kwargs))
 
 
 def _bounded(timeout: float | None) -> float | None:
