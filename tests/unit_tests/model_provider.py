@@ -83,7 +83,10 @@ def model_provider() -> Iterator[ModelProvider]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     provider.url = f"http://127.0.0.1:{server.server_port}/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Polled for shutdown every 50 ms (the default, 0.5 s, is what leaving the block waits).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield provider

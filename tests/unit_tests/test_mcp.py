@@ -1,8 +1,14 @@
-"""The MCP server end to end: ``python -m langchain_metaso.mcp`` in a child process, driven
-by the MCP SDK's clients (stdio, streamable HTTP) and by ``langchain-mcp-adapters``.
+"""The MCP server end to end, driven by the MCP SDK's clients (stdio, streamable HTTP) and
+by ``langchain-mcp-adapters``.
 
 Every expectation is what the LangChain tools themselves give for the same arguments
 against the same emulator, so the server is checked to add nothing and lose nothing.
+
+``python -m langchain_metaso.mcp`` runs in a child process where the process is the point:
+over stdio (as an MCP client starts it), over streamable HTTP, and without the SDK. The
+other tests check what flags and variables make of the server, so they build it in this
+process as ``main`` does and reach it over the SDK's in-memory streams
+(``connect_in_process``), sparing each a child's start (~1.5 s).
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ try:
     from mcp import ClientSession, StdioServerParameters, types
     from mcp.client.stdio import stdio_client
     from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.memory import create_connected_server_and_client_session
+
+    from langchain_metaso.mcp.server import build_server, build_tools, main, parse_options
 except ImportError as missing:  # pragma: no cover - depends on the environment
     HINT = f"{missing}: pip install 'langchain-metaso[mcp]' langchain-mcp-adapters"
     if os.environ.get("CI") == "true":
@@ -75,6 +84,28 @@ async def connect(*args: str, **variables: str) -> AsyncIterator[ClientSession]:
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
+
+
+def without_metaso_settings(patch: pytest.MonkeyPatch) -> None:
+    """Unset the developer's ``METASO_*`` variables, as ``server_env`` leaves them out."""
+    for name in [name for name in os.environ if name.startswith("METASO_")]:
+        patch.delenv(name)
+
+
+@asynccontextmanager
+async def connect_in_process(*args: str, **variables: str) -> AsyncIterator[ClientSession]:
+    """``connect`` without a child: the tools ``main`` builds for these flags and variables
+    (no other ``METASO_*``), behind the same server, closed with the block."""
+    with pytest.MonkeyPatch.context() as patch:
+        without_metaso_settings(patch)
+        for name, value in variables.items():
+            patch.setenv(name, value)
+        tools = build_tools(parse_options(list(args)))
+        try:
+            async with create_connected_server_and_client_session(build_server(tools)) as session:
+                yield session
+        finally:
+            await tools[0].aclose()  # the pool the three share, as the server closes it
 
 
 def tool_call(name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +183,7 @@ async def test_flags_and_environment_configure_the_tools_as_their_settings_do() 
     reader = MetasoReaderTool(metaso_api_key=KEY)
     args = ("--offline", "--model-args", "size", "--exclude-domains", "news.example.com")
     variables = {"METASO_MAX_SIZE": "5", "METASO_SCOPE": "scholar"}
-    async with connect(*args, **variables) as session:
+    async with connect_in_process(*args, **variables) as session:
         served = listed((await session.list_tools()).tools)
         assert served["metaso_search"][1] == schema_of(search)
         assert served["metaso_answer"][1] == schema_of(answer)
@@ -169,7 +200,7 @@ async def test_flags_and_environment_configure_the_tools_as_their_settings_do() 
 @pytest.mark.asyncio
 async def test_a_credit_budget_refuses_calls_with_the_tools_message() -> None:
     [search, *_] = offline_tools(credit_budget=0)
-    async with connect("--offline", "--credit-budget", "0") as session:
+    async with connect_in_process("--offline", "--credit-budget", "0") as session:
         result = await session.call_tool("metaso_search", CALLS["metaso_search"])
     want = langchain_answer(search, CALLS["metaso_search"])
     assert want.status == "error"
@@ -181,7 +212,7 @@ async def test_a_credit_budget_refuses_calls_with_the_tools_message() -> None:
 async def test_a_wrong_key_is_a_tool_error_with_the_tools_message() -> None:
     emulator = MetasoEmulator(api_key=KEY)
     with emulator.serve() as url:
-        async with connect(METASO_API_KEY="wrong-key", METASO_BASE_URL=url) as session:
+        async with connect_in_process(METASO_API_KEY="wrong-key", METASO_BASE_URL=url) as session:
             result = await session.call_tool("metaso_search", CALLS["metaso_search"])
         tool = MetasoSearchTool(metaso_api_key="wrong-key", base_url=url, max_retries=0)
         want = langchain_answer(tool, CALLS["metaso_search"])
@@ -195,7 +226,7 @@ async def test_a_wrong_key_is_a_tool_error_with_the_tools_message() -> None:
 
 @pytest.mark.asyncio
 async def test_the_redis_cache_is_shared_with_langchain_programs(redis_url: str) -> None:
-    async with connect("--offline", "--redis-url", redis_url) as session:
+    async with connect_in_process("--offline", "--redis-url", redis_url) as session:
         result = await session.call_tool("metaso_search", CALLS["metaso_search"])
     assert not result.isError
     # A program on an emulator that would refuse its key gets the server's answer from
@@ -207,7 +238,10 @@ async def test_the_redis_cache_is_shared_with_langchain_programs(redis_url: str)
     assert refusing.requests == []
 
 
-def test_a_missing_key_fails_at_start_with_the_tools_message() -> None:
+def test_a_missing_key_fails_at_start_with_the_tools_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    without_metaso_settings(monkeypatch)
     try:
         MetasoSearchTool()
     except ValidationError as exc:
@@ -218,18 +252,10 @@ def test_a_missing_key_fails_at_start_with_the_tools_message() -> None:
     else:
         pytest.fail("a tool was made without a key")
     reason = " ".join(reason.split())
-    done = subprocess.run(
-        server_command(),
-        env=server_env(PATH=os.environ.get("PATH", "")),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode != 0
-    assert done.stdout == ""
-    assert reason in " ".join(done.stderr.split())
+    assert main([]) != 0
+    done = capsys.readouterr()
+    assert done.out == ""
+    assert reason in " ".join(done.err.split())
 
 
 def test_without_the_mcp_sdk_it_says_how_to_install_it() -> None:
@@ -305,7 +331,7 @@ class ScriptedModel(GenericFakeChatModel):
 @pytest.mark.asyncio
 async def test_langchain_mcp_adapters_load_the_tools_back_into_an_agent() -> None:
     expected = {tool.name: tool for tool in offline_tools()}
-    async with connect("--offline") as session:
+    async with connect_in_process("--offline") as session:
         tools = await load_mcp_tools(session)
         assert {tool.name: tool.description for tool in tools} == {
             name: tool.description for name, tool in expected.items()
