@@ -61,32 +61,38 @@ def reply(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    provider: ModelProvider
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        provider = self.server.provider
+        request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        provider.authorizations.append(self.headers.get("Authorization", ""))
+        provider.requests.append(request)
+        body = json.dumps(reply(request), ensure_ascii=False).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+
 @contextmanager
 def model_provider() -> Iterator[ModelProvider]:
     """Serve a provider on a free port of 127.0.0.1 until the block ends."""
-    provider = ModelProvider(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            provider.authorizations.append(self.headers.get("Authorization", ""))
-            provider.requests.append(request)
-            body = json.dumps(reply(request), ensure_ascii=False).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:  # keep test output clean
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    provider.url = f"http://127.0.0.1:{server.server_port}/v1"
-    # Polled for shutdown every 50 ms (the default, 0.5 s, is what leaving the block waits).
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.provider = provider = ModelProvider(url=f"http://127.0.0.1:{server.server_port}/v1")
+    # Leaving waits for serve_forever to see the shutdown: at the default 0.5 s poll, that
+    # was most of a README block's test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield provider

@@ -24,6 +24,7 @@ from conftest import SECRET, TEST_KEY, Invoke, Make, failure
 from hostile_server import Behave, HostileServer, chunk, head
 from pydantic import SecretStr
 
+import langchain_metaso._http.body as body_module
 from langchain_metaso import (
     InMemoryCache,
     MetasoAPIError,
@@ -171,7 +172,8 @@ def test_a_cache_that_does_not_answer_is_skipped(
     make: Make, invoke: Invoke, emulator: MetasoEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = SilentCache()
-    retriever = make(MetasoRetriever, cache=cache, total_timeout=2, k=2)
+    # The cache is given a quarter of what is left, twice (get, set): ~0.45 s of waiting.
+    retriever = make(MetasoRetriever, cache=cache, total_timeout=1, k=2)
     assert len(invoke(retriever, "秘塔")) == 2
     assert len(emulator.requests) == 1
     assert "skipped, it did not answer within total_timeout" in caplog.text
@@ -187,11 +189,12 @@ def trickle_headers(conn: socket.socket, server: HostileServer) -> None:
 
 def test_headers_trickled_a_byte_at_a_time_end_at_total_timeout(hostile: Any, mode: str) -> None:
     server = hostile(trickle_headers)
-    # 1 s: ample for the request to reach the server on a loaded machine, which the
-    # count below checks (the bound is then what ended the call, not the connection).
-    client = config(server.url, total_timeout=1.0, max_retries=0).client
+    # 0.5 s: ample for the request to be sent on a loaded machine, which its arrival below
+    # checks (the bound is then what ended the call, not the connection).
+    client = config(server.url, total_timeout=0.5, max_retries=0).client
     with pytest.raises(MetasoTimeoutError):
         request(client, search(), mode)
+    assert server.arrived.wait(30)
     assert server.requests == 1
 
 
@@ -209,9 +212,10 @@ def test_a_stream_that_never_completes_an_event_ends_at_total_timeout(
     hostile: Any, mode: str, line: bytes
 ) -> None:
     server = hostile(pings(line))
-    client = config(server.url, total_timeout=1.0, max_retries=0).client
+    client = config(server.url, total_timeout=0.5, max_retries=0).client
     with pytest.raises(MetasoTimeoutError):
         stream(client, mode)
+    assert server.arrived.wait(30)
     assert server.requests == 1
 
 
@@ -351,8 +355,12 @@ def done_then_stay_open(conn: socket.socket, server: HostileServer) -> None:
     conn.sendall(chunk(b"data: [DONE]\n\n"))  # and never the end of the body
 
 
-def test_a_stream_kept_open_after_done_is_closed(hostile: Any, mode: str) -> None:
+def test_a_stream_kept_open_after_done_is_closed(
+    hostile: Any, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = hostile(done_then_stay_open)
+    # The drain after [DONE] meets nothing but silence here: its bound need not be 0.5 s.
+    monkeypatch.setattr(body_module, "DRAIN_SECONDS", 0.05)
     client = config(server.url).client
     assert [delta.text for delta in stream(client, mode)] == ["好"]
     assert server.closed_by_client.wait(30)  # the client hung up: the socket is not kept
