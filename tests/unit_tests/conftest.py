@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 import pytest
+from hypothesis import settings
 from langchain_core.messages import ToolMessage
 from ray_support import local_ray
 from redis_support import redis_server, redis_server_binary
@@ -26,6 +27,11 @@ from langchain_metaso.testing import MetasoEmulator
 TEST_KEY = "test-key"
 # A key no test sends by chance: any trace of it in a text is a leak.
 SECRET = "test-key-SHOULD-NOT-LEAK"
+
+# No per-example deadline for property tests: on a loaded 2-core machine any wall-clock
+# bound is a flaky test (one failed so at load 17).
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 C = TypeVar("C", bound=MetasoConfig)
 Invoke = Callable[..., Any]
