@@ -154,7 +154,13 @@ def _date_of(value: Any) -> Any:
 
 class FilterSettings(BaseModel):
     """The filter settings, validated: the fields of ``SearchFilters``, also carried by
-    the classes that search (``MetasoSearchTool``, ``MetasoRetriever``, ``MetasoLoader``)."""
+    the classes that search (``MetasoSearchTool``, ``MetasoRetriever``, ``MetasoLoader``).
+
+    A result must pass every filter that is set (``recency_days`` with ``published_after``:
+    the later cutoff). Nothing is sent to the API: the classes judge what it returns, so a
+    filtered search fetches further pages, at most 3 requests a call
+    (``paged_search.MAX_REQUESTS``), and may return fewer results than asked for.
+    """
 
     include_domains: Domains = Field(
         default=None,
