@@ -145,8 +145,13 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         max_size: int | None
             The most results a model may ask for (default: 20, or ``size`` if larger);
             a call asking for more gets ``max_size``, and the text says so.
-        model_args, max_chars:
-            What a model may set, and the longest text it gets: see ``MetasoTool``.
+        model_args: tuple[str, ...] | None
+            The call arguments besides ``query`` a model may set: any of ``scope``,
+            ``size``, ``page``, ``include_domains``, ``exclude_domains`` and
+            ``recency_days``; ``None`` (default): all. The others take this tool's
+            values; the schema and the description the model reads speak only of these.
+        max_chars: int | None
+            Longest text for the model (default 16,000; see ``MetasoTool``).
         include_summary, include_raw_content, concise_snippet:
             What each result carries (an AI summary, the page's full text, shorter
             snippets).

@@ -662,3 +662,10 @@ def test_the_text_is_cut_at_max_chars_saying_how_much_and_the_artifact_is_whole(
     twenty = tool_message(invoke, make(MetasoSearchTool), query=SEED_QUERY, size=20).content
     assert "[… cut" not in twenty
     assert "[20] " in twenty
+
+
+def test_the_docstring_names_every_argument_model_args_may_give() -> None:
+    doc = MetasoSearchTool.__doc__ or ""
+    paragraph = doc.split("model_args:", 1)[1].split("max_chars:", 1)[0]
+    for name in list(MetasoSearchInput.model_fields)[1:]:
+        assert f"``{name}``" in paragraph, name
