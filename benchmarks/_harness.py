@@ -32,7 +32,7 @@ for _variable in ("LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING", "LANGSMITH_TRACIN
 
 @dataclass
 class Measure:
-    """Samples of one contender: seconds (``unit="s"``) or bytes (``"B"``)."""
+    """Samples of one contender: seconds (``unit="s"``), bytes (``"B"``) or ``"instructions"``."""
 
     name: str
     samples: list[float] = field(default_factory=list)
@@ -50,6 +50,8 @@ class Measure:
     def show(self, value: float) -> str:
         if self.unit == "B":
             return f"{value / 1e6:.2f} MB"
+        if self.unit == "instructions":
+            return f"{value / 1e6:.3f} M instr."
         return f"{value * 1000:.3f} ms" if value < 0.01 else f"{value * 1000:.1f} ms"
 
 
