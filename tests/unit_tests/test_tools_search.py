@@ -81,6 +81,9 @@ def test_model_args_are_all_the_model_sees(
     parameters = convert_to_openai_tool(tool)["function"]["parameters"]
     assert list(parameters["properties"]) == shown
     assert parameters["required"] == ["query"]
+    # What the README warns of: under OpenAI's strict mode the model must set all it is shown.
+    strict = convert_to_openai_tool(tool, strict=True)["function"]["parameters"]
+    assert strict["required"] == shown
 
 
 def test_arguments_outside_model_args_keep_the_instance_values(
