@@ -53,9 +53,11 @@ QUERY_SHOWN = 100
 """The most characters of a query the text for a model repeats (on one line, in quotes)."""
 
 
-def format_results(search: PagedSearch) -> str:
+def format_results(search: PagedSearch, *, model_sets_page: bool = True) -> str:
     """Compact text for a model of a finished search: one entry a result, numbered from
-    1, what its filters dropped, and, when they kept nothing, what they keep."""
+    1, what its filters dropped, and, when they kept nothing, what they keep; after a
+    page that kept fewer than wanted, the next page to ask for if the model may set
+    ``page`` (``model_sets_page``) and one is left."""
     request, response = search.request, search.response
     line = " ".join(request.query.split())
     query = f"'{line if len(line) <= QUERY_SHOWN else line[: QUERY_SHOWN - 1] + '…'}'"
@@ -95,11 +97,28 @@ def format_results(search: PagedSearch) -> str:
         if used in ("summary", "snippet"):
             lines.append(text.strip())
     if request.page and shown < request.size:
-        lines.append(
-            f"\n(Asked for {request.size} results of page {request.page}: a page holds "
-            f"{PAGE_SIZE}; page={request.page + 1} gives the next ones.)"
-        )
+        lines += _next_page(search, request.page, model_sets_page)
     return "\n".join(lines)
+
+
+def _next_page(search: PagedSearch, page: int, model_sets_page: bool) -> list[str]:
+    """A note on where the results of a call for ``page`` go on, when more are left: a
+    page holds ``PAGE_SIZE`` and, with filters, the pages after it were read too."""
+    answers = search.answers
+    following = page + len(answers)
+    total = search.response.total
+    left = len(answers[-1].results) >= PAGE_SIZE and (
+        total is None or (following - 1) * PAGE_SIZE < total
+    )
+    if not left:
+        return []  # the last page: the count in the first line says so
+    read = (
+        f"Page {page} holds at most {PAGE_SIZE} results"
+        if len(answers) == 1
+        else f"Read pages {page}-{following - 1}"
+    )
+    advice = f"; page={following} gives the next ones" if model_sets_page else ""
+    return [f"\n({read}{advice}.)"]
 
 
 def _kept_to(filters: SearchFilters, today: date) -> str:
@@ -270,7 +289,10 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
                     f"Invalid arguments: {exc}. Fix the arguments and call the tool again."
                 ) from None
 
+        model_sets_page = "page" in self._given_by_model()
+
         def answer(search: PagedSearch) -> tuple[str, list[Document]]:
-            return format_results(search) + cut, search.to_documents()
+            text = format_results(search, model_sets_page=model_sets_page)
+            return text + cut, search.to_documents()
 
         return PagedSearch(request, filters), answer

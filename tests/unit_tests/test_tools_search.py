@@ -617,10 +617,39 @@ def test_a_page_with_a_size_above_ten_says_a_page_holds_ten(make: Make, invoke: 
     message = tool_message(invoke, make(MetasoSearchTool), query="q", page=2, size=15)
     assert len(message.artifact) == 10
     assert message.content.endswith(
-        "(Asked for 15 results of page 2: a page holds 10; page=3 gives the next ones.)"
+        "(Page 2 holds at most 10 results; page=3 gives the next ones.)"
     )
     within = tool_message(invoke, make(MetasoSearchTool), query="q", page=2, size=10)
-    assert "a page holds" not in within.content
+    assert "holds at most" not in within.content
+
+
+def test_the_last_page_names_no_next_one(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    items = load_seed_response()["webpages"]
+    emulator.script(Fault.status(200, body={"webpages": items, "total": 20}))
+    message = tool_message(invoke, make(MetasoSearchTool), query="q", page=2, size=15)
+    assert len(message.artifact) == 10
+    assert "page=3" not in message.content
+    assert "holds at most" not in message.content
+
+
+def test_a_filtered_page_names_the_page_after_those_it_read(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    tool = make(MetasoSearchTool)
+    message = tool_message(invoke, tool, query="q", page=3, include_domains=["example.com"])
+    pages = [request.json()["page"] for request in emulator.requests]
+    assert pages == [3, 4, 5]
+    assert len(message.artifact) < 10
+    assert message.content.endswith("(Read pages 3-5; page=6 gives the next ones.)")
+
+
+def test_a_page_the_model_may_not_set_is_not_advised(make: Make, invoke: Invoke) -> None:
+    tool = make(MetasoSearchTool, page=2, size=15, model_args=["size"])
+    message = tool_message(invoke, tool, query="q")
+    assert message.content.endswith("(Page 2 holds at most 10 results.)")
+    assert "page=" not in message.content
 
 
 def test_filters_that_keep_nothing_say_what_they_keep(served: Served, invoke: Invoke) -> None:
