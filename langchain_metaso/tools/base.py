@@ -143,8 +143,9 @@ class MetasoTool(MetasoConfig, BaseTool):
     """What every Metaso tool shares: the settings, a compact answer for the model with
     the full data as the artifact, and failures (bad arguments, a wrong key, rate limits,
     timeouts) handed back as an error ``ToolMessage`` whose text tells the model what to
-    do; with ``handle_tool_error=False`` they raise the typed error of
-    ``langchain_metaso.errors`` (each is a ``ToolException``).
+    do; with ``handle_tool_error=False`` the failures of a call raise the typed error of
+    ``langchain_metaso.errors`` (each is a ``ToolException``), and with
+    ``handle_validation_error=False`` bad arguments raise pydantic's ``ValidationError``.
 
     A tool says what it does in ``_plan_call``; ``args_schema`` (a class default) is
     the whole set of call arguments, whose first is always the model's to give. The

@@ -13,6 +13,7 @@ import pytest
 from conftest import TEST_KEY, Invoke, tool_call
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import ToolException
+from pydantic import ValidationError
 
 import langchain_metaso.errors as errors
 import langchain_metaso.tools as tools
@@ -213,6 +214,24 @@ def test_without_handle_tool_error_a_program_catches_the_typed_error(
     copied = pickle.loads(pickle.dumps(error))
     assert type(copied) is expected
     assert str(copied) == str(error)
+
+
+@pytest.mark.parametrize("cls", TOOLS)
+def test_bad_arguments_raise_only_without_handle_validation_error(
+    cls: Any, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    # What the README's settings table says: handle_tool_error=False alone still hands
+    # invalid arguments back as a message; handle_validation_error=False raises them.
+    settings = {"api_key": TEST_KEY, "transport": emulator.transport()}
+    first = next(iter(arguments(cls)))
+    bad = tool_call(cls.model_fields["name"].default, **{first: " "})
+    message = invoke(cls(**settings, handle_tool_error=False), bad)
+    assert isinstance(message, ToolMessage)
+    assert message.status == "error"
+    assert message.content.startswith(f"Invalid arguments: {first}: ")
+    with pytest.raises(ValidationError):
+        invoke(cls(**settings, handle_tool_error=False, handle_validation_error=False), bad)
+    assert emulator.requests == []
 
 
 def test_every_error_is_a_tool_exception_of_its_own_class() -> None:
