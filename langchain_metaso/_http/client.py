@@ -31,7 +31,7 @@ from langchain_metaso._http.pool import DEADLINE, ConnectionPool
 from langchain_metaso._http.retry import MAX_RETRY_AFTER, RetryPolicy
 from langchain_metaso._http.single_flight import Abandoned, acache_call, cache_call, join
 from langchain_metaso.cache import MetasoCache, cache_key
-from langchain_metaso.errors import MetasoError, MetasoRateLimitError
+from langchain_metaso.errors import MetasoAPIError, MetasoError, MetasoRateLimitError
 from langchain_metaso.usage import Budget, Reservation, credits_from, record_usage
 
 __all__ = ["MetasoClient"]
@@ -289,9 +289,13 @@ class MetasoClient(RetryPolicy):
                 if isinstance(exc, MetasoRateLimitError) and exc.retry_after:
                     self.pool.cool_down(exc.retry_after)  # for every copy, not just this call
                 wait = self.retry_delay(exc, attempt)
-                if wait is None or reply.cut_off:  # a 2xx may already be charged for
+                # Not retried: a 2xx may already be charged for; an answer with no time
+                # left to retry is its own error (a 429 keeps its Retry-After).
+                if wait is None or reply.cut_off:
                     raise
                 if not self.fits(wait, deadline):
+                    if isinstance(exc, MetasoAPIError):
+                        raise
                     raise errors.out_of_time(exc) from exc
                 delay = wait
                 attempt += 1

@@ -221,15 +221,13 @@ class CallErrors:
 
     def out_of_time(self, last: MetasoError | None = None) -> MetasoTimeoutError:
         """A call out of ``total_timeout``: waiting for a free slot, or with no time left to
-        retry after ``last`` (its cause only: its advice would be a second one)."""
+        retry after ``last``, a failure to reach the server (its cause only: its advice
+        would be a second one)."""
         limit = f"total_timeout={self.total_timeout:g} s"
         if last is None:
             problem = f"{limit} passed waiting for a free max_concurrency slot"
         else:
-            problem = type(last).__name__
-            if isinstance(last, MetasoAPIError):
-                problem += f" (HTTP {last.status_code}: {last.provider_message or 'no message'})"
-            problem += f", and no time left for another attempt within {limit}"
+            problem = f"{type(last).__name__}, and no time left for another attempt within {limit}"
         return MetasoTimeoutError(
             problem,
             endpoint=self.endpoint,
