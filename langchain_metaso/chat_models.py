@@ -101,7 +101,8 @@ class ChatMetaso(MetasoConfig, BaseChatModel):
 
             for chunk in chat.stream("秘塔 AI 搜索是哪家公司做的?"):
                 print(chunk.text, end="", flush=True)
-            # sources on the first chunk; finish_reason, credits, usage_metadata on the last
+            # sources on the first chunk; finish_reason, usage_metadata on the last (credits
+            # only if the stream reports them: today's streams do not)
     """
 
     # The class docstring says what each field is.
