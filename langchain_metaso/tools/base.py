@@ -28,7 +28,7 @@ from langchain_metaso._http import Call
 from langchain_metaso._parsing import Query, ScopeName
 from langchain_metaso.config import MetasoConfig, check_arguments
 from langchain_metaso.paged_search import PagedSearch, arun_search, run_search
-from langchain_metaso.scopes import SCOPES, describe_scopes
+from langchain_metaso.scopes import SCOPES, describe_scope, describe_scopes
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
@@ -206,8 +206,13 @@ class MetasoTool(MetasoConfig, BaseTool):
         return (("scope", f"Where to look: {describe_scopes(scope)}.", None),) if scope else ()
 
     def _describe(self) -> str:
-        """The description of the tool for these settings (the class's by default)."""
-        return str(type(self).model_fields["description"].default)
+        """The description of the tool for these settings: the class's, naming the default
+        scope when it is not the web (the class's text speaks of the web)."""
+        text = str(type(self).model_fields["description"].default)
+        scope = getattr(self, "scope", "webpage")  # the reader has none
+        if scope != "webpage":
+            text += f" A call without a scope searches {describe_scope(scope)}."
+        return text
 
     # Also run on every assignment (validate_assignment): the schema and the description
     # follow the settings.

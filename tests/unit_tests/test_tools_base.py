@@ -216,6 +216,17 @@ def test_without_handle_tool_error_a_program_catches_the_typed_error(
     assert str(copied) == str(error)
 
 
+@pytest.mark.parametrize("cls", [cls for cls in TOOLS if "scope" in cls.model_fields])
+def test_a_description_names_a_default_scope_other_than_the_web(cls: Any) -> None:
+    # The class's text speaks of the web; a model that may leave out scope must know
+    # where such a call looks.
+    assert "without a scope" not in cls(api_key=TEST_KEY).description
+    tool = cls(api_key=TEST_KEY, scope="scholar")
+    assert tool.description.endswith(" A call without a scope searches academic papers (学术).")
+    tool.scope = "video"
+    assert tool.description.endswith(" A call without a scope searches videos.")
+
+
 @pytest.mark.parametrize("cls", TOOLS)
 def test_bad_arguments_raise_only_without_handle_validation_error(
     cls: Any, emulator: MetasoEmulator, invoke: Invoke
