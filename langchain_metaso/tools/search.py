@@ -239,9 +239,19 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
         return self.max_size or max(DEFAULT_MAX_SIZE, self.size)
 
     def _argument_notes(self) -> tuple[tuple[str, str, int | None], ...]:
-        size = MetasoSearchInput.model_fields["size"].description
+        fields = MetasoSearchInput.model_fields
         limit = self.size_limit
-        return (*super()._argument_notes(), ("size", f"{size} At most {limit}.", limit))
+        undated = "kept" if self.keep_undated else "dropped"
+        return (
+            *super()._argument_notes(),
+            ("size", f"{fields['size'].description} At most {limit}.", limit),
+            (
+                "recency_days",
+                f"{fields['recency_days'].description} Results whose date cannot be read "
+                f"are {undated}.",
+                None,
+            ),
+        )
 
     def _describe(self) -> str:
         if "scope" in self._given_by_model():

@@ -623,6 +623,17 @@ def test_a_page_with_a_size_above_ten_says_a_page_holds_ten(make: Make, invoke: 
     assert "holds at most" not in within.content
 
 
+def test_recency_days_tells_the_model_what_happens_to_undated_results(make: Make) -> None:
+    def shown(tool: MetasoSearchTool) -> str:
+        schema = tool.tool_call_schema.model_json_schema()
+        return str(schema["properties"]["recency_days"]["description"])
+
+    tool = make(MetasoSearchTool)
+    assert shown(tool).endswith(" Results whose date cannot be read are kept.")
+    tool.keep_undated = False
+    assert shown(tool).endswith(" Results whose date cannot be read are dropped.")
+
+
 def test_the_last_page_names_no_next_one(
     make: Make, emulator: MetasoEmulator, invoke: Invoke
 ) -> None:
