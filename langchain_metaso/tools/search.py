@@ -102,21 +102,15 @@ def format_results(search: PagedSearch, *, model_sets_page: bool = True) -> str:
 
 
 def _next_page(search: PagedSearch, page: int, model_sets_page: bool) -> list[str]:
-    """A note on where the results of a call for ``page`` go on, when more are left: a
-    page holds ``PAGE_SIZE`` and, with filters, the pages after it were read too."""
-    answers = search.answers
-    following = page + len(answers)
-    total = search.response.total
-    left = len(answers[-1].results) >= PAGE_SIZE and (
-        total is None or (following - 1) * PAGE_SIZE < total
-    )
-    if not left:
+    """Where a call for ``page`` goes on, if results are left: a page holds ``PAGE_SIZE``
+    and, with filters, the pages after it were read too."""
+    following, total = page + len(search.answers), search.response.total
+    short = len(search.answers[-1].results) < PAGE_SIZE
+    if short or (total is not None and (following - 1) * PAGE_SIZE >= total):
         return []  # the last page: the count in the first line says so
-    read = (
-        f"Page {page} holds at most {PAGE_SIZE} results"
-        if len(answers) == 1
-        else f"Read pages {page}-{following - 1}"
-    )
+    read = f"Page {page} holds at most {PAGE_SIZE} results"
+    if following > page + 1:
+        read = f"Read pages {page}-{following - 1}"
     advice = f"; page={following} gives the next ones" if model_sets_page else ""
     return [f"\n({read}{advice}.)"]
 
@@ -240,17 +234,12 @@ class MetasoSearchTool(SearchOptions, MetasoTool):
 
     def _argument_notes(self) -> tuple[tuple[str, str, int | None], ...]:
         fields = MetasoSearchInput.model_fields
-        limit = self.size_limit
-        undated = "kept" if self.keep_undated else "dropped"
+        limit, undated = self.size_limit, "kept" if self.keep_undated else "dropped"
+        recency = f"{fields['recency_days'].description} Results whose date cannot be read are"
         return (
             *super()._argument_notes(),
             ("size", f"{fields['size'].description} At most {limit}.", limit),
-            (
-                "recency_days",
-                f"{fields['recency_days'].description} Results whose date cannot be read "
-                f"are {undated}.",
-                None,
-            ),
+            ("recency_days", f"{recency} {undated}.", None),
         )
 
     def _describe(self) -> str:
