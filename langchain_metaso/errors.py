@@ -226,12 +226,10 @@ class MetasoBudgetExceededError(MetasoError):
         budget: The budget, in credits.
         used: Credits spent and held (``spent + held``): what refused the call.
         spent: Credits spent so far (``used`` if the budget did not say).
-        held: Credits held by calls in flight; while ``spent`` is below ``budget``, the
-            call may go through once they finish.
+        held: Credits held by calls in flight: the call may go through once they finish.
         endpoint: The endpoint of the refused call, e.g. ``"search"``.
         fails_every_request: See ``MetasoError``; true once ``spent`` reaches ``budget``
-            (until the developer raises it: a loader stops, not skips), false when held
-            credits refused the call.
+            (a loader stops, not skips), false when held credits refused the call.
     """
 
     def __init__(
@@ -243,18 +241,15 @@ class MetasoBudgetExceededError(MetasoError):
         self.held = used - self.spent
         self.endpoint = endpoint
         self.fails_every_request = self.spent >= budget
-        # Read by a model too (an agent's tool): it must stop only when only the developer
-        # can help, and not give up a budget that calls in flight merely hold.
-        if self.fails_every_request:
-            why = (
-                f"the credit budget of {budget:g} credits is spent ({self.spent:g} used), and "
-                "no Metaso call can be made until the developer raises it (credit_budget, "
-                "metaso_usage). Do not call Metaso again; go on with what you have."
-            )
-        else:
-            why = (
-                f"calls still running hold the {budget - self.spent:g} credits left of the "
-                f"credit budget of {budget:g} ({self.spent:g} are spent); this call may go "
-                "through once they finish: try again after them."
-            )
+        # Read by a model too (an agent's tool): told to stop only when only the developer
+        # can help, not while calls in flight merely hold credits.
+        why = (
+            f"the credit budget of {budget:g} credits is spent ({self.spent:g} used), and "
+            "no Metaso call can be made until the developer raises it (credit_budget, "
+            "metaso_usage). Do not call Metaso again; go on with what you have."
+            if self.fails_every_request
+            else f"calls still running hold the {budget - self.spent:g} credits left of the "
+            f"credit budget of {budget:g} ({self.spent:g} are spent); this call may go "
+            "through once they finish: try again after them."
+        )
         super().__init__(f"Metaso {endpoint} was not sent: {why}")

@@ -68,8 +68,7 @@ class Budget(Protocol):
 
     def reserve(self, endpoint: str) -> Any:
         """Hold a call's expected cost and return the hold, or raise
-        ``MetasoBudgetExceededError`` (saying what is ``spent``) if spent and held credits
-        reach ``limit``."""
+        ``MetasoBudgetExceededError`` if spent and held credits reach ``limit``."""
 
     def settle(self, hold: Any, credits: float | None) -> None:
         """Charge the answered call its ``credits``, or what was held (``None``)."""
@@ -150,8 +149,7 @@ class CreditBudget:
 # KEYS[1]: the budget, a hash: 'spent', and 'price:<endpoint>' (what one last cost).
 # KEYS[2]: the holds of calls in flight, a sorted set of '<id> <credits>' by lapse time.
 # ARGV: limit, endpoint, the expected price if none was seen, hold id, lease seconds.
-# Returns {1, price held} or {0, credits spent, credits held}, numbers as strings (Lua's
-# are floats; 'spent' as Redis keeps it, all its digits).
+# Returns {1, price held} or {0, credits spent, credits held}, as strings (Lua's are floats).
 _RESERVE_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
