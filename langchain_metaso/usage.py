@@ -327,7 +327,7 @@ class Reservation:
     each ``metaso_usage`` block's), around each call the HTTP core sends
     (``MetasoClient._send``, ``stream``, ``astream``).
 
-    Entering raises ``MetasoBudgetExceededError`` (holding nothing) if a budget is spent;
+    Entering raises ``MetasoBudgetExceededError`` (holding nothing) if a budget refuses;
     leaving without ``settle`` releases the holds. ``async with`` and ``asettle`` ask a
     budget kept on a server from a worker thread, never blocking the event loop.
     """
