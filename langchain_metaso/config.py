@@ -259,8 +259,8 @@ class MetasoConfig(BaseModel):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with ``update`` applied, validated as the constructor validates (pydantic's
-        own copy is not); it shares this instance's connections and credit budget (a
-        ``deep`` copy gets its own connections)."""
+        own copy is not); it shares this instance's connections (unless ``deep``) and credit
+        budget (unless ``update`` gives one)."""
         self._credit_budget()  # made now if not yet, so that the copy spends from it too
         copied = super().model_copy(deep=deep)
         if not update:
@@ -311,8 +311,8 @@ class MetasoConfig(BaseModel):
 
     def share_connections(self, cls: type[C], **kwargs: Any) -> C:
         """A ``cls`` instance with these settings (``kwargs`` added or overriding) that
-        shares this instance's connection pool, and so its ``max_concurrency`` bound (as
-        a toolkit's tools do)."""
+        shares this instance's connection pool, so its ``max_concurrency`` bound, and credit
+        budget (unless ``kwargs`` give one), as a toolkit's tools do."""
         other = cls(**{**self.connection_settings(), **kwargs})
         return self._share_with(other, budget="credit_budget" not in kwargs)
 
