@@ -143,9 +143,9 @@ class MetasoConfig(BaseModel):
     """Credits this instance and its copies (``model_copy``, a toolkit's tools) may spend
     together; a call that would start after that is refused with
     ``MetasoBudgetExceededError`` before it is sent. A number set later is the new limit of
-    that budget, copies included (their field keeps the old number), and what was spent
-    still counts; a copy given a ``credit_budget`` counts on its own. Or a budget to spend
-    from, e.g. a ``RedisCreditBudget`` shared by every process. ``None``: no budget."""
+    that budget, copies included (their field keeps the old number), spent credits counted;
+    a copy given one counts on its own. Or a budget to spend from, e.g. a
+    ``RedisCreditBudget`` shared by every process. ``None``: no budget."""
 
     _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
     _budget: CreditBudget | None = PrivateAttr(default=None)

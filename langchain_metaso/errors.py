@@ -215,8 +215,7 @@ class MetasoTimeoutError(MetasoConnectionError):
 
 
 class MetasoBudgetExceededError(MetasoError):
-    """A credit budget refused a call before anything was sent: its credits are spent, or
-    held by calls still in flight.
+    """A credit budget, spent or held by calls in flight, refused a call before sending it.
 
     Raised for a ``credit_budget`` of an instance (shared with its copies) or of a
     ``metaso_usage(credit_budget=...)`` block. Calls already under way when the budget
@@ -228,8 +227,7 @@ class MetasoBudgetExceededError(MetasoError):
         spent: Credits spent so far (``used`` if the budget did not say).
         held: Credits held by calls in flight: the call may go through once they finish.
         endpoint: The endpoint of the refused call, e.g. ``"search"``.
-        fails_every_request: See ``MetasoError``; true once ``spent`` reaches ``budget``
-            (a loader stops, not skips), false when held credits refused the call.
+        fails_every_request: See ``MetasoError``; true once ``spent`` reaches ``budget``.
     """
 
     def __init__(
@@ -241,8 +239,7 @@ class MetasoBudgetExceededError(MetasoError):
         self.held = used - self.spent
         self.endpoint = endpoint
         self.fails_every_request = self.spent >= budget
-        # Read by a model too (an agent's tool): told to stop only when only the developer
-        # can help, not while calls in flight merely hold credits.
+        # Read by a model too (an agent's tool): told to stop only if only the developer can help.
         why = (
             f"the credit budget of {budget:g} credits is spent ({self.spent:g} used), and "
             "no Metaso call can be made until the developer raises it (credit_budget, "

@@ -220,8 +220,7 @@ class RedisCreditBudget:
             raise MetasoBudgetExceededError(
                 budget=self.limit, used=spent + held, spent=spent, endpoint=endpoint
             )
-        price = amounts[0].decode()
-        return endpoint, f"{hold_id} {price}", float(price)
+        return endpoint, f"{hold_id} {amounts[0].decode()}", float(amounts[0])
 
     def settle(self, hold: tuple[str, str, float], credits: float | None) -> None:
         endpoint, member, amount = hold
