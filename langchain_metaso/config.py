@@ -142,11 +142,13 @@ class MetasoConfig(BaseModel):
     ) = None
     """Credits this instance and its copies (``model_copy``, a toolkit's tools) may spend
     together; a call that would start after that is refused with
-    ``MetasoBudgetExceededError`` before it is sent. Or a budget to spend from, e.g. a
+    ``MetasoBudgetExceededError`` before it is sent. A number set later is the new limit of
+    that budget, copies included (their field keeps the old number), spent credits counted;
+    a copy given one counts on its own. Or a budget to spend from, e.g. a
     ``RedisCreditBudget`` shared by every process. ``None``: no budget."""
 
     _pool: ConnectionPool = PrivateAttr(default_factory=ConnectionPool)
-    _budget: Budget | None = PrivateAttr(default=None)
+    _budget: CreditBudget | None = PrivateAttr(default=None)
 
     @classmethod
     @functools.cache  # a class's fields do not change; every construction reads them
@@ -251,11 +253,14 @@ class MetasoConfig(BaseModel):
             object.__setattr__(self, "__dict__", before)
             object.__setattr__(self, "__pydantic_fields_set__", fields_set)
             raise
+        if name == "credit_budget" and self._budget and isinstance(self.credit_budget, float):
+            # Raised or lowered for every copy sharing the budget, keeping what was spent.
+            self._budget.limit = self.credit_budget
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with ``update`` applied, validated as the constructor validates (pydantic's
-        own copy is not); it shares this instance's connections and credit budget (a
-        ``deep`` copy gets its own connections)."""
+        own copy is not); it shares this instance's connections (unless ``deep``) and credit
+        budget (unless ``update`` gives one)."""
         self._credit_budget()  # made now if not yet, so that the copy spends from it too
         copied = super().model_copy(deep=deep)
         if not update:
@@ -266,7 +271,8 @@ class MetasoConfig(BaseModel):
         # environment then), updated: what is derived from them is derived again.
         given = (copied.model_fields_set | set(MetasoConfig.model_fields)) - replaced
         values = {name: getattr(copied, name) for name in given}
-        return copied._share_with(type(self).model_validate({**values, **update}))
+        made = type(self).model_validate({**values, **update})
+        return copied._share_with(made, budget="credit_budget" not in replaced)
 
     @property
     def client(self) -> MetasoClient:
@@ -291,14 +297,13 @@ class MetasoConfig(BaseModel):
         )
 
     def _credit_budget(self) -> Budget | None:
-        # Copies share the budget object; one given another limit counts afresh.
+        # A number: the limit of one CreditBudget, made on first use, that copies share.
         if self.credit_budget is None or isinstance(self.credit_budget, Budget):
             return self.credit_budget
         with _BUDGET_LOCK:  # two first calls at once must not count on two budgets
-            budget = self._budget
-            if budget is None or budget.limit != self.credit_budget:
-                budget = self._budget = CreditBudget(self.credit_budget)
-            return budget
+            if self._budget is None:
+                self._budget = CreditBudget(self.credit_budget)
+            return self._budget
 
     def connection_settings(self) -> dict[str, Any]:
         """The settings every class shares (key, base URL, limits...), by name."""
@@ -306,13 +311,15 @@ class MetasoConfig(BaseModel):
 
     def share_connections(self, cls: type[C], **kwargs: Any) -> C:
         """A ``cls`` instance with these settings (``kwargs`` added or overriding) that
-        shares this instance's connection pool, and so its ``max_concurrency`` bound (as
-        a toolkit's tools do)."""
-        return self._share_with(cls(**{**self.connection_settings(), **kwargs}))
+        shares this instance's connection pool, so its ``max_concurrency`` bound, and credit
+        budget (unless ``kwargs`` give one), as a toolkit's tools do."""
+        other = cls(**{**self.connection_settings(), **kwargs})
+        return self._share_with(other, budget="credit_budget" not in kwargs)
 
-    def _share_with(self, other: C) -> C:
+    def _share_with(self, other: C, *, budget: bool) -> C:
         other._pool = self._pool
-        other._budget = self._credit_budget()
+        if budget and isinstance(self._credit_budget(), CreditBudget):
+            other._budget = self._budget
         return other
 
     def close(self) -> None:

@@ -215,29 +215,38 @@ class MetasoTimeoutError(MetasoConnectionError):
 
 
 class MetasoBudgetExceededError(MetasoError):
-    """A credit budget is spent: the call was refused before anything was sent.
+    """A credit budget, spent or held by calls in flight, refused a call before sending it.
 
     Raised for a ``credit_budget`` of an instance (shared with its copies) or of a
     ``metaso_usage(credit_budget=...)`` block. Calls already under way when the budget
-    ran out finish, so what is used can exceed the budget by their credits.
+    ran out finish, so what is spent can exceed the budget by their credits.
 
     Attributes:
         budget: The budget, in credits.
-        used: Credits spent against it so far.
+        used: Credits spent and held (``spent + held``): what refused the call.
+        spent: Credits spent so far (``used`` if the budget did not say).
+        held: Credits held by calls in flight: the call may go through once they finish.
         endpoint: The endpoint of the refused call, e.g. ``"search"``.
+        fails_every_request: See ``MetasoError``; true once ``spent`` reaches ``budget``.
     """
 
-    fails_every_request = True  # until the budget is raised: a loader stops, not skips
-
-    def __init__(self, *, budget: float, used: float, endpoint: str) -> None:
+    def __init__(
+        self, *, budget: float, used: float, endpoint: str, spent: float | None = None
+    ) -> None:
         self.budget = budget
         self.used = used
+        self.spent = used if spent is None else spent
+        self.held = used - self.spent
         self.endpoint = endpoint
-        # Read by a model too (an agent's tool): it must stop, as only the developer can
-        # raise the budget.
-        super().__init__(
-            f"Metaso {endpoint} was not sent: the credit budget of {budget:g} credits is "
-            f"spent ({used:g} used), and no Metaso call can be made until the developer "
-            "raises it (credit_budget, metaso_usage). Do not call Metaso again; go on "
-            "with what you have."
+        self.fails_every_request = self.spent >= budget
+        # Read by a model too (an agent's tool): told to stop only if only the developer can help.
+        why = (
+            f"the credit budget of {budget:g} credits is spent ({self.spent:g} used), and "
+            "no Metaso call can be made until the developer raises it (credit_budget, "
+            "metaso_usage). Do not call Metaso again; go on with what you have."
+            if self.fails_every_request
+            else f"calls still running hold the {budget - self.spent:g} credits left of the "
+            f"credit budget of {budget:g} ({self.spent:g} are spent); this call may go "
+            "through once they finish: try again after them."
         )
+        super().__init__(f"Metaso {endpoint} was not sent: {why}")

@@ -105,10 +105,10 @@ class CreditBudget:
 
     def reserve(self, endpoint: str) -> tuple[str, float]:
         with self._lock:
-            committed = self.spent + self.held
-            if committed >= self.limit:
+            used = self.spent + self.held
+            if used >= self.limit:
                 raise MetasoBudgetExceededError(
-                    budget=self.limit, used=committed, endpoint=endpoint
+                    budget=self.limit, used=used, spent=self.spent, endpoint=endpoint
                 )
             amount = self._prices.get(endpoint, _expected(endpoint))
             self.held += amount
@@ -149,17 +149,18 @@ class CreditBudget:
 # KEYS[1]: the budget, a hash: 'spent', and 'price:<endpoint>' (what one last cost).
 # KEYS[2]: the holds of calls in flight, a sorted set of '<id> <credits>' by lapse time.
 # ARGV: limit, endpoint, the expected price if none was seen, hold id, lease seconds.
-# Returns {1, price held} or {0, credits committed}, numbers as strings (Lua's are floats).
+# Returns {1, price held} or {0, credits spent, credits held}, as strings (Lua's are floats).
 _RESERVE_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local committed = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
+local spent = redis.call('HGET', KEYS[1], 'spent') or '0'
+local held = 0
 for _, hold in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  committed = committed + tonumber(string.match(hold, ' (.+)$'))
+  held = held + tonumber(string.match(hold, ' (.+)$'))
 end
-if committed >= tonumber(ARGV[1]) then
-  return {0, tostring(committed)}
+if tonumber(spent) + held >= tonumber(ARGV[1]) then
+  return {0, spent, tostring(held)}
 end
 local price = redis.call('HGET', KEYS[1], 'price:' .. ARGV[2]) or ARGV[3]
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4] .. ' ' .. price)
@@ -213,12 +214,13 @@ class RedisCreditBudget:
         args = [self.limit, endpoint, _expected(endpoint), hold_id, HOLD_LEASE]
         # A Script made each call (source and hash): the budget pickles as its settings.
         script = self.connection.client.register_script(_RESERVE_SCRIPT)
-        allowed, amount = self._redis(endpoint, script, keys=keys, args=args)
+        allowed, *amounts = self._redis(endpoint, script, keys=keys, args=args)
         if not int(allowed):
+            spent, held = map(float, amounts)
             raise MetasoBudgetExceededError(
-                budget=self.limit, used=float(amount), endpoint=endpoint
+                budget=self.limit, used=spent + held, spent=spent, endpoint=endpoint
             )
-        return endpoint, f"{hold_id} {amount.decode()}", float(amount)
+        return endpoint, f"{hold_id} {amounts[0].decode()}", float(amounts[0])
 
     def settle(self, hold: tuple[str, str, float], credits: float | None) -> None:
         endpoint, member, amount = hold
@@ -324,7 +326,7 @@ class Reservation:
     each ``metaso_usage`` block's), around each call the HTTP core sends
     (``MetasoClient._send``, ``stream``, ``astream``).
 
-    Entering raises ``MetasoBudgetExceededError`` (holding nothing) if a budget is spent;
+    Entering raises ``MetasoBudgetExceededError`` (holding nothing) if a budget refuses;
     leaving without ``settle`` releases the holds. ``async with`` and ``asettle`` ask a
     budget kept on a server from a worker thread, never blocking the event loop.
     """

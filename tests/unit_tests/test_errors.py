@@ -71,6 +71,22 @@ def test_the_budget_message_names_the_endpoint_and_tells_a_model_to_stop(endpoin
     assert "Raise credit_budget" not in text  # the developer's setting, not the model's move
 
 
+def test_a_budget_only_held_by_calls_in_flight_tells_a_model_to_try_again_later() -> None:
+    # 30 of 30 held, 9 spent: the calls in flight may cost less than they hold.
+    error = errors.MetasoBudgetExceededError(budget=30, used=39, spent=9, endpoint="search")
+    assert (error.budget, error.used, error.spent, error.held) == (30, 39, 9, 30)
+    assert str(error) == (
+        "Metaso search was not sent: calls still running hold the 21 credits left of the "
+        "credit budget of 30 (9 are spent); this call may go through once they finish: try "
+        "again after them."
+    )
+    assert not error.fails_every_request  # a loader skips the page, it does not stop
+    spent = errors.MetasoBudgetExceededError(budget=30, used=40, spent=30, endpoint="search")
+    assert (spent.spent, spent.held, spent.fails_every_request) == (30, 10, True)
+    assert "is spent (30 used)" in str(spent)
+    assert str(spent).endswith("Do not call Metaso again; go on with what you have.")
+
+
 @pytest.mark.parametrize(
     ("said", "shown"),
     [
@@ -143,6 +159,7 @@ def test_a_timeout_is_a_connection_error_and_every_http_answer_an_api_error() ->
         errors.MetasoResponseError("not JSON", endpoint="reader", body_excerpt="<html>"),
         errors.MetasoTimeoutError("ReadTimeout", endpoint="search", url="u"),
         errors.MetasoBudgetExceededError(budget=20, used=25.5, endpoint="reader"),
+        errors.MetasoBudgetExceededError(budget=20, used=25.5, spent=3, endpoint="reader"),
     ],
 )
 def test_errors_survive_pickling_and_copying(error: Exception) -> None:

@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Make, tool_call
+from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableLambda
+from pydantic import ValidationError
 from redis_support import free_port
 
 from langchain_metaso import (
@@ -440,6 +442,115 @@ def test_concurrent_calls_start_only_while_the_budget_can_pay(
     assert (budget.spent, held(budget)) == (12, 0)
     if where == "metaso_usage":
         assert (usage.requests, usage.credits) == (4, 12)
+
+
+def test_credits_only_held_by_calls_in_flight_do_not_refuse_for_good(
+    budget_of: Callable[[float], CreditBudget | RedisCreditBudget],
+) -> None:
+    """Limit 10: a first search holds the 10 a search is expected to cost."""
+    budget = budget_of(10)
+    search = budget.reserve("search")
+    with pytest.raises(MetasoBudgetExceededError) as caught:
+        budget.reserve("reader")
+    held_only = caught.value
+    assert (held_only.spent, held_only.held, held_only.used) == (0, 10, 10)
+    assert not held_only.fails_every_request
+    assert "calls still running hold the 10 credits left" in str(held_only)
+    assert "Do not call" not in str(held_only)
+    budget.release(search)  # the search failed before an answer (a 500): nothing spent
+    reader = budget.reserve("reader")  # holds 1
+    budget.settle(budget.reserve("search"), 10)
+    with pytest.raises(MetasoBudgetExceededError) as caught:
+        budget.reserve("reader")
+    spent = caught.value
+    assert (spent.spent, spent.held, spent.fails_every_request) == (10, 1, True)
+    assert "budget of 10 credits is spent (10 used)" in str(spent)
+    budget.release(reader)
+
+
+def test_parallel_tool_calls_refused_for_held_credits_are_told_to_try_again(
+    make: Make, emulator: MetasoEmulator, mode: str
+) -> None:
+    """Budget 30, searches of 3: four first calls at once each hold the 10 a search is
+    expected to cost, so one is refused while nothing is spent."""
+    gate = Gate(emulator, calls=4)
+    tool = make(MetasoSearchTool, size=3, credit_budget=30, transport=gate)
+    call = tool_call(tool.name, query="秘塔")
+
+    def told(message: ToolMessage) -> ToolMessage:
+        if message.status == "error":
+            gate.tried()  # refused: the requests sent may go on
+        return message
+
+    async def all_at_once() -> list[ToolMessage]:
+        async def one() -> ToolMessage:
+            return told(await tool.ainvoke(call))
+
+        return await asyncio.gather(*(one() for _ in range(4)))
+
+    if mode == "async":
+        messages = asyncio.run(all_at_once())
+    else:
+        with ThreadPoolExecutor(4) as pool:
+            messages = list(pool.map(lambda _: told(tool.invoke(call)), range(4)))
+    [refused] = [message for message in messages if message.status == "error"]
+    assert refused.content == (
+        "Metaso search was not sent: calls still running hold the 30 credits left of the "
+        "credit budget of 30 (0 are spent); this call may go through once they finish: try "
+        "again after them."
+    )
+    budget = tool._credit_budget()
+    assert isinstance(budget, CreditBudget)
+    assert (budget.spent, budget.held) == (9, 0)
+    assert tool.invoke(call).status == "success"  # trying again after them went through
+    assert len(emulator.requests) == 4
+
+
+def test_a_budget_raised_later_keeps_what_was_spent_for_every_copy(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    retriever = make(MetasoRetriever, k=3, credit_budget=5)  # the emulator charges 3 a search
+    copied = retriever.model_copy()
+    retriever.invoke("一")
+    retriever.invoke("二")  # 6 spent
+    with pytest.raises(ValidationError):
+        retriever.credit_budget = -1  # rejected: changes nothing
+    with pytest.raises(MetasoBudgetExceededError, match="budget of 5 credits"):
+        copied.invoke("三")
+    retriever.credit_budget = 9  # 3 more, for the copy too: not 9 afresh
+    copied.invoke("三")
+    with pytest.raises(MetasoBudgetExceededError, match=r"budget of 9 credits is spent \(9"):
+        retriever.invoke("四")
+    assert len(emulator.requests) == 3
+
+
+def test_a_budget_raised_on_a_toolkit_or_one_tool_is_raised_for_all_its_tools(
+    make: Make, emulator: MetasoEmulator
+) -> None:
+    toolkit = make(MetasoToolkit, credit_budget=3)
+    search, reader, answer = toolkit.get_tools()
+    read = tool_call(reader.name, url="https://a.cn/")  # a page costs 1
+    ask = tool_call(answer.name, query="秘塔是什么")  # an answer costs 3
+    search.invoke({"query": "秘塔", "size": 3})
+    assert "budget of 3 credits is spent" in reader.invoke(read).content
+    toolkit.credit_budget = 4  # the tools handed out already take it
+    assert reader.invoke(read).status == "success"
+    assert "budget of 4 credits is spent" in answer.invoke(ask).content
+    search.credit_budget = 7
+    assert answer.invoke(ask).status == "success"
+    assert len(emulator.requests) == 3
+
+
+def test_a_copy_given_its_own_budget_counts_on_its_own(make: Make) -> None:
+    retriever = make(MetasoRetriever, k=3, credit_budget=3)
+    retriever.invoke("一")
+    own = retriever.model_copy(update={"credit_budget": 3})
+    sibling = retriever.share_connections(MetasoSearchTool, credit_budget=3)
+    own.invoke("二")
+    assert sibling.invoke(tool_call(sibling.name, query="三", size=3)).status == "success"
+    for spent in (retriever, own):
+        with pytest.raises(MetasoBudgetExceededError, match="budget of 3 credits"):
+            spent.invoke("四")
 
 
 def answers_until_refused(model: ChatMetaso, mode: str, leave_early: bool) -> int:
