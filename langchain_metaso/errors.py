@@ -223,11 +223,10 @@ class MetasoBudgetExceededError(MetasoError):
 
     Attributes:
         budget: The budget, in credits.
-        used: Credits spent and held (``spent + held``): what refused the call.
-        spent: Credits spent so far (``used`` if the budget did not say).
+        used: ``spent + held``, which refused the call.
+        spent: Credits spent so far; once they reach ``budget``, ``fails_every_request``.
         held: Credits held by calls in flight: the call may go through once they finish.
         endpoint: The endpoint of the refused call, e.g. ``"search"``.
-        fails_every_request: See ``MetasoError``; true once ``spent`` reaches ``budget``.
     """
 
     def __init__(

@@ -289,11 +289,9 @@ class MetasoClient(RetryPolicy):
                 if isinstance(exc, MetasoRateLimitError) and exc.retry_after:
                     self.pool.cool_down(exc.retry_after)  # for every copy, not just this call
                 wait = self.retry_delay(exc, attempt)
-                # Not retried: a 2xx may already be charged for; an answer with no time
-                # left to retry is its own error (a 429 keeps its Retry-After).
-                if wait is None or reply.cut_off:
+                if wait is None or reply.cut_off:  # a 2xx may already be charged for
                     raise
-                if not self.fits(wait, deadline):
+                if not self.fits(wait, deadline):  # an answer stays its own error (a 429's wait)
                     if isinstance(exc, MetasoAPIError):
                         raise
                     raise errors.out_of_time(exc) from exc
