@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -96,6 +96,8 @@ PROVIDER_CODES: dict[int, ErrorKind] = {
 PROVIDER_CODES[-10010] = ErrorKind(
     MetasoAPIError, f"302.AI found no such resource. {WRONG_URL_HINT}", fails_every_request=True
 )
+for _code in (-10009, -10002):  # the function or tool, off on 302.AI: every request fails
+    PROVIDER_CODES[_code] = replace(PROVIDER_CODES[_code], fails_every_request=True)
 
 STATUSES: dict[int, ErrorKind] = {
     401: ErrorKind(Auth),

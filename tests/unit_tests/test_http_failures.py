@@ -38,6 +38,9 @@ EXPECTED: dict[int, tuple[type[MetasoAPIError], bool]] = {
     **dict.fromkeys([-10003, -10008, -1024], (MetasoServerError, True)),
     **dict.fromkeys([-10011, -10009, -10002, -10010], (MetasoAPIError, False)),
 }
+# No request can succeed until a setting changes: the key, the credits, the endpoint or the
+# tool on 302.AI (a loader stops at the first page instead of skipping every page).
+EVERY_REQUEST = {-10001, -10005, -10004, -10006, -10007, -10012, -10009, -10002, -10010}
 
 
 # --- 302.AI's codes ----------------------------------------------------------------------
@@ -65,6 +68,7 @@ def test_302ai_codes_decide_whatever_the_status(
     assert message in str(error)
     # Only the provider's transient failures are tried again.
     assert emulator.stats.requests == (2 if retried else 1)
+    assert error.fails_every_request is (code in EVERY_REQUEST)
     if expected is MetasoInsufficientCreditsError:
         # Credits and quotas: the message says which, and never blames the key.
         assert "METASO_API_KEY" not in str(error)
