@@ -4,6 +4,7 @@ a fake clock, and the small helpers several test modules call (tool calls, cache
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +58,20 @@ def _no_real_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's real key or base URL must never reach a unit test.
     monkeypatch.delenv("METASO_API_KEY", raising=False)
     monkeypatch.delenv("METASO_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def gc_paused() -> Iterator[None]:
+    """No garbage collection during the test. One started while a JSON parser is deep in
+    its recursion (bodies nested near Python's limit) runs the finalizers of earlier tests'
+    objects there, with no stack left: their RecursionError is unraisable, and pytest
+    reports it in whatever test runs next on the worker."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @pytest.fixture

@@ -257,6 +257,7 @@ GARBAGE = [
 ]
 
 
+@pytest.mark.usefixtures("gc_paused")  # b"[" * 100_000 is parsed to the recursion limit
 @pytest.mark.parametrize("raw", GARBAGE, ids=range(len(GARBAGE)))
 def test_an_entry_that_cannot_be_read_is_a_miss(raw: bytes) -> None:
     store = InMemoryByteStore()

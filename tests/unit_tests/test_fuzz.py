@@ -192,6 +192,10 @@ def answer_with(body: bytes) -> Recorder:
     return Recorder(lambda request: httpx.Response(200, content=body))
 
 
+# Bodies nested near the recursion limit: see the fixture.
+pytestmark = pytest.mark.usefixtures("gc_paused")
+
+
 # --- the answer path --------------------------------------------------------------------
 
 
