@@ -10,6 +10,7 @@ from typing import Any, Literal, get_type_hints
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool
 from pydantic import (
+    AliasChoices,
     BaseModel,
     Field,
     GetJsonSchemaHandler,
@@ -73,6 +74,8 @@ def explain_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str
             scope_wrong = scope_wrong or name == "scope"
         elif full is not None and name in full.model_fields:
             problems.append(f"{name}: fixed by the developer of this tool, leave it out")
+        elif name in (aliases := _other_names(full)):  # given with the name it stands for
+            problems.append(f"{name}: another name of {aliases[name]}, give only one of them")
         else:
             problems.append(f"{name}: not an argument of this tool")
     scopes = f" Valid scopes are {', '.join(SCOPES)}." if scope_wrong else ""
@@ -80,6 +83,18 @@ def explain_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str
         f"Invalid arguments: {'; '.join(problems)}.{scopes} "
         "Fix the arguments and call the tool again."
     )
+
+
+def _other_names(schema: type[BaseModel] | None) -> dict[str, str]:
+    """Each other name an argument of ``schema`` is accepted by (``max_results``), and its own."""
+    fields = schema.model_fields.items() if schema else ()
+    return {
+        other: name
+        for name, field in fields
+        if isinstance(field.validation_alias, AliasChoices)
+        for other in field.validation_alias.choices
+        if isinstance(other, str) and other != name
+    }
 
 
 def cut_text(text: str, max_chars: int | None) -> str:

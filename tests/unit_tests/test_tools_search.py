@@ -591,6 +591,11 @@ def test_max_results_is_another_name_of_size(
     assert len(tool_message(invoke, tool, query="q").artifact) == 4
     assert len(tool_message(invoke, tool, query="q", max_results=2).artifact) == 2
     assert [r.json()["size"] for r in emulator.requests] == [4, 2]
+    both = tool_message(invoke, tool, query="q", size=3, max_results=2)
+    assert both.status == "error"
+    assert "max_results: another name of size, give only one of them" in both.content
+    assert "not an argument" not in both.content
+    assert len(emulator.requests) == 2
 
 
 # --- what the text says of pages and filters -------------------------------------------------
