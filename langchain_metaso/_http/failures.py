@@ -44,6 +44,8 @@ WRONG_URL_HINT = (
     f"METASO_BASE_URL), e.g. {DEFAULT_BASE_URL} for 302.AI or {METASO_CN_BASE_URL} for metaso.cn."
 )
 
+READER_HINT = "The reader could not read that page (gone, blocked or not text): try another URL."
+
 
 @dataclass(frozen=True)
 class ErrorKind:
@@ -359,6 +361,9 @@ class CallErrors:
         # Cut short: a provider may echo the whole request (a 10,000-character query).
         message = self.shorten(message)
         kind = error_kind(status, code, message, html=html)
+        hint = kind.hint
+        if hint is None and kind.error is MetasoAPIError and self.endpoint == "reader":
+            hint = READER_HINT  # the reader's own refusal: the page, not the parameters
         return kind.error(
             message,
             status_code=status,
@@ -366,7 +371,7 @@ class CallErrors:
             url=self.url,
             code=code,
             retry_after=retry_after,
-            hint=kind.hint,
+            hint=hint,
             fails_every_request=kind.fails_every_request,
         )
 

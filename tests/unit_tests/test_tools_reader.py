@@ -112,6 +112,17 @@ def test_bad_url_is_an_error_message_before_any_request(
     assert emulator.requests == []
 
 
+def test_a_page_the_reader_refuses_says_to_try_another_url(
+    make: Make, emulator: MetasoEmulator, invoke: Invoke
+) -> None:
+    emulator.script(Fault.business_error(1000, "页面无法访问"))
+    result = tool_message(invoke, make(MetasoReaderTool), url=URL)
+    assert result.status == "error"
+    assert "页面无法访问" in result.content
+    assert result.content.endswith("try another URL.")
+    assert "request parameters" not in result.content
+
+
 def test_missing_url_argument_is_an_error_message(make: Make, invoke: Invoke) -> None:
     result = invoke(make(MetasoReaderTool), tool_call("metaso_reader"))
     assert result.status == "error"
