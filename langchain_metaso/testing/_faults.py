@@ -55,7 +55,8 @@ class Fault:
 
     @classmethod
     def delay(cls, seconds: float) -> Fault:
-        """Wait ``seconds``, then answer normally."""
+        """Wait ``seconds``, then answer normally; a client whose read timeout is shorter
+        times out, in process as over a socket."""
         return cls("delay", seconds=seconds)
 
     @classmethod

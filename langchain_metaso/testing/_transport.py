@@ -60,6 +60,19 @@ def _response(plan: Plan, request: httpx.Request) -> httpx.Response:
     )
 
 
+def _wait(plan: Plan, request: httpx.Request) -> float:
+    """The plan's delay, cut to the request's read timeout: past it, a read of a real
+    server's socket would have timed out (``_response_after`` then raises as httpx does)."""
+    read = request.extensions.get("timeout", {}).get("read")
+    return plan.delay if read is None else min(plan.delay, read)
+
+
+def _response_after(waited: float, plan: Plan, request: httpx.Request) -> httpx.Response:
+    if waited < plan.delay:
+        raise httpx.ReadTimeout("timed out", request=request)
+    return _response(plan, request)
+
+
 def _describe(request: httpx.Request) -> tuple[str, str, dict[str, str]]:
     return request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()}
 
@@ -73,13 +86,13 @@ class EmulatorTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
         with self._exchange(*_describe(request), body) as plan:
-            if plan.delay > 0:
-                time.sleep(plan.delay)
-            return _response(plan, request)
+            if (wait := _wait(plan, request)) > 0:
+                time.sleep(wait)
+            return _response_after(wait, plan, request)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
         with self._exchange(*_describe(request), body) as plan:
-            if plan.delay > 0:
-                await asyncio.sleep(plan.delay)
-            return _response(plan, request)
+            if (wait := _wait(plan, request)) > 0:
+                await asyncio.sleep(wait)
+            return _response_after(wait, plan, request)

@@ -241,6 +241,28 @@ def test_delay_fault_trips_a_short_client_timeout_over_the_socket(emu: MetasoEmu
         assert "webpages" in search(c, q=QUERY)
 
 
+def test_delay_fault_trips_a_short_client_timeout_in_process(emu: MetasoEmulator) -> None:
+    # As over the socket: an in-process test of a client's timeout must not pass by luck.
+    emu.script(Fault.delay(30))
+    with httpx.Client(transport=emu.transport(), base_url="http://m", headers=AUTH) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            c.post("/search", json={"q": QUERY, "scope": "webpage"}, timeout=0.05)
+        assert "webpages" in search(c, q=QUERY)
+
+
+@pytest.mark.asyncio
+async def test_delay_fault_trips_a_short_async_client_timeout_in_process(
+    emu: MetasoEmulator,
+) -> None:
+    emu.script(Fault.delay(30))
+    transport = emu.transport()
+    async with httpx.AsyncClient(transport=transport, base_url="http://m", headers=AUTH) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            await c.post("/search", json={"q": QUERY, "scope": "webpage"}, timeout=0.05)
+        response = await c.post("/search", json={"q": QUERY, "scope": "webpage"})
+        assert "webpages" in response.json()
+
+
 # --- load -----------------------------------------------------------------------------------
 
 
