@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from typing_extensions import Self
 
 from langchain_metaso._http import ConnectionPool, MetasoClient
@@ -32,7 +33,13 @@ from langchain_metaso.cache import MetasoCache
 from langchain_metaso.providers import DEFAULT_BASE_URL, METASO_CN_BASE_URL
 from langchain_metaso.usage import Budget, CreditBudget
 
-__all__ = ["DEFAULT_BASE_URL", "METASO_CN_BASE_URL", "MetasoConfig", "check_arguments"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "METASO_CN_BASE_URL",
+    "MetasoConfig",
+    "check_arguments",
+    "names_of",
+]
 
 C = TypeVar("C", bound="MetasoConfig")
 _BUDGET_LOCK = threading.Lock()
@@ -68,6 +75,13 @@ def check_arguments(owner: str, given: Iterable[str], accepted: Mapping[str, lis
             raise ValueError(
                 f"{owner} got {other!r} and {name!r}, two names of one setting: pass one"
             )
+
+
+def names_of(name: str, field: FieldInfo) -> list[str]:
+    """The names a field is given by: its own, then its aliases (``AliasChoices``)."""
+    alias = field.validation_alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else [name]
+    return [choice for choice in choices if isinstance(choice, str)]
 
 
 class MetasoConfig(BaseModel):
@@ -163,11 +177,7 @@ class MetasoConfig(BaseModel):
             for index, klass in enumerate(mro)
             for name in inspect.get_annotations(klass)
         }
-        names = {}
-        for name, field in cls.model_fields.items():
-            alias = field.validation_alias
-            choices = alias.choices if isinstance(alias, AliasChoices) else [name]
-            names[name] = [choice for choice in choices if isinstance(choice, str)]
+        names = {name: names_of(name, field) for name, field in cls.model_fields.items()}
         return dict(sorted(names.items(), key=lambda item: declared_by.get(item[0], len(mro))))
 
     @classmethod

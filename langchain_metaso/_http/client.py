@@ -31,7 +31,7 @@ from langchain_metaso._http.pool import DEADLINE, ConnectionPool
 from langchain_metaso._http.retry import MAX_RETRY_AFTER, RetryPolicy
 from langchain_metaso._http.single_flight import Abandoned, acache_call, cache_call, join
 from langchain_metaso.cache import MetasoCache, cache_key
-from langchain_metaso.errors import MetasoAPIError, MetasoError, MetasoRateLimitError
+from langchain_metaso.errors import MetasoConnectionError, MetasoError, MetasoRateLimitError
 from langchain_metaso.usage import Budget, Reservation, credits_from, record_usage
 
 __all__ = ["MetasoClient"]
@@ -292,7 +292,7 @@ class MetasoClient(RetryPolicy):
                 if wait is None or reply.cut_off:  # a 2xx may already be charged for
                     raise
                 if not self.fits(wait, deadline):  # an answer stays its own error (a 429's wait)
-                    if isinstance(exc, MetasoAPIError):
+                    if not isinstance(exc, MetasoConnectionError):
                         raise
                     raise errors.out_of_time(exc) from exc
                 delay = wait

@@ -223,7 +223,7 @@ class CallErrors:
             answered=status is not None,
         )
 
-    def out_of_time(self, last: MetasoError | None = None) -> MetasoTimeoutError:
+    def out_of_time(self, last: MetasoConnectionError | None = None) -> MetasoTimeoutError:
         """A call out of ``total_timeout``: waiting for a free slot, or with no time left to
         retry after ``last``, a failure to reach the server (its cause only: its advice
         would be a second one)."""

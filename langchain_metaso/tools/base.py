@@ -10,7 +10,6 @@ from typing import Any, Literal, get_type_hints
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import BaseTool
 from pydantic import (
-    AliasChoices,
     BaseModel,
     Field,
     GetJsonSchemaHandler,
@@ -27,7 +26,7 @@ from typing_extensions import Self
 
 from langchain_metaso._http import Call
 from langchain_metaso._parsing import Query, ScopeName
-from langchain_metaso.config import MetasoConfig, check_arguments
+from langchain_metaso.config import MetasoConfig, check_arguments, names_of
 from langchain_metaso.paged_search import PagedSearch, arun_search, run_search
 from langchain_metaso.scopes import SCOPES, describe_scope, describe_scopes
 
@@ -88,13 +87,7 @@ def explain_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str
 def _other_names(schema: type[BaseModel] | None) -> dict[str, str]:
     """Each other name an argument of ``schema`` is accepted by (``max_results``), and its own."""
     fields = schema.model_fields.items() if schema else ()
-    return {
-        other: name
-        for name, field in fields
-        if isinstance(field.validation_alias, AliasChoices)
-        for other in field.validation_alias.choices
-        if isinstance(other, str) and other != name
-    }
+    return {other: name for name, field in fields for other in names_of(name, field)[1:]}
 
 
 def cut_text(text: str, max_chars: int | None) -> str:
